@@ -1,0 +1,68 @@
+use super::*;
+
+const VERIFIER: &str = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$9sYCQSgH4ZfW8lOc4ywrs9qmSCZYUp4WL96GVI8ceqs=:iNkdqSSlq2n2GcUMofq2ppGOGfvv9WzKTzxQdlySByo=";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("test.toml"))
+}
+
+#[test]
+fn empty_file_gets_defaults_but_needs_tls_files() {
+    let err = parse("").unwrap_err();
+    let keys: Vec<_> = err.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["tls.cert", "tls.key"]);
+}
+
+#[test]
+fn defaults_are_production_safe() {
+    let config = parse("[tls]\nmode = \"disable\"\n").unwrap();
+    assert_eq!(config.pool.mode, PoolMode::Transaction);
+    assert_eq!(config.auth.method, AuthMethod::ScramSha256);
+    assert!(!config.auth.allow_cleartext_without_tls);
+    assert_eq!(Config::default().tls.mode, TlsMode::Require);
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let err = parse("[tls]\nmode = \"disable\"\n\n[pool]\nsize = 2\nsise = 3\n").unwrap_err();
+    let problem = &err.problems()[0];
+    assert_eq!(problem.line, Some(6));
+    assert!(problem.message.contains("sise"), "{problem}");
+}
+
+#[test]
+fn bad_enum_value_is_reported_with_line() {
+    let err = parse("[tls]\nmode = \"sometimes\"\n").unwrap_err();
+    assert_eq!(err.problems()[0].line, Some(2));
+    assert!(err.problems()[0].message.contains("sometimes"));
+}
+
+#[test]
+fn semantic_problems_are_all_reported_with_lines() {
+    let text = format!(
+        "[tls]\nmode = \"disable\"\n[pool]\nsize = 0\n[[users]]\nname = \"a\"\npassword = \"plain\"\n[[users]]\nname = \"a\"\npassword = \"{VERIFIER}\"\nmd5 = \"md5zz\"\n"
+    );
+    let err = parse(&text).unwrap_err();
+    let got: Vec<_> = err
+        .problems()
+        .iter()
+        .map(|p| (p.key.as_str(), p.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("pool.size", Some(4)),
+            ("users[0].password", Some(7)),
+            ("users[1].name", Some(9)),
+            ("users[1].md5", Some(11)),
+        ]
+    );
+}
+
+#[test]
+fn valid_user_is_accepted() {
+    let text = format!("[tls]\nmode = \"disable\"\n[[users]]\nname = \"a\"\npassword = \"{VERIFIER}\"\ngroups = [\"hr\"]\n[users.attributes]\nregion = [\"EU\"]\n");
+    let config = parse(&text).unwrap();
+    let user = config.user("a").unwrap();
+    assert_eq!(user.attributes["region"], ["EU"]);
+}

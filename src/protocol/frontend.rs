@@ -1,0 +1,240 @@
+//! Client messages the proxy looks inside (Query, Parse, Bind's header, Describe, Close, the
+//! authentication responses), and their re-encodings when the proxy renames a statement.
+
+use super::{tag, BodyReader, ProtocolError};
+use bytes::{BufMut, BytesMut};
+
+/// Appends a complete message (type byte, length, body) to `out`.
+pub fn put_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
+    out.reserve(5 + body.len());
+    out.put_u8(tag);
+    out.put_i32((body.len() + 4) as i32);
+    out.put_slice(body);
+}
+
+/// The SQL text of a simple Query.
+pub fn query_text(body: &[u8]) -> Result<&str, ProtocolError> {
+    BodyReader::new(body).cstr("query")
+}
+
+/// Encodes a simple Query message.
+pub fn query(out: &mut BytesMut, sql: &str) {
+    out.put_u8(tag::QUERY);
+    out.put_i32((sql.len() + 5) as i32);
+    out.put_slice(sql.as_bytes());
+    out.put_u8(0);
+}
+
+/// A Parse message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parse<'a> {
+    pub name: &'a str,
+    pub query: &'a str,
+    /// The parameter-type section (count + OIDs), kept raw.
+    pub param_types: &'a [u8],
+}
+
+impl<'a> Parse<'a> {
+    pub fn decode(body: &'a [u8]) -> Result<Self, ProtocolError> {
+        let mut r = BodyReader::new(body);
+        let name = r.cstr("statement name")?;
+        let query = r.cstr("query")?;
+        let param_types = r.remaining();
+        let count = BodyReader::new(param_types).i16()?;
+        if count < 0 || param_types.len() != 2 + 4 * count as usize {
+            return Err(ProtocolError::Invalid("malformed parameter types in Parse"));
+        }
+        Ok(Self {
+            name,
+            query,
+            param_types,
+        })
+    }
+
+    /// Encodes this Parse under another statement name.
+    pub fn encode_as(&self, out: &mut BytesMut, name: &str) {
+        let len = 4 + name.len() + 1 + self.query.len() + 1 + self.param_types.len();
+        out.reserve(len + 1);
+        out.put_u8(tag::PARSE);
+        out.put_i32(len as i32);
+        out.put_slice(name.as_bytes());
+        out.put_u8(0);
+        out.put_slice(self.query.as_bytes());
+        out.put_u8(0);
+        out.put_slice(self.param_types);
+    }
+}
+
+/// The start of a Bind message: enough to rename its statement without touching parameters.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BindHead<'a> {
+    pub portal: &'a [u8],
+    pub statement: &'a str,
+    /// Offset in the body where the parameter section starts.
+    pub rest_offset: usize,
+}
+
+impl<'a> BindHead<'a> {
+    /// Decodes from a body prefix; `Truncated` means more bytes are needed.
+    pub fn decode(prefix: &'a [u8]) -> Result<Self, ProtocolError> {
+        let mut r = BodyReader::new(prefix);
+        let portal = r.cstr_bytes()?;
+        let statement = r.cstr("statement name")?;
+        Ok(Self {
+            portal,
+            statement,
+            rest_offset: r.position(),
+        })
+    }
+
+    /// Writes the header of a Bind for `statement`, whose body continues with `rest_len`
+    /// bytes the caller writes (or streams) afterwards.
+    pub fn encode_head_as(&self, out: &mut BytesMut, statement: &str, rest_len: usize) {
+        let len = 4 + self.portal.len() + 1 + statement.len() + 1 + rest_len;
+        out.put_u8(tag::BIND);
+        out.put_i32(len as i32);
+        out.put_slice(self.portal);
+        out.put_u8(0);
+        out.put_slice(statement.as_bytes());
+        out.put_u8(0);
+    }
+}
+
+/// Describe or Close: a kind byte (`S` statement, `P` portal) and a name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub kind: u8,
+    pub name: &'a str,
+}
+
+impl<'a> Target<'a> {
+    pub fn decode(body: &'a [u8]) -> Result<Self, ProtocolError> {
+        let mut r = BodyReader::new(body);
+        let kind = r.u8()?;
+        if kind != b'S' && kind != b'P' {
+            return Err(ProtocolError::Invalid(
+                "Describe/Close kind must be 'S' or 'P'",
+            ));
+        }
+        let name = r.cstr("name")?;
+        Ok(Self { kind, name })
+    }
+
+    pub fn is_statement(&self) -> bool {
+        self.kind == b'S'
+    }
+
+    pub fn encode_as(&self, out: &mut BytesMut, message_tag: u8, name: &str) {
+        out.put_u8(message_tag);
+        out.put_i32((4 + 1 + name.len() + 1) as i32);
+        out.put_u8(self.kind);
+        out.put_slice(name.as_bytes());
+        out.put_u8(0);
+    }
+}
+
+/// Encodes a Close of a prepared statement.
+pub fn close_statement(out: &mut BytesMut, name: &str) {
+    Target { kind: b'S', name }.encode_as(out, tag::CLOSE, name);
+}
+
+/// Encodes a Sync.
+pub fn sync(out: &mut BytesMut) {
+    put_message(out, tag::SYNC, &[]);
+}
+
+/// A SASLInitialResponse: mechanism and initial client data.
+pub fn sasl_initial(body: &[u8]) -> Result<(&str, &[u8]), ProtocolError> {
+    let mut r = BodyReader::new(body);
+    let mechanism = r.cstr("SASL mechanism")?;
+    let len = r.i32()?;
+    let data = if len < 0 {
+        &[][..]
+    } else {
+        r.bytes(len as usize)?
+    };
+    Ok((mechanism, data))
+}
+
+/// A cleartext or md5 PasswordMessage: the NUL-terminated response.
+pub fn password(body: &[u8]) -> Result<&[u8], ProtocolError> {
+    BodyReader::new(body).cstr_bytes()
+}
+
+/// Encodes a SASLInitialResponse (proxy to backend).
+pub fn encode_sasl_initial(out: &mut BytesMut, mechanism: &str, data: &[u8]) {
+    let mut body = BytesMut::with_capacity(mechanism.len() + 5 + data.len());
+    body.put_slice(mechanism.as_bytes());
+    body.put_u8(0);
+    body.put_i32(data.len() as i32);
+    body.put_slice(data);
+    put_message(out, tag::PASSWORD, &body);
+}
+
+/// Encodes a PasswordMessage carrying a NUL-terminated string (cleartext or md5).
+pub fn encode_password(out: &mut BytesMut, password: &[u8]) {
+    let mut body = password.to_vec();
+    body.push(0);
+    put_message(out, tag::PASSWORD, &body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(bytes: &BytesMut) -> &[u8] {
+        &bytes[5..]
+    }
+
+    #[test]
+    fn parse_rename_round_trip() {
+        let raw = b"s1\0select $1\0\x00\x01\x00\x00\x00\x17";
+        let parse = Parse::decode(raw).unwrap();
+        assert_eq!((parse.name, parse.query), ("s1", "select $1"));
+        let mut out = BytesMut::new();
+        parse.encode_as(&mut out, "rv_abc");
+        let again = Parse::decode(body(&out)).unwrap();
+        assert_eq!(
+            (again.name, again.param_types),
+            ("rv_abc", parse.param_types)
+        );
+        assert_eq!(
+            out.len() - 1,
+            i32::from_be_bytes(out[1..5].try_into().unwrap()) as usize
+        );
+    }
+
+    #[test]
+    fn malformed_parse_is_rejected() {
+        assert!(Parse::decode(b"s1\0select\0\x00\x02\x00\x00\x00\x17").is_err());
+        assert!(Parse::decode(b"s1\0select\0\xff\xff").is_err());
+        assert!(Parse::decode(b"s1").is_err());
+    }
+
+    #[test]
+    fn bind_head_rename_keeps_the_rest() {
+        let raw = b"\0s1\0\x00\x00\x00\x00\x00\x00";
+        let head = BindHead::decode(raw).unwrap();
+        assert_eq!(head.statement, "s1");
+        let rest = &raw[head.rest_offset..];
+        let mut out = BytesMut::new();
+        head.encode_head_as(&mut out, "rv_x", rest.len());
+        out.put_slice(rest);
+        let again = BindHead::decode(body(&out)).unwrap();
+        assert_eq!(again.statement, "rv_x");
+        assert_eq!(&body(&out)[again.rest_offset..], rest);
+    }
+
+    #[test]
+    fn targets_and_auth_messages() {
+        assert_eq!(Target::decode(b"Sfoo\0").unwrap().name, "foo");
+        assert!(Target::decode(b"Xfoo\0").is_err());
+        assert!(Target::decode(b"").is_err());
+        assert_eq!(
+            sasl_initial(b"M\0\x00\x00\x00\x02hi").unwrap(),
+            ("M", &b"hi"[..])
+        );
+        assert!(sasl_initial(b"M\0\x00\x00\x00\x09hi").is_err());
+        assert_eq!(sasl_initial(b"M\0\xff\xff\xff\xff").unwrap().1, b"");
+    }
+}
