@@ -1,0 +1,223 @@
+//! One raw protocol connection to the cluster and its login.
+
+use super::{BackendError, PreparedSet};
+use crate::auth::{md5_login_response, ScramClient};
+use crate::net::Stream;
+use crate::protocol::backend::{decode_auth, decode_backend_key, decode_parameter_status, AuthRequest, ErrorFields};
+use crate::protocol::scan::{Direction, Piece, Scanner};
+use crate::protocol::startup::{encode_ssl_request, StartupMessage};
+use crate::protocol::{frontend, tag};
+use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Where and as whom the pool logs in.
+#[derive(Clone)]
+pub struct BackendTarget {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub password: Option<String>,
+    /// TLS client configuration when the cluster is reached over TLS.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls_required: bool,
+    pub connect_timeout: Duration,
+    pub prepared_capacity: usize,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A logged-in backend connection. The relay reads and writes `stream` directly.
+pub struct BackendConn {
+    pub id: u64,
+    pub stream: Stream,
+    /// Bytes read from the cluster and not yet relayed.
+    pub read_buf: BytesMut,
+    pub scanner: Scanner,
+    /// The backend's cancel key.
+    pub key: (i32, i32),
+    pub peer: SocketAddr,
+    /// ParameterStatus values reported at login.
+    pub params: Vec<(String, String)>,
+    /// Statements the proxy prepared here under its own names.
+    pub prepared: PreparedSet,
+    /// Fingerprint of the session settings applied (0 = the pool's login defaults).
+    pub settings: u64,
+    /// Set when the connection's state is unknown; it is then closed, never reused.
+    pub broken: bool,
+    pub created: Instant,
+}
+
+impl BackendConn {
+    pub async fn connect(target: &BackendTarget) -> Result<Self, BackendError> {
+        tokio::time::timeout(target.connect_timeout, Self::connect_inner(target))
+            .await
+            .map_err(|_| BackendError::ConnectTimeout)?
+    }
+
+    async fn connect_inner(target: &BackendTarget) -> Result<Self, BackendError> {
+        let addr = format!("{}:{}", target.host, target.port);
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|source| BackendError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        tcp.set_nodelay(true)?;
+        let peer = tcp.peer_addr()?;
+        let stream = match &target.tls {
+            Some(config) => Self::start_tls(tcp, config.clone(), target).await?,
+            None => Stream::Plain(tcp),
+        };
+        let mut conn = BackendConn {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            stream,
+            read_buf: BytesMut::with_capacity(16 * 1024),
+            scanner: Scanner::new(Direction::FromBackend, usize::MAX),
+            key: (0, 0),
+            peer,
+            params: Vec::new(),
+            prepared: PreparedSet::new(target.prepared_capacity),
+            settings: 0,
+            broken: false,
+            created: Instant::now(),
+        };
+        conn.login(target).await?;
+        Ok(conn)
+    }
+
+    async fn start_tls(
+        mut tcp: TcpStream,
+        config: Arc<rustls::ClientConfig>,
+        target: &BackendTarget,
+    ) -> Result<Stream, BackendError> {
+        tcp.write_all(&encode_ssl_request()).await?;
+        let answer = tcp.read_u8().await?;
+        if answer != b'S' {
+            if target.tls_required {
+                return Err(BackendError::Tls("the cluster does not accept TLS".into()));
+            }
+            return Ok(Stream::Plain(tcp));
+        }
+        let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+            .map_err(|e| BackendError::Tls(e.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| BackendError::Tls(e.to_string()))?;
+        Ok(Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls))))
+    }
+
+    async fn login(&mut self, target: &BackendTarget) -> Result<(), BackendError> {
+        let params = vec![
+            ("user".to_string(), target.user.clone()),
+            ("database".to_string(), target.database.clone()),
+        ];
+        self.stream.write_all(&StartupMessage::encode(&params)).await?;
+        let password = target.password.as_deref().unwrap_or("");
+        let mut scram: Option<ScramClient> = None;
+        loop {
+            let (message_tag, raw) = self.read_message().await?;
+            let body = &raw[5..];
+            let mut out = BytesMut::new();
+            match message_tag {
+                tag::AUTHENTICATION => match decode_auth(body)? {
+                    AuthRequest::Ok => {}
+                    AuthRequest::Cleartext => frontend::encode_password(&mut out, password.as_bytes()),
+                    AuthRequest::Md5(salt) => {
+                        let response = md5_login_response(&target.user, password, salt);
+                        frontend::encode_password(&mut out, response.as_bytes());
+                    }
+                    AuthRequest::Sasl(mechanisms) => {
+                        if !mechanisms.contains(&crate::auth::SCRAM_SHA_256) {
+                            return Err(BackendError::Login(format!(
+                                "no supported SASL mechanism in {mechanisms:?}"
+                            )));
+                        }
+                        let mut client = ScramClient::new(password);
+                        let first = client.client_first();
+                        frontend::encode_sasl_initial(&mut out, crate::auth::SCRAM_SHA_256, &first);
+                        scram = Some(client);
+                    }
+                    AuthRequest::SaslContinue(data) => {
+                        let client = scram.as_mut().ok_or(BackendError::Login("unexpected SASL continue".into()))?;
+                        let response = client
+                            .server_first(data)
+                            .map_err(|e| BackendError::Login(e.to_string()))?;
+                        frontend::put_message(&mut out, tag::PASSWORD, &response);
+                    }
+                    AuthRequest::SaslFinal(data) => {
+                        let client = scram.as_mut().ok_or(BackendError::Login("unexpected SASL final".into()))?;
+                        client
+                            .server_final(data)
+                            .map_err(|e| BackendError::Login(e.to_string()))?;
+                    }
+                    AuthRequest::Other(code) => {
+                        return Err(BackendError::Login(format!(
+                            "authentication method {code} is not supported"
+                        )))
+                    }
+                },
+                tag::PARAMETER_STATUS => self.params.push(decode_parameter_status(body)?),
+                tag::BACKEND_KEY_DATA => self.key = decode_backend_key(body)?,
+                tag::ERROR_RESPONSE => {
+                    let fields = ErrorFields::decode(body)?;
+                    return Err(BackendError::Login(format!("{} ({})", fields.message, fields.code)));
+                }
+                tag::READY_FOR_QUERY => return Ok(()),
+                tag::NOTICE_RESPONSE | tag::NEGOTIATE_PROTOCOL_VERSION => {}
+                other => return Err(crate::protocol::ProtocolError::Unexpected(other as char).into()),
+            }
+            if !out.is_empty() {
+                self.stream.write_all(&out).await?;
+            }
+        }
+    }
+
+    /// Reads one whole message (login and control traffic only; the relay streams instead).
+    pub async fn read_message(&mut self) -> Result<(u8, Bytes), BackendError> {
+        loop {
+            match self.scanner.next(&mut self.read_buf)? {
+                Some(Piece::Message { tag, raw }) => return Ok((tag, raw)),
+                Some(_) => {
+                    return Err(BackendError::Protocol(crate::protocol::ProtocolError::Invalid(
+                        "oversized message during login",
+                    )))
+                }
+                None => {
+                    if self.stream.read_buf(&mut self.read_buf).await? == 0 {
+                        return Err(BackendError::Closed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A login parameter reported by the cluster.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when the idle connection shows no sign of having been closed by the cluster: an
+    /// idle backend sends nothing, so any readable byte or EOF means it is gone (e.g. a
+    /// restart sent FATAL 57P01 and closed it).
+    pub async fn looks_alive(&mut self) -> bool {
+        if self.broken || !self.read_buf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        match tokio::time::timeout(Duration::ZERO, self.stream.read(&mut probe)).await {
+            Err(_elapsed) => true,
+            Ok(_) => false,
+        }
+    }
+}

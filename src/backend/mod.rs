@@ -1,0 +1,47 @@
+//! Backend connections to the cluster: login (TLS, SCRAM/md5/cleartext), the raw connection
+//! the relay writes to, and the bb8 pool that hands them out. Never decodes a DataRow.
+
+mod conn;
+mod pool;
+mod prepared;
+
+pub use conn::{BackendConn, BackendTarget};
+pub use pool::{BackendPool, Manager, Pools};
+pub use prepared::PreparedSet;
+
+use crate::protocol::ProtocolError;
+
+/// Why the proxy could not get or use a backend connection.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("could not connect to the cluster at {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connecting to the cluster timed out")]
+    ConnectTimeout,
+    #[error("TLS to the cluster failed: {0}")]
+    Tls(String),
+    #[error("the cluster refused the login: {0}")]
+    Login(String),
+    #[error("cluster I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the cluster closed the connection")]
+    Closed,
+    #[error("the cluster broke the protocol: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("no backend connection available within {0} ms")]
+    PoolTimeout(u64),
+}
+
+impl BackendError {
+    /// SQLSTATE reported to a client whose statement could not be served.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            BackendError::PoolTimeout(_) => "53300",
+            BackendError::Login(_) => "08004",
+            _ => "08006",
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! A PostgreSQL lexer just precise enough to find statement boundaries and leading keywords:
+//! it honours quotes, E'' escapes, dollar quoting and nested comments, so a `;` inside any of
+//! them never splits a statement.
+
+/// A token of a statement's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token<'a> {
+    /// An unquoted word, as written.
+    Word(&'a str),
+    /// A double-quoted identifier, unescaped.
+    Quoted(String),
+    /// A string literal as written, quotes included.
+    Literal(&'a str),
+    /// Any other single character.
+    Symbol(char),
+}
+
+/// Byte ranges of the non-empty statements in `sql`.
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b';' => {
+                push_trimmed(&mut out, &sql[start..i]);
+                start = i + 1;
+                i += 1;
+            }
+            _ => i = skip_token(sql, i).1,
+        }
+    }
+    push_trimmed(&mut out, &sql[start..]);
+    out
+}
+
+fn push_trimmed<'a>(out: &mut Vec<&'a str>, statement: &'a str) {
+    if tokens(statement).next().is_some() {
+        out.push(statement.trim());
+    }
+}
+
+/// The tokens of one statement, comments and whitespace skipped.
+pub fn tokens(sql: &str) -> impl Iterator<Item = Token<'_>> {
+    let mut i = 0;
+    std::iter::from_fn(move || loop {
+        if i >= sql.len() {
+            return None;
+        }
+        let (token, next) = skip_token(sql, i);
+        let start = i;
+        i = next;
+        if let Some(token) = token {
+            return Some(token);
+        }
+        if next == start {
+            i += 1;
+        }
+    })
+}
+
+/// Reads one token at `i`; returns it (None for whitespace/comments) and the next offset.
+fn skip_token(sql: &str, i: usize) -> (Option<Token<'_>>, usize) {
+    let b = sql.as_bytes();
+    let c = b[i];
+    let rest = &b[i..];
+    if c.is_ascii_whitespace() {
+        return (None, i + 1);
+    }
+    if rest.starts_with(b"--") {
+        let end = rest.iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p + 1);
+        return (None, end);
+    }
+    if rest.starts_with(b"/*") {
+        let mut depth = 0usize;
+        let mut j = i;
+        while j < b.len() {
+            if b[j..].starts_with(b"/*") {
+                depth += 1;
+                j += 2;
+            } else if b[j..].starts_with(b"*/") {
+                depth -= 1;
+                j += 2;
+                if depth == 0 {
+                    break;
+                }
+            } else {
+                j += 1;
+            }
+        }
+        return (None, j.min(b.len()));
+    }
+    if c == b'\'' || ((c == b'E' || c == b'e') && rest.get(1) == Some(&b'\'')) {
+        let escapes = c != b'\'';
+        let open = if escapes { i + 2 } else { i + 1 };
+        let end = string_end(b, open, escapes);
+        return (Some(Token::Literal(&sql[i..end])), end);
+    }
+    if c == b'"' {
+        let end = string_end(b, i + 1, false);
+        let inner = &sql[i + 1..end.saturating_sub(1).max(i + 1)];
+        return (Some(Token::Quoted(inner.replace("\"\"", "\""))), end);
+    }
+    if c == b'$' {
+        if let Some(tag_len) = dollar_tag(rest) {
+            let tag = &rest[..tag_len];
+            let body = i + tag_len;
+            let end = find(b, body, tag).map_or(b.len(), |p| p + tag_len);
+            return (Some(Token::Literal(&sql[i..end])), end);
+        }
+    }
+    if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
+        let mut j = i;
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$' || b[j] >= 0x80) {
+            j += 1;
+        }
+        return (Some(Token::Word(&sql[i..j])), j);
+    }
+    let ch = sql[i..].chars().next().unwrap_or('?');
+    (Some(Token::Symbol(ch)), i + ch.len_utf8())
+}
+
+/// Offset just past the closing quote of a string starting at `open`.
+fn string_end(b: &[u8], open: usize, backslash_escapes: bool) -> usize {
+    let quote = b[open - 1];
+    let mut j = open;
+    while j < b.len() {
+        if backslash_escapes && b[j] == b'\\' {
+            j += 2;
+            continue;
+        }
+        if b[j] == quote {
+            if b.get(j + 1) == Some(&quote) {
+                j += 2;
+                continue;
+            }
+            return j + 1;
+        }
+        j += 1;
+    }
+    b.len()
+}
+
+/// Length of a `$tag$` opener at the start of `rest`, if it is one.
+fn dollar_tag(rest: &[u8]) -> Option<usize> {
+    let close = rest[1..].iter().position(|&x| x == b'$')? + 1;
+    let tag = &rest[1..close];
+    let valid = tag.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x >= 0x80)
+        && !tag.first().is_some_and(|x| x.is_ascii_digit());
+    valid.then_some(close + 1)
+}
+
+fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_top_level_semicolons_only() {
+        let sql = "select ';' ; select $x$ ; $x$; /* ; /* ; */ */ select 1 -- ;\n; ;";
+        assert_eq!(
+            split_statements(sql),
+            ["select ';'", "select $x$ ; $x$", "/* ; /* ; */ */ select 1 -- ;"]
+        );
+        assert_eq!(split_statements("select E'\\';' ; x"), ["select E'\\';'", "x"]);
+        assert_eq!(split_statements("select \"a;\"\"b\""), ["select \"a;\"\"b\""]);
+        assert!(split_statements(" ; -- nothing\n").is_empty());
+    }
+
+    #[test]
+    fn tokens_skip_comments() {
+        let got: Vec<_> = tokens("/* c */ SET -- x\n \"Search\" = 'a''b'").collect();
+        assert_eq!(
+            got,
+            [
+                Token::Word("SET"),
+                Token::Quoted("Search".into()),
+                Token::Symbol('='),
+                Token::Literal("'a''b'")
+            ]
+        );
+    }
+
+    #[test]
+    fn unterminated_input_does_not_panic() {
+        for sql in ["'abc", "\"abc", "$a$ abc", "/* abc", "E'\\", "$", "é'"] {
+            let _ = split_statements(sql);
+            let _ = tokens(sql).count();
+        }
+    }
+}

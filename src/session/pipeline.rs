@@ -1,0 +1,131 @@
+//! The responses a backend connection still owes, in order. Extended-protocol clients pipeline
+//! many messages before a Sync; because the proxy renames, injects and answers some of them
+//! itself, it must know which backend reply belongs to which client message to relay, drop or
+//! synthesise replies in exactly the order the client expects.
+
+use crate::rewrite::SessionCommand;
+use bytes::Bytes;
+use std::collections::VecDeque;
+
+/// One reply (or group of replies) the backend owes.
+#[derive(Debug)]
+pub enum Expect {
+    /// ParseComplete; `backend_name` is recorded as prepared on success.
+    ParseComplete { forward: bool, backend_name: Option<String> },
+    BindComplete,
+    CloseComplete { forward: bool },
+    /// ParameterDescription (statements) then RowDescription or NoData.
+    Describe,
+    /// Rows then CommandComplete, EmptyQueryResponse or PortalSuspended.
+    Execute { command: Option<SessionCommand> },
+    /// ReadyForQuery after a Sync.
+    Sync,
+    /// A simple query's results up to ReadyForQuery; `forward` is false for queries the proxy
+    /// injected itself.
+    Query { forward: bool, commands: VecDeque<SessionCommand> },
+    /// FunctionCallResponse then ReadyForQuery.
+    FunctionCall,
+    /// A reply the proxy produces itself once everything before it has been relayed.
+    Synthetic(Bytes),
+}
+
+impl Expect {
+    /// Whether replies belonging to this expectation reach the client.
+    pub fn forwards(&self) -> bool {
+        match self {
+            Expect::ParseComplete { forward, .. }
+            | Expect::CloseComplete { forward }
+            | Expect::Query { forward, .. } => *forward,
+            _ => true,
+        }
+    }
+}
+
+/// The queue of expectations for the backend connection a client holds.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    queue: VecDeque<Expect>,
+}
+
+impl Pipeline {
+    pub fn push(&mut self, expect: Expect) {
+        self.queue.push_back(expect);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn front(&self) -> Option<&Expect> {
+        self.queue.front()
+    }
+
+    pub fn front_mut(&mut self) -> Option<&mut Expect> {
+        self.queue.front_mut()
+    }
+
+    pub fn pop(&mut self) -> Option<Expect> {
+        self.queue.pop_front()
+    }
+
+    /// Moves the synthetic replies now at the head into `out`.
+    pub fn emit_synthetic(&mut self, out: &mut bytes::BytesMut) {
+        while let Some(Expect::Synthetic(_)) = self.queue.front() {
+            if let Some(Expect::Synthetic(bytes)) = self.queue.pop_front() {
+                out.extend_from_slice(&bytes);
+            }
+        }
+    }
+
+    /// After an error in the extended protocol the backend skips everything up to the next
+    /// Sync; drop those expectations. Returns statement names whose Parse never happened.
+    pub fn skip_to_sync(&mut self) -> Vec<String> {
+        let mut unprepared = Vec::new();
+        while let Some(front) = self.queue.front() {
+            if matches!(front, Expect::Sync | Expect::Query { .. } | Expect::FunctionCall) {
+                break;
+            }
+            if let Some(Expect::ParseComplete { backend_name: Some(name), .. }) = self.queue.pop_front() {
+                unprepared.push(name);
+            }
+        }
+        unprepared
+    }
+
+    /// Forgets everything (the backend connection is gone).
+    pub fn clear(&mut self) {
+        self.queue.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_to_sync_reports_unprepared_statements() {
+        let mut p = Pipeline::default();
+        p.push(Expect::BindComplete);
+        p.push(Expect::ParseComplete { forward: false, backend_name: Some("rv1".into()) });
+        p.push(Expect::Synthetic(Bytes::from_static(b"1\0\0\0\x04")));
+        p.push(Expect::Sync);
+        p.push(Expect::Execute { command: None });
+        assert_eq!(p.skip_to_sync(), ["rv1"]);
+        assert!(matches!(p.pop(), Some(Expect::Sync)));
+        assert!(matches!(p.pop(), Some(Expect::Execute { .. })));
+    }
+
+    #[test]
+    fn synthetic_replies_wait_their_turn() {
+        let mut p = Pipeline::default();
+        p.push(Expect::BindComplete);
+        p.push(Expect::Synthetic(Bytes::from_static(b"x")));
+        let mut out = bytes::BytesMut::new();
+        p.emit_synthetic(&mut out);
+        assert!(out.is_empty());
+        p.pop();
+        p.emit_synthetic(&mut out);
+        assert_eq!(&out[..], b"x");
+        assert!(p.is_empty());
+    }
+}

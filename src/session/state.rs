@@ -1,0 +1,126 @@
+//! The replayable part of a session: settings and SQL-level prepared statements.
+
+use crate::rewrite::SessionCommand;
+use bytes::Bytes;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+/// A client's named protocol-level statement, kept so it can be prepared again on another
+/// backend connection under the proxy's name.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// Name used on backend connections (derived from the text, shared across clients).
+    pub backend_name: String,
+    /// The Parse message, already renamed to `backend_name`.
+    pub parse: Bytes,
+    /// What executing it does to session state, if anything.
+    pub command: Option<SessionCommand>,
+}
+
+/// Settings and SQL-prepared statements, in replay order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SessionState {
+    startup: BTreeMap<String, String>,
+    /// Setting name → SQL value text.
+    settings: BTreeMap<String, String>,
+    /// Prepared statement name → its PREPARE statement.
+    prepared: BTreeMap<String, String>,
+}
+
+impl SessionState {
+    /// Startup parameters become settings; their values are plain strings, so quote them.
+    pub fn from_startup(params: Vec<(String, String)>) -> Self {
+        let startup: BTreeMap<_, _> = params
+            .into_iter()
+            .map(|(k, v)| (k.to_lowercase(), quote_literal(&v)))
+            .collect();
+        Self {
+            settings: startup.clone(),
+            startup,
+            prepared: BTreeMap::new(),
+        }
+    }
+
+    /// 0 for a state equal to a fresh pool connection's; otherwise a hash of the state.
+    pub fn fingerprint(&self) -> u64 {
+        if self.settings.is_empty() && self.prepared.is_empty() {
+            return 0;
+        }
+        let mut h = DefaultHasher::new();
+        self.settings.hash(&mut h);
+        self.prepared.hash(&mut h);
+        h.finish().max(1)
+    }
+
+    pub fn settings(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn prepared(&self) -> impl Iterator<Item = &str> {
+        self.prepared.values().map(String::as_str)
+    }
+
+    pub fn apply(&mut self, command: SessionCommand) {
+        match command {
+            SessionCommand::Set { name, value } => {
+                self.settings.insert(name, value);
+            }
+            SessionCommand::Reset { name } => match self.startup.get(&name) {
+                Some(v) => {
+                    self.settings.insert(name, v.clone());
+                }
+                None => {
+                    self.settings.remove(&name);
+                }
+            },
+            SessionCommand::ResetAll => self.settings = self.startup.clone(),
+            SessionCommand::Prepare { name, sql } => {
+                self.prepared.insert(name, sql);
+            }
+            SessionCommand::Deallocate { name } => {
+                self.prepared.remove(&name);
+            }
+            SessionCommand::DeallocateAll => self.prepared.clear(),
+            SessionCommand::DiscardAll => {
+                self.settings = self.startup.clone();
+                self.prepared.clear();
+            }
+            SessionCommand::Untracked { .. } => {}
+        }
+    }
+}
+
+/// A SQL string literal.
+pub fn quote_literal(value: &str) -> String {
+    if value.contains('\\') {
+        format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", value.replace('\'', "''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_tracks_changes_and_reset() {
+        let fresh = SessionState::default();
+        assert_eq!(fresh.fingerprint(), 0);
+        let mut s = SessionState::from_startup(vec![("TimeZone".into(), "UTC".into())]);
+        let base = s.fingerprint();
+        assert_ne!(base, 0);
+        s.apply(SessionCommand::Set { name: "work_mem".into(), value: "'1MB'".into() });
+        assert_ne!(s.fingerprint(), base);
+        s.apply(SessionCommand::ResetAll);
+        assert_eq!(s.fingerprint(), base);
+        assert_eq!(s.settings().collect::<Vec<_>>(), [("timezone", "'UTC'")]);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
+    }
+}
