@@ -125,13 +125,13 @@ pub(crate) fn message_str(message: &[u8]) -> Result<&str, AuthError> {
 
 /// Passwords as bytes for Hi(): PostgreSQL runs SASLprep first.
 pub(crate) fn normalize_password(password: &str) -> &[u8] {
-    // SASLprep is the identity on ASCII passwords without control characters, which is what
-    // virtually every configured password is. For non-ASCII input we use the raw UTF-8 bytes,
-    // exactly what PostgreSQL does when SASLprep rejects a string; the limitation is that we skip
-    // NFKC normalisation and the RFC 4013 mapping (e.g. non-ASCII spaces to U+0020), so a
-    // non-ASCII password that SASLprep would *change* (a decomposed "ä", a fullwidth letter)
-    // derives different keys than PostgreSQL's. Already-NFC text with ordinary letters is
-    // unaffected. Proper support needs a Unicode normalisation table we chose not to vendor.
+    // ASCII passwords: SASLprep either leaves them unchanged or rejects them (control
+    // characters), and on rejection PostgreSQL hashes the raw bytes, so the raw bytes are always
+    // right. Non-ASCII: we also use the raw UTF-8 bytes, which is PostgreSQL's answer only when
+    // SASLprep rejects the string. Limitation: no NFKC normalisation and no RFC 4013 mapping
+    // (e.g. non-ASCII spaces to U+0020), so a password SASLprep would *change* (a decomposed
+    // "ä", a fullwidth letter) derives keys PostgreSQL would not; already-NFC text of ordinary
+    // letters is unaffected. Doing better needs Unicode tables we chose not to vendor.
     password.as_bytes()
 }
 

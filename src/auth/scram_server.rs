@@ -55,7 +55,10 @@ struct Exchange {
 impl ScramServer {
     /// `verifier` None = unknown user: run the exchange against a mock verifier derived
     /// deterministically (HMAC of the user name under a per-process random secret) so an unknown
-    /// user is indistinguishable from a wrong password, and always fail at the end.
+    /// user is indistinguishable from a wrong password, and always fail at the end. Also pass None
+    /// for a user without a SCRAM secret (md5 or no password), as PostgreSQL does. The mock uses
+    /// 4096 iterations: a deployment whose verifiers use another count should regenerate them,
+    /// or unknown users become recognisable by their `i=`.
     /// `channel_binding` is the `tls-server-end-point` data of this connection, if it is TLS.
     pub fn new(
         user: &str,
@@ -178,6 +181,9 @@ impl ScramServer {
         let mut parts = without_proof.split(',');
         let cbind = attr(parts.next(), b'c', "expected channel-binding attribute")?;
         let nonce = attr(parts.next(), b'r', "expected nonce attribute")?;
+        if without_proof.contains(",p=") {
+            return Err(AuthError::Malformed("proof attribute must come last, once"));
+        }
         check_extensions(parts)?;
 
         let cbind = unb64(cbind).ok_or(AuthError::Malformed("invalid channel-binding base64"))?;

@@ -223,6 +223,13 @@ fn tampered_client_final() {
         let mut s = server_after_first(None, SCRAM_SHA_256, CLIENT_FIRST);
         assert_eq!(s.client_final(msg.as_bytes()), Err(want.clone()), "{msg}");
     }
+    // A second proof smuggled in as an extension.
+    let mut s = server_after_first(None, SCRAM_SHA_256, CLIENT_FIRST);
+    let twice = format!("{CLIENT_FINAL},p=AAAA");
+    assert!(matches!(
+        s.client_final(twice.as_bytes()),
+        Err(AuthError::Malformed(_))
+    ));
     // A proof of the wrong length is malformed, not a failed login.
     let mut s = server_after_first(None, SCRAM_SHA_256, CLIENT_FIRST);
     let short = CLIENT_FINAL.replace("p=dHzb", "p=");

@@ -23,9 +23,12 @@ const PREFIX: &str = "SCRAM-SHA-256$";
 /// What the server stores to authenticate a user without knowing the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ScramVerifier {
+    /// PBKDF2 iteration count (`i=`); never 0 when parsed or generated.
     pub iterations: u32,
     pub salt: Vec<u8>,
+    /// SHA-256(ClientKey): checks the client's proof.
     pub stored_key: [u8; 32],
+    /// HMAC(SaltedPassword, "Server Key"): signs server-final.
     pub server_key: [u8; 32],
 }
 
