@@ -24,7 +24,7 @@ pub use channel_binding::tls_server_end_point;
 pub use md5::{md5_client_response, md5_login_response, md5_mock_stored, md5_stored, md5_verify};
 pub use scram_client::ScramClient;
 pub use scram_server::{mechanisms, ScramServer, SCRAM_SHA_256, SCRAM_SHA_256_PLUS};
-pub use verifier::{ScramVerifier, VerifierParseError};
+pub use verifier::{ScramVerifier, VerifierParseError, DEFAULT_ITERATIONS};
 
 use std::sync::OnceLock;
 
