@@ -3,5 +3,16 @@
 //! Layout (see DESIGN.md, "Rooms"):
 //! - `config`: proxy.toml parsing and validation.
 //! - `protocol`: the wire protocol without I/O (framing, the messages the proxy reads or writes).
+//! - `auth`: authentication crypto (SCRAM-SHA-256(-PLUS) server and client, md5, channel binding).
+//! - `net`: a TCP stream that may be TLS.
+//! - `backend`: raw backend connections, their login, and the bb8 pool.
+//! - `session`: per-client state (statements, settings, transaction status, pipeline).
+//! - `rewrite`: SQL understanding on the query path, no I/O.
 
+pub mod auth;
+pub mod backend;
+pub mod config;
+pub mod net;
 pub mod protocol;
+pub mod rewrite;
+pub mod session;
