@@ -8,11 +8,19 @@
 //! - `backend`: raw backend connections, their login, and the bb8 pool.
 //! - `session`: per-client state (statements, settings, transaction status, pipeline).
 //! - `rewrite`: SQL understanding on the query path, no I/O.
+//! - `tls`: rustls configuration (ring provider).
+//! - `frontend`: the client edge (TLS negotiation, startup, authentication, cancel keys).
+//! - `proxy`: the per-client relay loop and transaction pooling.
+//! - `server`: the accept loop, shared state and shutdown.
 
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod frontend;
 pub mod net;
 pub mod protocol;
+pub mod proxy;
 pub mod rewrite;
+pub mod server;
 pub mod session;
+pub mod tls;

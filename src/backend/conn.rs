@@ -48,6 +48,8 @@ pub struct BackendConn {
     pub prepared: PreparedSet,
     /// Fingerprint of the session settings applied (0 = the pool's login defaults).
     pub settings: u64,
+    /// SQL-level PREPAREd statements exist here (replays then start with DEALLOCATE ALL).
+    pub has_sql_prepared: bool,
     /// Set when the connection's state is unknown; it is then closed, never reused.
     pub broken: bool,
     pub created: Instant,
@@ -84,6 +86,7 @@ impl BackendConn {
             params: Vec::new(),
             prepared: PreparedSet::new(target.prepared_capacity),
             settings: 0,
+            has_sql_prepared: false,
             broken: false,
             created: Instant::now(),
         };

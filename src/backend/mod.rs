@@ -4,10 +4,12 @@
 mod conn;
 mod pool;
 mod prepared;
+mod replay;
 
 pub use conn::{BackendConn, BackendTarget};
 pub use pool::{BackendPool, Manager, Pools};
 pub use prepared::PreparedSet;
+pub use replay::{replay_sql, reset_session, rollback};
 
 use crate::protocol::ProtocolError;
 

@@ -1,0 +1,94 @@
+//! Bringing a backend connection's session state to what a client expects, and cleaning it
+//! when a client leaves.
+
+use super::BackendConn;
+use crate::protocol::{frontend, tag};
+use crate::session::SessionState;
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+
+/// SQL that turns a pooled connection's session into `state`: back to the login defaults,
+/// then the client's settings and prepared statements.
+pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool) -> String {
+    let mut sql = String::from("RESET ALL;");
+    if drop_sql_prepared {
+        sql.push_str("DEALLOCATE ALL;");
+    }
+    for (name, value) in state.settings() {
+        sql.push_str("SET ");
+        sql.push_str(&quote_setting_name(name));
+        sql.push_str(" = ");
+        sql.push_str(value);
+        sql.push(';');
+    }
+    for prepare in state.prepared() {
+        sql.push_str(prepare);
+        sql.push(';');
+    }
+    sql
+}
+
+/// Setting names are identifiers, possibly dotted (custom settings): quote each part.
+fn quote_setting_name(name: &str) -> String {
+    name.split('.')
+        .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Runs a statement whose reply is discarded; marks the connection broken if it fails.
+async fn run_quietly(conn: &mut BackendConn, sql: &str) {
+    let mut out = BytesMut::new();
+    frontend::query(&mut out, sql);
+    if conn.stream.write_all(&out).await.is_err() {
+        conn.broken = true;
+        return;
+    }
+    let deadline = std::time::Duration::from_secs(5);
+    let result = tokio::time::timeout(deadline, async {
+        loop {
+            let (message_tag, raw) = conn.read_message().await?;
+            match message_tag {
+                tag::ERROR_RESPONSE => conn.broken = true,
+                tag::READY_FOR_QUERY => return Ok::<u8, super::BackendError>(raw[5]),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(b'I')) => {}
+        _ => conn.broken = true,
+    }
+}
+
+/// Session pooling: a leaving client's session state (settings, prepared statements, temp
+/// tables, LISTEN, advisory locks) must not reach the next client.
+pub async fn reset_session(conn: &mut BackendConn) {
+    run_quietly(conn, "DISCARD ALL").await;
+    conn.prepared.clear();
+    conn.settings = 0;
+    conn.has_sql_prepared = false;
+}
+
+/// A client left inside a transaction: end it so the connection is idle again.
+pub async fn rollback(conn: &mut BackendConn) {
+    run_quietly(conn, "ROLLBACK").await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rewrite::SessionCommand;
+
+    #[test]
+    fn replay_resets_then_applies() {
+        let mut state = SessionState::from_startup(vec![("application_name".into(), "psql".into())]);
+        state.apply(SessionCommand::Set { name: "my.x".into(), value: "'1'".into() });
+        state.apply(SessionCommand::Prepare { name: "q".into(), sql: "PREPARE q AS select 1".into() });
+        assert_eq!(
+            replay_sql(&state, true),
+            "RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
+        );
+    }
+}

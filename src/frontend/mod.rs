@@ -1,0 +1,241 @@
+//! The client-facing edge: SSLRequest/TLS, startup, authentication, cancel keys, and the
+//! ParameterStatus set a client sees. Decides nothing about policy.
+
+pub mod cancel;
+pub mod login;
+mod startup_params;
+
+use crate::config::{AuthMethod, TlsMode};
+use crate::net::Stream;
+use crate::protocol::backend::{self as msg, Severity};
+use crate::protocol::scan::{Direction, Piece, Scanner};
+use crate::protocol::startup::{self, InitialPacket, StartupMessage};
+use crate::protocol::ProtocolError;
+use crate::proxy::{ClientConnection, RelaySettings};
+use crate::server::Shared;
+use crate::session::Session;
+use bytes::{Bytes, BytesMut};
+use login::LoginError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A client connection during startup: the stream and its buffers.
+pub struct Wire {
+    pub stream: Stream,
+    pub buf: BytesMut,
+    pub out: BytesMut,
+    scanner: Scanner,
+}
+
+impl Wire {
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.write_all(&self.out).await?;
+        self.out.clear();
+        Ok(())
+    }
+
+    async fn read_message(&mut self) -> Result<(u8, Bytes), LoginError> {
+        loop {
+            match self.scanner.next(&mut self.buf)? {
+                Some(Piece::Message { tag, raw }) => return Ok((tag, raw)),
+                Some(_) => return Err(ProtocolError::Invalid("oversized login message").into()),
+                None => {
+                    if self.stream.read_buf(&mut self.buf).await? == 0 {
+                        return Err(LoginError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn fatal(&mut self, code: &str, message: &str) {
+        self.out.clear();
+        msg::error(&mut self.out, Severity::Fatal, code, message);
+        let _ = self.flush().await;
+    }
+}
+
+/// Reads one untyped first packet (length-prefixed) from a plain or TLS stream.
+async fn read_initial(stream: &mut Stream) -> Result<InitialPacket, LoginError> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).await?;
+    let len = startup::packet_length(header)?;
+    let mut body = vec![0u8; len - 4];
+    stream.read_exact(&mut body).await?;
+    Ok(startup::decode(&body)?)
+}
+
+/// Serves one client from accept to close.
+pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>, id: u64) {
+    let _ = socket.set_nodelay(true);
+    let limit = Duration::from_millis(shared.config.limits.startup_timeout_ms);
+    let started = tokio::time::timeout(limit, start(socket, peer, &shared, id)).await;
+    let (wire, session, cancel) = match started {
+        Ok(Ok(Some(ready))) => ready,
+        Ok(Ok(None)) => return,
+        Ok(Err((mut wire, e))) => {
+            if !matches!(e, LoginError::Io(_)) {
+                tracing::info!(conn = id, %peer, error = %e, "login refused");
+                metrics::counter!("redveil_login_failures_total").increment(1);
+                wire.fatal(e.sqlstate(), &e.to_string()).await;
+            }
+            return;
+        }
+        Err(_) => {
+            tracing::info!(conn = id, %peer, "startup timed out");
+            return;
+        }
+    };
+    metrics::gauge!("redveil_clients").increment(1.0);
+    let pool = shared.pools.get(&session.database);
+    let limits = &shared.config.limits;
+    let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    let settings = RelaySettings {
+        mode: shared.config.pool.mode,
+        max_message: limits.max_client_message_bytes,
+        idle_client_timeout: secs(limits.idle_client_timeout_s),
+        idle_in_transaction_timeout: secs(limits.idle_in_transaction_timeout_s),
+    };
+    let connection =
+        ClientConnection::new(id, wire.stream, wire.buf, session, pool, cancel.slot.clone(), settings);
+    connection
+        .run(shared.shutdown.clone(), shared.hard_stop.clone())
+        .await;
+    drop(cancel);
+    metrics::gauge!("redveil_clients").decrement(1.0);
+    tracing::debug!(conn = id, "client disconnected");
+}
+
+type Started = Option<(Wire, Session, cancel::CancelGuard)>;
+
+/// Startup up to ReadyForQuery. `Ok(None)` for connections that end there (cancel requests).
+async fn start(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    id: u64,
+) -> Result<Started, (Wire, LoginError)> {
+    let mut stream = Stream::Plain(socket);
+    let tls_mode = shared.config.tls.mode;
+    let wire_err = |stream: Stream, e: LoginError| {
+        (
+            Wire {
+                stream,
+                buf: BytesMut::new(),
+                out: BytesMut::new(),
+                scanner: Scanner::new(Direction::FromClient, 16 * 1024),
+            },
+            e,
+        )
+    };
+    let startup = loop {
+        let packet = match read_initial(&mut stream).await {
+            Ok(p) => p,
+            Err(e) => return Err(wire_err(stream, e)),
+        };
+        match packet {
+            InitialPacket::SslRequest if !stream.is_tls() && tls_mode != TlsMode::Disable => {
+                let Some(tls) = shared.tls.as_ref() else {
+                    return Err(wire_err(stream, LoginError::Refused("TLS is not configured".into())));
+                };
+                let Stream::Plain(tcp) = stream else { unreachable!("checked not TLS") };
+                let mut tcp = tcp;
+                if let Err(e) = tcp.write_all(b"S").await {
+                    return Err(wire_err(Stream::Plain(tcp), e.into()));
+                }
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+                match acceptor.accept(tcp).await {
+                    Ok(tls) => stream = Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls))),
+                    Err(e) => {
+                        tracing::info!(conn = id, %peer, error = %e, "TLS handshake failed");
+                        return Ok(None);
+                    }
+                }
+            }
+            InitialPacket::SslRequest | InitialPacket::GssEncRequest => {
+                if stream.is_tls() {
+                    return Err(wire_err(stream, ProtocolError::Invalid("SSLRequest inside TLS").into()));
+                }
+                if let Err(e) = stream.write_all(b"N").await {
+                    return Err(wire_err(stream, e.into()));
+                }
+            }
+            InitialPacket::Cancel { pid, secret } => {
+                shared.cancels.cancel((pid, secret)).await;
+                return Ok(None);
+            }
+            InitialPacket::Startup(startup) => break startup,
+        }
+    };
+    let mut wire = Wire {
+        stream,
+        buf: BytesMut::new(),
+        out: BytesMut::new(),
+        scanner: Scanner::new(Direction::FromClient, 16 * 1024),
+    };
+    match login(&mut wire, startup, peer, shared).await {
+        Ok(ready) => Ok(Some((wire, ready.0, ready.1))),
+        Err(e) => Err((wire, e)),
+    }
+}
+
+async fn login(
+    wire: &mut Wire,
+    startup: StartupMessage,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Result<(Session, cancel::CancelGuard), LoginError> {
+    let config = &shared.config;
+    if !wire.stream.is_tls() && config.tls.mode == TlsMode::Require {
+        return Err(LoginError::Refused(
+            "redveil requires TLS: connect with sslmode=require (or stricter)".into(),
+        ));
+    }
+    let user_name = startup
+        .get("user")
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| LoginError::Refused("no PostgreSQL user name specified in startup packet".into()))?
+        .to_string();
+    let database = startup
+        .get("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&config.backend.database)
+        .to_string();
+    let params = startup_params::split(&startup);
+    let method = if params.redshift_driver {
+        config.auth.redshift_driver_method
+    } else {
+        config.auth.method
+    };
+    let user = config.user(&user_name);
+    let end_point = shared.tls.as_ref().map(|t| t.end_point.as_slice());
+    let result = login::authenticate(wire, method, &config.auth, &user_name, user, end_point).await;
+    if let Err(e) = result {
+        if matches!(e, LoginError::Failed(_)) || method == AuthMethod::Password {
+            tokio::time::sleep(shared.failures.fail(peer.ip(), &config.auth)).await;
+        }
+        return Err(e);
+    }
+    shared.failures.succeed(peer.ip());
+    msg::auth_ok(&mut wire.out);
+    let pool = shared.pools.get(&database);
+    let template = pool.template().await.map_err(|e| {
+        LoginError::Refused(format!("cannot reach the cluster: {e}"))
+    })?;
+    if !params.unsupported_protocol_options.is_empty() || startup.minor > 0 {
+        msg::negotiate_protocol_version(&mut wire.out, params.unsupported_protocol_options.clone());
+    }
+    for (name, value) in startup_params::reported(&template, &params, config.backend.server_version.as_deref()) {
+        msg::parameter_status(&mut wire.out, &name, &value);
+    }
+    let cancel = shared.cancels.register();
+    msg::backend_key_data(&mut wire.out, cancel.key.0, cancel.key.1);
+    msg::ready_for_query(&mut wire.out, b'I');
+    wire.flush().await?;
+    tracing::info!(%peer, user = %user_name, %database, "client logged in");
+    metrics::counter!("redveil_logins_total").increment(1);
+    Ok((Session::new(user_name, database, params.settings), cancel))
+}

@@ -1,0 +1,330 @@
+//! The per-client connection task after login: it `select!`s over client bytes, backend bytes,
+//! timeouts and shutdown, and relays. Backend frames go to the client as the backend sent
+//! them; the proxy only renames statements, injects replays, and drops or synthesises the
+//! replies those cause (see `session::Pipeline`).
+
+mod requests;
+mod responses;
+
+use crate::backend::{BackendConn, BackendError, BackendPool};
+use crate::config::PoolMode;
+use crate::frontend::cancel::CancelSlot;
+use crate::net::Stream;
+use crate::protocol::backend::{self as msg, Severity};
+use crate::protocol::scan::{Direction, Scanner};
+use crate::protocol::ProtocolError;
+use crate::rewrite::SessionCommand;
+use crate::session::{Pipeline, Session};
+use bytes::BytesMut;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+type Checkout = bb8::PooledConnection<'static, crate::backend::Manager>;
+
+/// How a client connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("client I/O: {0}")]
+    ClientIo(std::io::Error),
+    #[error("client protocol violation: {0}")]
+    ClientProtocol(#[from] ProtocolError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Limits and modes the relay needs.
+#[derive(Clone)]
+pub struct RelaySettings {
+    pub mode: PoolMode,
+    pub max_message: usize,
+    pub idle_client_timeout: Option<Duration>,
+    pub idle_in_transaction_timeout: Option<Duration>,
+}
+
+/// One logged-in client.
+pub struct ClientConnection {
+    pub id: u64,
+    client: Stream,
+    client_buf: BytesMut,
+    client_scan: Scanner,
+    /// Replies waiting to be written to the client.
+    to_client: BytesMut,
+    /// Messages waiting to be written to the backend.
+    to_backend: BytesMut,
+    session: Session,
+    pipeline: Pipeline,
+    backend: Option<Checkout>,
+    pool: BackendPool,
+    cancel: Arc<CancelSlot>,
+    settings: RelaySettings,
+    /// Whether the backend message being streamed in parts goes to the client.
+    backend_stream_forward: bool,
+    /// Whether the client message being streamed in parts goes to the backend.
+    client_stream_forward: bool,
+    /// A ROLLBACK tag was seen since the last ReadyForQuery.
+    rolled_back: bool,
+    /// Set on shutdown: close as soon as no transaction is open.
+    draining: bool,
+    /// After the proxy failed a message itself, client messages are skipped up to Sync.
+    skip_until_sync: bool,
+    /// Session effect of the unnamed statement.
+    unnamed_command: Option<SessionCommand>,
+    /// Session effect of each bound portal (portals end with their transaction).
+    portal_commands: Vec<(Vec<u8>, Option<SessionCommand>)>,
+}
+
+enum Flow {
+    Continue,
+    Terminate,
+}
+
+impl ClientConnection {
+    pub fn new(
+        id: u64,
+        client: Stream,
+        leftover: BytesMut,
+        session: Session,
+        pool: BackendPool,
+        cancel: Arc<CancelSlot>,
+        settings: RelaySettings,
+    ) -> Self {
+        Self {
+            id,
+            client,
+            client_buf: leftover,
+            client_scan: Scanner::new(Direction::FromClient, settings.max_message),
+            to_client: BytesMut::with_capacity(16 * 1024),
+            to_backend: BytesMut::with_capacity(4 * 1024),
+            session,
+            pipeline: Pipeline::default(),
+            backend: None,
+            pool,
+            cancel,
+            settings,
+            backend_stream_forward: true,
+            client_stream_forward: true,
+            rolled_back: false,
+            draining: false,
+            skip_until_sync: false,
+            unnamed_command: None,
+            portal_commands: Vec::new(),
+        }
+    }
+
+    /// Relays until the client leaves, breaks the protocol, or shutdown ends the session.
+    pub async fn run(mut self, shutdown: CancellationToken, hard_stop: CancellationToken) {
+        let result = self.relay(&shutdown, &hard_stop).await;
+        if let Err(e) = &result {
+            self.report(e).await;
+        }
+        self.finish().await;
+    }
+
+    async fn relay(
+        &mut self,
+        shutdown: &CancellationToken,
+        hard_stop: &CancellationToken,
+    ) -> Result<(), RelayError> {
+        // Bytes that arrived together with the startup packet are processed first.
+        if !self.client_buf.is_empty() {
+            if let Flow::Terminate = self.on_client_bytes().await? {
+                return Ok(());
+            }
+        }
+        loop {
+            let idle_limit = self.idle_limit();
+            let idle = async {
+                match idle_limit {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let backend_read = async {
+                match self.backend.as_mut() {
+                    Some(b) => {
+                        let b: &mut BackendConn = b;
+                        b.stream.read_buf(&mut b.read_buf).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                read = self.client.read_buf(&mut self.client_buf) => {
+                    match read {
+                        Ok(0) => return Ok(()),
+                        Ok(_) => {
+                            if let Flow::Terminate = self.on_client_bytes().await? {
+                                return Ok(());
+                            }
+                        }
+                        Err(e) => return Err(RelayError::ClientIo(e)),
+                    }
+                }
+                read = backend_read => {
+                    match read {
+                        Ok(0) => return Err(BackendError::Closed.into()),
+                        Ok(n) => {
+                            metrics::counter!("redveil_bytes_from_backend_total").increment(n as u64);
+                            self.on_backend_bytes().await?;
+                        }
+                        Err(e) => return Err(BackendError::Io(e).into()),
+                    }
+                }
+                _ = idle => {
+                    let in_tx = self.session.tx_status != crate::session::IDLE;
+                    let what = if in_tx { "idle-in-transaction" } else { "idle-session" };
+                    self.send_fatal("25P03", &format!("terminating connection due to {what} timeout")).await;
+                    return Ok(());
+                }
+                _ = shutdown.cancelled(), if !self.draining => {
+                    self.draining = true;
+                }
+                _ = hard_stop.cancelled() => {
+                    self.send_fatal("57P01", "terminating connection due to administrator command").await;
+                    return Ok(());
+                }
+            }
+            if self.draining && self.backend.is_none() && self.pipeline.is_empty() {
+                self.send_fatal("57P01", "terminating connection due to administrator command").await;
+                return Ok(());
+            }
+        }
+    }
+
+    fn idle_limit(&self) -> Option<Duration> {
+        if !self.pipeline.is_empty() {
+            return None;
+        }
+        if self.session.tx_status == crate::session::IDLE {
+            self.settings.idle_client_timeout
+        } else {
+            self.settings.idle_in_transaction_timeout
+        }
+    }
+
+    /// Writes pending replies to the client.
+    async fn flush_client(&mut self) -> Result<(), RelayError> {
+        if !self.to_client.is_empty() {
+            metrics::counter!("redveil_bytes_to_client_total").increment(self.to_client.len() as u64);
+            self.client
+                .write_all(&self.to_client)
+                .await
+                .map_err(RelayError::ClientIo)?;
+            self.to_client.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes pending messages to the backend in one go (pipelined with any injected ones).
+    async fn flush_backend(&mut self) -> Result<(), RelayError> {
+        if self.to_backend.is_empty() {
+            return Ok(());
+        }
+        let Some(backend) = self.backend.as_mut() else {
+            self.to_backend.clear();
+            return Ok(());
+        };
+        if let Err(e) = backend.stream.write_all(&self.to_backend).await {
+            backend.broken = true;
+            return Err(BackendError::Io(e).into());
+        }
+        self.to_backend.clear();
+        Ok(())
+    }
+
+    /// A client-visible error for a failure that ended the connection.
+    async fn report(&mut self, error: &RelayError) {
+        match error {
+            RelayError::ClientIo(e) => tracing::debug!(conn = self.id, error = %e, "client connection lost"),
+            RelayError::ClientProtocol(e) => {
+                tracing::warn!(conn = self.id, error = %e, "client protocol violation");
+                self.send_fatal(e.sqlstate(), &format!("invalid frontend message: {e}")).await;
+            }
+            RelayError::Backend(e) => {
+                tracing::warn!(conn = self.id, error = %e, "backend failed during a statement");
+                metrics::counter!("redveil_errors_total", "class" => "08").increment(1);
+                self.send_fatal(e.sqlstate(), &format!("server connection lost: {e}")).await;
+            }
+        }
+    }
+
+    async fn send_fatal(&mut self, code: &str, message: &str) {
+        self.to_client.clear();
+        msg::error(&mut self.to_client, Severity::Fatal, code, message);
+        let _ = self.flush_client().await;
+    }
+
+    /// Returns or discards the backend connection when the client is gone.
+    async fn finish(&mut self) {
+        if let Some(mut backend) = self.backend.take() {
+            let clean = self.pipeline.is_empty()
+                && !self.client_scan.mid_message()
+                && !backend.broken;
+            if clean && self.settings.mode == PoolMode::Session {
+                crate::backend::reset_session(&mut backend).await;
+            } else if clean && self.session.tx_status != crate::session::IDLE {
+                crate::backend::rollback(&mut backend).await;
+            } else if !clean {
+                backend.broken = true;
+            }
+            self.cancel.clear().await;
+            drop(backend);
+        }
+    }
+
+    /// Takes a backend connection for the next statement if none is held.
+    async fn ensure_backend(&mut self) -> Result<(), BackendError> {
+        if self.backend.is_none() {
+            let backend = self.pool.checkout().await?;
+            self.cancel.set(backend.peer, backend.key).await;
+            self.backend = Some(backend);
+        }
+        self.replay_session_state();
+        Ok(())
+    }
+
+    /// Before a client's first statement on a connection whose session state differs from the
+    /// client's, replays the client's settings and SQL-prepared statements, pipelined ahead of
+    /// the statement; its replies are dropped.
+    fn replay_session_state(&mut self) {
+        if !self.pipeline.is_empty() || self.session.tx_status != crate::session::IDLE {
+            return;
+        }
+        let fingerprint = self.session.state.fingerprint();
+        let Some(backend) = self.backend.as_mut() else {
+            return;
+        };
+        if backend.settings == fingerprint {
+            return;
+        }
+        let sql = crate::backend::replay_sql(&self.session.state, backend.has_sql_prepared);
+        if backend.has_sql_prepared {
+            backend.prepared.clear();
+        }
+        backend.settings = fingerprint;
+        backend.has_sql_prepared = self.session.state.prepared().next().is_some();
+        crate::protocol::frontend::query(&mut self.to_backend, &sql);
+        self.pipeline.push(crate::session::Expect::Query {
+            forward: false,
+            commands: Default::default(),
+        });
+    }
+
+    /// Gives the backend connection back at a transaction boundary (transaction mode).
+    async fn release_if_done(&mut self) {
+        if self.settings.mode == PoolMode::Transaction
+            && self.pipeline.is_empty()
+            && self.session.tx_status == crate::session::IDLE
+            && !self.client_scan.mid_message()
+        {
+            if self.backend.is_some() {
+                // Clear the cancel target first: a cancel in flight for this client finishes
+                // before the connection can serve anyone else.
+                self.cancel.clear().await;
+                self.backend = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Client → backend: what each client message becomes on the backend connection.
+
+use super::{ClientConnection, Flow, RelayError};
+use crate::protocol::backend as msg;
+use crate::protocol::frontend::{self, BindHead, Parse, Target};
+use crate::protocol::scan::Piece;
+use crate::protocol::{tag, ProtocolError};
+use crate::rewrite::{classify, split_statements, SessionCommand};
+use crate::session::{Expect, Statement};
+use bytes::{Bytes, BytesMut};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+impl ClientConnection {
+    /// Handles every complete piece in the client buffer, then writes once to each side.
+    pub(super) async fn on_client_bytes(&mut self) -> Result<Flow, RelayError> {
+        let mut flow = Flow::Continue;
+        while let Some(piece) = self.client_scan.next(&mut self.client_buf)? {
+            metrics::counter!("redveil_client_messages_total").increment(1);
+            if let Flow::Terminate = self.on_client_piece(piece).await? {
+                flow = Flow::Terminate;
+                break;
+            }
+        }
+        self.pipeline.emit_synthetic(&mut self.to_client);
+        self.flush_backend().await?;
+        self.flush_client().await?;
+        if matches!(flow, Flow::Continue) {
+            self.release_if_done().await;
+        }
+        Ok(flow)
+    }
+
+    async fn on_client_piece(&mut self, piece: Piece) -> Result<Flow, RelayError> {
+        let (message_tag, raw) = match piece {
+            Piece::Chunk(bytes) => {
+                if self.client_stream_forward {
+                    self.to_backend.extend_from_slice(&bytes);
+                    // Stream large messages through instead of accumulating them.
+                    if self.to_backend.len() >= 256 * 1024 {
+                        self.flush_backend().await?;
+                    }
+                }
+                return Ok(Flow::Continue);
+            }
+            Piece::Start { tag, raw, .. } => return self.on_client_stream_start(tag, raw).await,
+            Piece::Message { tag, raw } => (tag, raw),
+        };
+        if message_tag == tag::TERMINATE {
+            return Ok(Flow::Terminate);
+        }
+        if self.skip_until_sync {
+            if message_tag == tag::SYNC {
+                self.skip_until_sync = false;
+                msg::ready_for_query(&mut self.to_client, self.session.tx_status);
+            }
+            return Ok(Flow::Continue);
+        }
+        if let Err(e) = self.ensure_backend().await {
+            return self.backend_unavailable(e, message_tag).await;
+        }
+        let body = &raw[5..];
+        match message_tag {
+            tag::QUERY => {
+                let text = frontend::query_text(body)?;
+                let commands = split_statements(text).into_iter().filter_map(classify).collect();
+                self.pipeline.push(Expect::Query { forward: true, commands });
+                self.to_backend.extend_from_slice(&raw);
+                metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
+            }
+            tag::PARSE => self.on_parse(&raw)?,
+            tag::BIND => {
+                let head = BindHead::decode(body)?;
+                let rest = &body[head.rest_offset..];
+                self.write_bind(&head, rest, rest.len())?;
+            }
+            tag::DESCRIBE => {
+                let target = Target::decode(body)?;
+                match self.backend_statement(&target)? {
+                    Some(name) => target.encode_as(&mut self.to_backend, tag::DESCRIBE, &name),
+                    None => self.to_backend.extend_from_slice(&raw),
+                }
+                self.pipeline.push(Expect::Describe);
+            }
+            tag::EXECUTE => {
+                let portal = crate::protocol::BodyReader::new(body).cstr_bytes()?;
+                let command = self.portal_command(portal);
+                self.pipeline.push(Expect::Execute { command });
+                self.to_backend.extend_from_slice(&raw);
+                metrics::counter!("redveil_statements_total", "protocol" => "extended").increment(1);
+            }
+            tag::CLOSE => {
+                let target = Target::decode(body)?;
+                if target.is_statement() && !target.name.is_empty() {
+                    // The proxy's backend statement may serve other clients; only the client's
+                    // name goes away.
+                    self.session.statements.remove(target.name);
+                    let mut reply = BytesMut::new();
+                    msg::close_complete(&mut reply);
+                    self.pipeline.push(Expect::Synthetic(reply.freeze()));
+                } else {
+                    self.to_backend.extend_from_slice(&raw);
+                    self.pipeline.push(Expect::CloseComplete { forward: true });
+                }
+            }
+            tag::SYNC => {
+                self.to_backend.extend_from_slice(&raw);
+                self.pipeline.push(Expect::Sync);
+            }
+            tag::FUNCTION_CALL => {
+                self.to_backend.extend_from_slice(&raw);
+                self.pipeline.push(Expect::FunctionCall);
+            }
+            tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
+                self.to_backend.extend_from_slice(&raw);
+            }
+            other => return Err(ProtocolError::Unexpected(other as char).into()),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The first part of a large Bind, CopyData or FunctionCall.
+    async fn on_client_stream_start(&mut self, message_tag: u8, raw: Bytes) -> Result<Flow, RelayError> {
+        if self.skip_until_sync {
+            self.client_stream_forward = false;
+            return Ok(Flow::Continue);
+        }
+        if let Err(e) = self.ensure_backend().await {
+            self.client_stream_forward = false;
+            return self.backend_unavailable(e, message_tag).await;
+        }
+        self.client_stream_forward = true;
+        let declared = i32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]) as usize - 4;
+        match message_tag {
+            tag::BIND => {
+                let head = BindHead::decode(&raw[5..])?;
+                let rest_len = declared - head.rest_offset;
+                self.write_bind(&head, &raw[5 + head.rest_offset..], rest_len)?;
+            }
+            tag::FUNCTION_CALL => {
+                self.pipeline.push(Expect::FunctionCall);
+                self.to_backend.extend_from_slice(&raw);
+            }
+            _ => self.to_backend.extend_from_slice(&raw),
+        }
+        self.flush_backend().await?;
+        Ok(Flow::Continue)
+    }
+
+    fn on_parse(&mut self, raw: &[u8]) -> Result<(), RelayError> {
+        let parse = Parse::decode(&raw[5..])?;
+        let command = split_statements(parse.query).first().and_then(|s| classify(s));
+        if parse.name.is_empty() {
+            self.unnamed_command = command;
+            self.to_backend.extend_from_slice(raw);
+            self.pipeline.push(Expect::ParseComplete { forward: true, backend_name: None });
+            return Ok(());
+        }
+        let backend_name = backend_statement_name(parse.query, parse.param_types);
+        let mut renamed = BytesMut::new();
+        parse.encode_as(&mut renamed, &backend_name);
+        let statement = Statement {
+            backend_name: backend_name.clone(),
+            parse: renamed.freeze(),
+            command,
+        };
+        self.session.statements.insert(parse.name.to_string(), statement.clone());
+        let backend = self.backend.as_mut().expect("ensure_backend ran");
+        if backend.prepared.touch(&backend_name) {
+            let mut reply = BytesMut::new();
+            msg::parse_complete(&mut reply);
+            self.pipeline.push(Expect::Synthetic(reply.freeze()));
+        } else {
+            self.prepare_on_backend(&statement, true);
+        }
+        Ok(())
+    }
+
+    /// Sends `statement`'s Parse, closing the least recently used statement if the
+    /// connection's cache is full.
+    fn prepare_on_backend(&mut self, statement: &Statement, forward: bool) {
+        let backend = self.backend.as_mut().expect("ensure_backend ran");
+        if let Some(victim) = backend.prepared.insert(&statement.backend_name) {
+            frontend::close_statement(&mut self.to_backend, &victim);
+            self.pipeline.push(Expect::CloseComplete { forward: false });
+        }
+        self.to_backend.extend_from_slice(&statement.parse);
+        self.pipeline.push(Expect::ParseComplete {
+            forward,
+            backend_name: Some(statement.backend_name.clone()),
+        });
+    }
+
+    /// The backend name for a client's named statement, preparing it here if this backend
+    /// connection has not seen it. `None` for unnamed or unknown statements (relayed as-is, so
+    /// the backend reports unknown names itself).
+    fn backend_statement(&mut self, target: &Target<'_>) -> Result<Option<String>, RelayError> {
+        if !target.is_statement() || target.name.is_empty() {
+            return Ok(None);
+        }
+        self.ensure_prepared(target.name)
+    }
+
+    fn ensure_prepared(&mut self, client_name: &str) -> Result<Option<String>, RelayError> {
+        let Some(statement) = self.session.statements.get(client_name).cloned() else {
+            return Ok(None);
+        };
+        let backend = self.backend.as_mut().expect("ensure_backend ran");
+        if !backend.prepared.touch(&statement.backend_name) {
+            self.prepare_on_backend(&statement, false);
+        }
+        Ok(Some(statement.backend_name))
+    }
+
+    fn write_bind(&mut self, head: &BindHead<'_>, rest: &[u8], rest_len: usize) -> Result<(), RelayError> {
+        let command = if head.statement.is_empty() {
+            self.unnamed_command.clone()
+        } else {
+            self.session.statements.get(head.statement).and_then(|s| s.command.clone())
+        };
+        self.portal_commands.retain(|(p, _)| p.as_slice() != head.portal);
+        self.portal_commands.push((head.portal.to_vec(), command));
+        match self.ensure_prepared(head.statement)? {
+            Some(name) => head.encode_head_as(&mut self.to_backend, &name, rest_len),
+            None => head.encode_head_as(&mut self.to_backend, head.statement, rest_len),
+        }
+        self.to_backend.extend_from_slice(rest);
+        self.pipeline.push(Expect::BindComplete);
+        Ok(())
+    }
+
+    fn portal_command(&self, portal: &[u8]) -> Option<SessionCommand> {
+        self.portal_commands
+            .iter()
+            .find(|(p, _)| p.as_slice() == portal)
+            .and_then(|(_, c)| c.clone())
+    }
+
+    /// No backend connection could be had: tell the client, keep the connection.
+    async fn backend_unavailable(
+        &mut self,
+        error: crate::backend::BackendError,
+        message_tag: u8,
+    ) -> Result<Flow, RelayError> {
+        tracing::warn!(conn = self.id, error = %error, "no backend connection");
+        metrics::counter!("redveil_errors_total", "class" => error.sqlstate()[..2].to_string())
+            .increment(1);
+        msg::error(&mut self.to_client, msg::Severity::Error, error.sqlstate(), &error.to_string());
+        // A simple query or Sync ends its cycle here; in the middle of an extended-protocol
+        // batch the client's messages up to its Sync are skipped, as PostgreSQL does after
+        // an error.
+        if matches!(message_tag, tag::QUERY | tag::SYNC | tag::FUNCTION_CALL) {
+            msg::ready_for_query(&mut self.to_client, self.session.tx_status);
+        } else {
+            self.skip_until_sync = true;
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// A backend statement name derived from the statement, so clients sending the same text
+/// share one backend statement (as PgBouncer does).
+fn backend_statement_name(query: &str, param_types: &[u8]) -> String {
+    let mut h = DefaultHasher::new();
+    query.hash(&mut h);
+    param_types.hash(&mut h);
+    let first = h.finish();
+    query.len().hash(&mut h);
+    format!("redveil_{:016x}{:016x}", first, h.finish())
+}

@@ -1,0 +1,177 @@
+//! Backend → client: relays replies as the backend sent them, dropping the replies to what the
+//! proxy injected and inserting the ones it answers itself, and tracks transaction state.
+
+use super::{ClientConnection, RelayError};
+use crate::protocol::backend::{decode_command_tag, decode_parameter_status, ErrorFields};
+use crate::protocol::scan::Piece;
+use crate::protocol::tag;
+use crate::session::Expect;
+use bytes::Bytes;
+
+impl ClientConnection {
+    /// Relays every complete piece in the backend buffer.
+    pub(super) async fn on_backend_bytes(&mut self) -> Result<(), RelayError> {
+        loop {
+            let Some(backend) = self.backend.as_mut() else {
+                break;
+            };
+            let backend: &mut crate::backend::BackendConn = backend;
+            let Some(piece) = backend.scanner.next(&mut backend.read_buf)? else {
+                break;
+            };
+            match piece {
+                Piece::Chunk(bytes) => {
+                    if self.backend_stream_forward {
+                        self.to_client.extend_from_slice(&bytes);
+                    }
+                }
+                Piece::Start { tag, raw, .. } => {
+                    self.backend_stream_forward = self.on_backend_message(tag, &raw)?;
+                    if self.backend_stream_forward {
+                        self.to_client.extend_from_slice(&raw);
+                    }
+                }
+                Piece::Message { tag, raw } => {
+                    if self.on_backend_message(tag, &raw)? {
+                        self.to_client.extend_from_slice(&raw);
+                    }
+                    if tag == tag::READY_FOR_QUERY {
+                        self.after_ready().await?;
+                    }
+                }
+            }
+            // Keep memory flat while a large result streams through.
+            if self.to_client.len() >= 256 * 1024 {
+                self.flush_client().await?;
+            }
+        }
+        self.flush_client().await
+    }
+
+    /// Matches one backend message against what is expected; returns whether it is relayed.
+    /// `raw` holds the whole message for the types the proxy reads (never streamed).
+    fn on_backend_message(&mut self, message_tag: u8, raw: &Bytes) -> Result<bool, RelayError> {
+        self.pipeline.emit_synthetic(&mut self.to_client);
+        let forward = self.pipeline.front().is_none_or(Expect::forwards);
+        let body = &raw[5..];
+        match message_tag {
+            tag::PARSE_COMPLETE => {
+                if let Some(Expect::ParseComplete { forward, .. }) = self.pipeline.pop() {
+                    return Ok(forward);
+                }
+            }
+            tag::BIND_COMPLETE | tag::NO_DATA | tag::PORTAL_SUSPENDED => {
+                self.pipeline.pop();
+            }
+            tag::CLOSE_COMPLETE => {
+                if let Some(Expect::CloseComplete { forward }) = self.pipeline.pop() {
+                    return Ok(forward);
+                }
+            }
+            tag::ROW_DESCRIPTION => {
+                if matches!(self.pipeline.front(), Some(Expect::Describe)) {
+                    self.pipeline.pop();
+                }
+            }
+            tag::EMPTY_QUERY => {
+                if matches!(self.pipeline.front(), Some(Expect::Execute { .. })) {
+                    self.pipeline.pop();
+                }
+            }
+            tag::COMMAND_COMPLETE => self.on_command_complete(decode_command_tag(body)?),
+            tag::PARAMETER_STATUS => {
+                let (name, value) = decode_parameter_status(body)?;
+                tracing::trace!(conn = self.id, %name, %value, "parameter status");
+            }
+            tag::ERROR_RESPONSE => {
+                let fields = ErrorFields::decode(body)?;
+                self.on_error(&fields, forward);
+                return Ok(true);
+            }
+            tag::READY_FOR_QUERY => {
+                let status = body.first().copied().unwrap_or(b'I');
+                let expect = self.pipeline.pop();
+                let client_owned = expect.as_ref().is_none_or(Expect::forwards);
+                if client_owned {
+                    let rolled_back = std::mem::take(&mut self.rolled_back);
+                    if self.session.ready(status, rolled_back) {
+                        let fingerprint = self.session.state.fingerprint();
+                        if let Some(backend) = self.backend.as_mut() {
+                            backend.settings = fingerprint;
+                            backend.has_sql_prepared = self.session.state.prepared().next().is_some();
+                        }
+                    }
+                    if status == crate::session::IDLE {
+                        self.portal_commands.clear();
+                    }
+                }
+                return Ok(client_owned);
+            }
+            _ => {}
+        }
+        Ok(forward)
+    }
+
+    fn on_command_complete(&mut self, command_tag: &str) {
+        if command_tag == "ROLLBACK" {
+            self.rolled_back = true;
+        }
+        match self.pipeline.front_mut() {
+            Some(Expect::Execute { .. }) => {
+                if let Some(Expect::Execute { command: Some(c) }) = self.pipeline.pop() {
+                    if c.tag() == command_tag {
+                        self.session.command_done(c);
+                    }
+                }
+            }
+            Some(Expect::Query { forward: true, commands }) => {
+                if commands.front().is_some_and(|c| c.tag() == command_tag) {
+                    if let Some(c) = commands.pop_front() {
+                        self.session.command_done(c);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_error(&mut self, fields: &ErrorFields, client_owned: bool) {
+        metrics::counter!("redveil_errors_total", "class" => fields.code.get(..2).unwrap_or("XX").to_string())
+            .increment(1);
+        if fields.is_fatal() {
+            if let Some(backend) = self.backend.as_mut() {
+                backend.broken = true;
+            }
+        }
+        if !client_owned {
+            // A replay the proxy injected failed: this connection's state is unknown.
+            tracing::warn!(conn = self.id, code = %fields.code, message = %fields.message, "session replay failed");
+            if let Some(backend) = self.backend.as_mut() {
+                backend.broken = true;
+            }
+        }
+        if client_owned {
+            self.session.error_seen();
+        }
+        match self.pipeline.front() {
+            Some(Expect::Query { .. }) | Some(Expect::FunctionCall) | Some(Expect::Sync) | None => {}
+            Some(_) => {
+                let unprepared = self.pipeline.skip_to_sync();
+                if let Some(backend) = self.backend.as_mut() {
+                    for name in unprepared {
+                        backend.prepared.remove(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After ReadyForQuery: give the connection back at a transaction boundary.
+    async fn after_ready(&mut self) -> Result<(), RelayError> {
+        if self.pipeline.is_empty() && self.session.tx_status == crate::session::IDLE {
+            self.flush_client().await?;
+            self.release_if_done().await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! Wires the proxy together: shared state, the accept loop with its connection limit, and
+//! phased shutdown (stop accepting, let transactions finish, then end sessions with 57P01).
+
+use crate::backend::{BackendTarget, Pools};
+use crate::config::{BackendTlsMode, Config, TlsMode};
+use crate::frontend::cancel::CancelRegistry;
+use crate::frontend::login::FailureTracker;
+use crate::tls::{self, ServerTls};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// State every connection task shares; read-only apart from the concurrent maps inside.
+pub struct Shared {
+    pub config: Config,
+    pub tls: Option<ServerTls>,
+    pub pools: Pools,
+    pub cancels: Arc<CancelRegistry>,
+    pub failures: FailureTracker,
+    /// Stop accepting; sessions close once their transaction ends.
+    pub shutdown: CancellationToken,
+    /// End every session now.
+    pub hard_stop: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet serving proxy.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Loads certificates and binds the listener (port 0 picks a free port).
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let tls = match (config.tls.mode, &config.tls.cert, &config.tls.key) {
+            (TlsMode::Disable, _, _) => None,
+            (_, Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
+        let backend_tls = match config.backend.tls {
+            BackendTlsMode::Disable => None,
+            BackendTlsMode::Require => Some(tls::backend_config(None)?),
+            BackendTlsMode::VerifyFull => Some(tls::backend_config(config.backend.ca_cert.as_deref())?),
+        };
+        let target = BackendTarget {
+            host: config.backend.host.clone(),
+            port: config.backend.port,
+            database: config.backend.database.clone(),
+            user: config.backend.user.clone(),
+            password: config.backend_password(),
+            tls: backend_tls,
+            tls_required: config.backend.tls != BackendTlsMode::Disable,
+            connect_timeout: Duration::from_secs(config.backend.connect_timeout_s.max(1)),
+            prepared_capacity: config.pool.prepared_statements_per_connection,
+        };
+        let addr = config.listen.address;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let shared = Arc::new(Shared {
+            pools: Pools::new(target, config.pool.clone()),
+            config,
+            tls,
+            cancels: Arc::new(CancelRegistry::default()),
+            failures: FailureTracker::default(),
+            shutdown: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
+        });
+        Ok(Server { listener, shared })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.shared.config.listen.address)
+    }
+
+    /// A handle that stops this server: `graceful` drains, otherwise sessions end at once.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.shared.clone())
+    }
+
+    /// Accepts clients until stopped, then drains.
+    pub async fn serve(self) {
+        let Server { listener, shared } = self;
+        let tracker = TaskTracker::new();
+        let limit = Arc::new(Semaphore::new(shared.config.listen.max_connections));
+        let ids = AtomicU64::new(1);
+        tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "redveil listening");
+        loop {
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shared.shutdown.cancelled() => break,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shared.shutdown.cancelled() => break,
+            };
+            match accepted {
+                Ok((socket, peer)) => {
+                    let id = ids.fetch_add(1, Ordering::Relaxed);
+                    let shared = shared.clone();
+                    tracker.spawn(async move {
+                        crate::frontend::serve_client(socket, peer, shared, id).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        drop(listener);
+        tracker.close();
+        let grace = Duration::from_secs(shared.config.limits.shutdown_timeout_s);
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::info!("shutdown timeout reached; terminating remaining sessions");
+            shared.hard_stop.cancel();
+            tracker.wait().await;
+        }
+        tracing::info!("redveil stopped");
+    }
+}
+
+/// Stops a running server.
+#[derive(Clone)]
+pub struct Stopper(Arc<Shared>);
+
+impl Stopper {
+    /// Stop accepting; open transactions may finish within `limits.shutdown_timeout_s`.
+    pub fn graceful(&self) {
+        self.0.shutdown.cancel();
+    }
+
+    /// Stop accepting and end every session now.
+    pub fn immediate(&self) {
+        self.0.shutdown.cancel();
+        self.0.hard_stop.cancel();
+    }
+}
