@@ -1,0 +1,3 @@
+//! The `redveil demo` command's pieces that live in the library.
+
+pub mod dataset;
