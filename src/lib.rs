@@ -12,10 +12,15 @@
 //! - `frontend`: the client edge (TLS negotiation, startup, authentication, cancel keys).
 //! - `proxy`: the per-client relay loop and transaction pooling.
 //! - `server`: the accept loop, shared state and shutdown.
+//! - `cluster`, `demo`, `devcert`: the ephemeral PostgreSQL, demo dataset and dev certificates
+//!   behind `redveil demo` and the integration tests.
 
 pub mod auth;
 pub mod backend;
+pub mod cluster;
 pub mod config;
+pub mod demo;
+pub mod devcert;
 pub mod frontend;
 pub mod net;
 pub mod protocol;

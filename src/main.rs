@@ -1,1 +1,141 @@
-fn main() {}
+//! The `redveil` command line: run the proxy, check a config, make a password verifier, or
+//! start the demo.
+
+use clap::{Parser, Subcommand};
+use redveil::config::Config;
+use redveil::server::Server;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "redveil", version, about = "Policy-enforcing proxy for Redshift and PostgreSQL")]
+struct Cli {
+    /// Run the proxy with this configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration file; prints every problem with its key and line.
+    CheckConfig { file: PathBuf },
+    /// Read a password (from the terminal, or a line of stdin) and print a SCRAM-SHA-256 verifier.
+    Passwd,
+    /// Start an ephemeral PostgreSQL with demo data and the proxy in front of it.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:5439")]
+        listen: SocketAddr,
+        /// Keep the cluster's data directory afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Passwd) => passwd(),
+        Some(Command::Demo { listen, keep }) => {
+            init_logging("info");
+            runtime(|| async move { redveil::demo::run::run(listen, keep).await })
+        }
+        None => match cli.config {
+            Some(path) => run(&path),
+            None => {
+                eprintln!("redveil: give --config FILE, or a subcommand (see --help)");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(_) => {
+            println!("{}: OK", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn passwd() -> ExitCode {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ")
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    match password {
+        Ok(p) if !p.is_empty() => {
+            println!("{}", redveil::auth::ScramVerifier::generate(&p));
+            ExitCode::SUCCESS
+        }
+        Ok(_) => {
+            eprintln!("redveil passwd: empty password");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("redveil passwd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&config.log.level);
+    runtime(|| async move {
+        let server = Server::bind(config).await?;
+        let stopper = server.stopper();
+        let serving = tokio::spawn(server.serve());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => stopper.graceful(),
+            _ = tokio::signal::ctrl_c() => stopper.immediate(),
+        }
+        serving.await?;
+        Ok(())
+    })
+}
+
+fn runtime<F, Fut>(body: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
+{
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("redveil: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(body()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("redveil: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}

@@ -1,0 +1,5 @@
+//! The `redveil demo` command's pieces that live in the library.
+
+pub mod catalog;
+pub mod dataset;
+pub mod run;
