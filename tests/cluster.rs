@@ -156,3 +156,30 @@ async fn stop_and_start_keep_data_and_port() {
     cluster.shutdown();
     assert!(!dir.exists(), "shutdown removes the directory");
 }
+
+#[tokio::test]
+async fn keep_leaves_the_directory_and_a_taken_port_is_reported() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let err = EphemeralCluster::start(ClusterOptions {
+        port: Some(port),
+        keep: false,
+    })
+    .await
+    .expect_err("the port is taken");
+    let text = common::report(&err);
+    assert!(text.contains("Address already in use"), "{text}");
+
+    let mut cluster = EphemeralCluster::start(ClusterOptions {
+        port: None,
+        keep: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{}", common::report(&e)));
+    let dir = cluster.data_dir().to_path_buf();
+    cluster.shutdown();
+    assert!(dir.join("PG_VERSION").exists(), "keep leaves the data");
+    assert!(!dir.join("postmaster.pid").exists(), "but stops the server");
+    let root = dir.parent().expect("root");
+    std::fs::remove_dir_all(root).expect("clean up the kept directory");
+}
