@@ -102,6 +102,18 @@ async fn system_role_can_create_views_and_grant_them() {
         )
         .await
         .expect("system role creates and grants a view");
+    // The raw-table grant was made by the system role, so catalog sync can revoke it.
+    let grantor: String = system
+        .query_one(
+            "SELECT grantor::text FROM information_schema.role_table_grants \
+             WHERE grantee = 'redveil_query' AND table_schema = 'hr' \
+               AND table_name = 'employees' AND privilege_type = 'SELECT'",
+            &[],
+        )
+        .await
+        .expect("grant to the query role")
+        .get(0);
+    assert_eq!(grantor, demo.system_user);
     let query = common::connect(&demo.query_conn_string(cluster))
         .await
         .expect("query role");
@@ -155,4 +167,45 @@ async fn stop_and_start_keep_data_and_port() {
     cluster.shutdown();
     cluster.shutdown();
     assert!(!dir.exists(), "shutdown removes the directory");
+}
+
+#[tokio::test]
+async fn keep_leaves_the_directory_load_is_idempotent_taken_port_is_reported() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let err = EphemeralCluster::start(ClusterOptions {
+        port: Some(port),
+        keep: false,
+    })
+    .await
+    .expect_err("the port is taken");
+    let text = common::report(&err);
+    assert!(text.contains("Address already in use"), "{text}");
+
+    let mut cluster = EphemeralCluster::start(ClusterOptions {
+        port: None,
+        keep: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{}", common::report(&e)));
+    // Loading twice converges to the same state.
+    for _ in 0..2 {
+        redveil::demo::dataset::load(&cluster)
+            .await
+            .unwrap_or_else(|e| panic!("{}", common::report(&e)));
+    }
+    let client = cluster.connect_superuser("demo").await.expect("connect");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM hr.employees", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, EMPLOYEE_ROWS);
+
+    let dir = cluster.data_dir().to_path_buf();
+    cluster.shutdown();
+    assert!(dir.join("PG_VERSION").exists(), "keep leaves the data");
+    assert!(!dir.join("postmaster.pid").exists(), "but stops the server");
+    let root = dir.parent().expect("root");
+    std::fs::remove_dir_all(root).expect("clean up the kept directory");
 }

@@ -116,6 +116,11 @@ impl Runner {
         }
     }
 
+    /// Whether server programs run as the `postgres` OS user.
+    pub(crate) fn as_postgres(&self) -> bool {
+        self.as_postgres
+    }
+
     /// Program and arguments, wrapped in `runuser` when needed.
     pub(crate) fn argv(&self, program: &Path, args: &[&OsStr]) -> Vec<std::ffi::OsString> {
         let mut argv = Vec::with_capacity(args.len() + 4);

@@ -59,13 +59,11 @@ impl EphemeralCluster {
     pub async fn start(opts: ClusterOptions) -> Result<Self, ClusterError> {
         let binaries = PgBinaries::locate()?;
         let runner = Runner::detect();
+        let parent = setup::temp_parent(runner);
         let root = tempfile::Builder::new()
             .prefix("redveil-pg-")
-            .tempdir()
-            .map_err(ClusterError::io(
-                "creating the cluster directory",
-                std::env::temp_dir(),
-            ))?;
+            .tempdir_in(&parent)
+            .map_err(ClusterError::io("creating the cluster directory", parent))?;
         let root_path = root.path().to_path_buf();
         let data_dir = root_path.join("data");
         // Armed before anything else exists, so a failure half-way through still cleans up.
@@ -140,6 +138,11 @@ impl EphemeralCluster {
     /// The PostgreSQL data directory (its log is `postgresql.log` in there).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The server's log file (appended to across restarts).
+    pub fn log_file(&self) -> PathBuf {
+        self.data_dir.join(setup::LOG_FILE)
     }
 
     /// The bootstrap superuser's name.

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,25 @@ pub(crate) struct Layout {
     pub(crate) root: PathBuf,
     /// The PostgreSQL data directory, `root/data`.
     pub(crate) data: PathBuf,
+}
+
+/// Where to create the cluster's root: the usual temp dir, unless the server runs as
+/// another OS user who could not reach it (e.g. TMPDIR under /root), then `/tmp`.
+pub(crate) fn temp_parent(runner: Runner) -> PathBuf {
+    let preferred = std::env::temp_dir();
+    if !runner.as_postgres() {
+        return preferred;
+    }
+    let reachable = preferred.ancestors().all(|dir| {
+        std::fs::metadata(dir)
+            .map(|meta| meta.permissions().mode() & 0o001 != 0)
+            .unwrap_or(false)
+    });
+    if reachable {
+        preferred
+    } else {
+        PathBuf::from("/tmp")
+    }
 }
 
 /// A fresh random password: 24 hex digits from the kernel's generator.
