@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "redveil", version, about = "Policy-enforcing proxy for Redshift and PostgreSQL")]
+#[command(
+    name = "redveil",
+    version,
+    about = "Policy-enforcing proxy for Redshift and PostgreSQL"
+)]
 struct Cli {
     /// Run the proxy with this configuration file.
     #[arg(long)]
@@ -72,7 +76,9 @@ fn passwd() -> ExitCode {
         rpassword::prompt_password("Password: ")
     } else {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| line.trim_end_matches(['\r', '\n']).to_string())
+        std::io::stdin()
+            .read_line(&mut line)
+            .map(|_| line.trim_end_matches(['\r', '\n']).to_string())
     };
     match password {
         Ok(p) if !p.is_empty() => {

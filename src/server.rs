@@ -56,7 +56,9 @@ impl Server {
         let backend_tls = match config.backend.tls {
             BackendTlsMode::Disable => None,
             BackendTlsMode::Require => Some(tls::backend_config(None)?),
-            BackendTlsMode::VerifyFull => Some(tls::backend_config(config.backend.ca_cert.as_deref())?),
+            BackendTlsMode::VerifyFull => {
+                Some(tls::backend_config(config.backend.ca_cert.as_deref())?)
+            }
         };
         let target = BackendTarget {
             host: config.backend.host.clone(),

@@ -3,7 +3,9 @@
 use super::{BackendError, PreparedSet};
 use crate::auth::{md5_login_response, ScramClient};
 use crate::net::Stream;
-use crate::protocol::backend::{decode_auth, decode_backend_key, decode_parameter_status, AuthRequest, ErrorFields};
+use crate::protocol::backend::{
+    decode_auth, decode_backend_key, decode_parameter_status, AuthRequest, ErrorFields,
+};
 use crate::protocol::scan::{Direction, Piece, Scanner};
 use crate::protocol::startup::{encode_ssl_request, StartupMessage};
 use crate::protocol::{frontend, tag};
@@ -121,7 +123,9 @@ impl BackendConn {
             ("user".to_string(), target.user.clone()),
             ("database".to_string(), target.database.clone()),
         ];
-        self.stream.write_all(&StartupMessage::encode(&params)).await?;
+        self.stream
+            .write_all(&StartupMessage::encode(&params))
+            .await?;
         let password = target.password.as_deref().unwrap_or("");
         let mut scram: Option<ScramClient> = None;
         loop {
@@ -131,7 +135,9 @@ impl BackendConn {
             match message_tag {
                 tag::AUTHENTICATION => match decode_auth(body)? {
                     AuthRequest::Ok => {}
-                    AuthRequest::Cleartext => frontend::encode_password(&mut out, password.as_bytes()),
+                    AuthRequest::Cleartext => {
+                        frontend::encode_password(&mut out, password.as_bytes())
+                    }
                     AuthRequest::Md5(salt) => {
                         let response = md5_login_response(&target.user, password, salt);
                         frontend::encode_password(&mut out, response.as_bytes());
@@ -148,14 +154,18 @@ impl BackendConn {
                         scram = Some(client);
                     }
                     AuthRequest::SaslContinue(data) => {
-                        let client = scram.as_mut().ok_or(BackendError::Login("unexpected SASL continue".into()))?;
+                        let client = scram
+                            .as_mut()
+                            .ok_or(BackendError::Login("unexpected SASL continue".into()))?;
                         let response = client
                             .server_first(data)
                             .map_err(|e| BackendError::Login(e.to_string()))?;
                         frontend::put_message(&mut out, tag::PASSWORD, &response);
                     }
                     AuthRequest::SaslFinal(data) => {
-                        let client = scram.as_mut().ok_or(BackendError::Login("unexpected SASL final".into()))?;
+                        let client = scram
+                            .as_mut()
+                            .ok_or(BackendError::Login("unexpected SASL final".into()))?;
                         client
                             .server_final(data)
                             .map_err(|e| BackendError::Login(e.to_string()))?;
@@ -170,11 +180,16 @@ impl BackendConn {
                 tag::BACKEND_KEY_DATA => self.key = decode_backend_key(body)?,
                 tag::ERROR_RESPONSE => {
                     let fields = ErrorFields::decode(body)?;
-                    return Err(BackendError::Login(format!("{} ({})", fields.message, fields.code)));
+                    return Err(BackendError::Login(format!(
+                        "{} ({})",
+                        fields.message, fields.code
+                    )));
                 }
                 tag::READY_FOR_QUERY => return Ok(()),
                 tag::NOTICE_RESPONSE | tag::NEGOTIATE_PROTOCOL_VERSION => {}
-                other => return Err(crate::protocol::ProtocolError::Unexpected(other as char).into()),
+                other => {
+                    return Err(crate::protocol::ProtocolError::Unexpected(other as char).into())
+                }
             }
             if !out.is_empty() {
                 self.stream.write_all(&out).await?;
@@ -188,9 +203,9 @@ impl BackendConn {
             match self.scanner.next(&mut self.read_buf)? {
                 Some(Piece::Message { tag, raw }) => return Ok((tag, raw)),
                 Some(_) => {
-                    return Err(BackendError::Protocol(crate::protocol::ProtocolError::Invalid(
-                        "oversized message during login",
-                    )))
+                    return Err(BackendError::Protocol(
+                        crate::protocol::ProtocolError::Invalid("oversized message during login"),
+                    ))
                 }
                 None => {
                     if self.stream.read_buf(&mut self.read_buf).await? == 0 {

@@ -83,9 +83,16 @@ mod tests {
 
     #[test]
     fn replay_resets_then_applies() {
-        let mut state = SessionState::from_startup(vec![("application_name".into(), "psql".into())]);
-        state.apply(SessionCommand::Set { name: "my.x".into(), value: "'1'".into() });
-        state.apply(SessionCommand::Prepare { name: "q".into(), sql: "PREPARE q AS select 1".into() });
+        let mut state =
+            SessionState::from_startup(vec![("application_name".into(), "psql".into())]);
+        state.apply(SessionCommand::Set {
+            name: "my.x".into(),
+            value: "'1'".into(),
+        });
+        state.apply(SessionCommand::Prepare {
+            name: "q".into(),
+            sql: "PREPARE q AS select 1".into(),
+        });
         assert_eq!(
             replay_sql(&state, true),
             "RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"

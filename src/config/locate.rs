@@ -39,16 +39,20 @@ pub fn line_of(source: &str, key_path: &str) -> Option<usize> {
 /// 1-based line number of a byte offset.
 pub fn line_at(source: &str, offset: usize) -> usize {
     let end = offset.min(source.len());
-    source.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    source.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn parse_path(path: &str) -> impl Iterator<Item = (&str, Option<usize>)> {
-    path.split('.').filter(|s| !s.is_empty()).map(|segment| {
-        match segment.split_once('[') {
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .map(|segment| match segment.split_once('[') {
             Some((key, rest)) => (key, rest.trim_end_matches(']').parse().ok()),
             None => (segment, None),
-        }
-    })
+        })
 }
 
 #[cfg(test)]

@@ -146,28 +146,46 @@ impl Config {
             bad("pool.size", "must be at least 1".into());
         }
         if self.pool.min_idle > self.pool.size {
-            bad("pool.min_idle", format!("exceeds pool.size ({})", self.pool.size));
+            bad(
+                "pool.min_idle",
+                format!("exceeds pool.size ({})", self.pool.size),
+            );
         }
         if self.pool.checkout_timeout_ms == 0 {
             bad("pool.checkout_timeout_ms", "must be positive".into());
         }
         if self.pool.prepared_statements_per_connection == 0 {
-            bad("pool.prepared_statements_per_connection", "must be at least 1".into());
+            bad(
+                "pool.prepared_statements_per_connection",
+                "must be at least 1".into(),
+            );
         }
         if self.limits.max_client_message_bytes < 1024 {
-            bad("limits.max_client_message_bytes", "must be at least 1024".into());
+            bad(
+                "limits.max_client_message_bytes",
+                "must be at least 1024".into(),
+            );
         }
         if self.backend.tls == BackendTlsMode::VerifyFull && self.backend.ca_cert.is_none() {
-            bad("backend.ca_cert", "required when backend.tls = \"verify-full\"".into());
+            bad(
+                "backend.ca_cert",
+                "required when backend.tls = \"verify-full\"".into(),
+            );
         }
         if let Some(name) = &self.backend.password_env {
             if std::env::var_os(name).is_none() {
-                bad("backend.password_env", format!("environment variable {name} is not set"));
+                bad(
+                    "backend.password_env",
+                    format!("environment variable {name} is not set"),
+                );
             }
         }
         if let Some(version) = &self.backend.server_version {
             if version.is_empty() || !version.starts_with(|c: char| c.is_ascii_digit()) {
-                bad("backend.server_version", "must start with a version number, e.g. \"15.4\"".into());
+                bad(
+                    "backend.server_version",
+                    "must start with a version number, e.g. \"15.4\"".into(),
+                );
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -176,7 +194,10 @@ impl Config {
                 bad(&format!("users[{i}].name"), "must not be empty".into());
             }
             if !seen.insert(user.name.as_str()) {
-                bad(&format!("users[{i}].name"), format!("user {:?} is defined twice", user.name));
+                bad(
+                    &format!("users[{i}].name"),
+                    format!("user {:?} is defined twice", user.name),
+                );
             }
             if let Err(e) = user.password.parse::<crate::auth::ScramVerifier>() {
                 bad(
@@ -186,11 +207,17 @@ impl Config {
             }
             if let Some(md5) = &user.md5 {
                 if !is_md5_verifier(md5) {
-                    bad(&format!("users[{i}].md5"), "must be \"md5\" followed by 32 hex digits".into());
+                    bad(
+                        &format!("users[{i}].md5"),
+                        "must be \"md5\" followed by 32 hex digits".into(),
+                    );
                 }
             }
             if self.auth.method == AuthMethod::Md5 && user.md5.is_none() {
-                bad(&format!("users[{i}].md5"), "required when auth.method = \"md5\"".into());
+                bad(
+                    &format!("users[{i}].md5"),
+                    "required when auth.method = \"md5\"".into(),
+                );
             }
         }
         problems
@@ -207,9 +234,13 @@ impl Config {
     }
 
     fn resolve_relative_paths(&mut self, base: &Path) {
-        for path in [&mut self.tls.cert, &mut self.tls.key, &mut self.backend.ca_cert]
-            .into_iter()
-            .flatten()
+        for path in [
+            &mut self.tls.cert,
+            &mut self.tls.key,
+            &mut self.backend.ca_cert,
+        ]
+        .into_iter()
+        .flatten()
         {
             if path.is_relative() {
                 *path = base.join(&*path);

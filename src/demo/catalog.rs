@@ -28,7 +28,10 @@ pub fn proxy_toml(listen: SocketAddr, backend: &DemoBackend, cert: &Path, key: &
     );
     for user in USERS {
         let verifier = ScramVerifier::generate(user);
-        let _ = write!(toml, "\n[[users]]\nname = \"{user}\"\npassword = \"{verifier}\"\n");
+        let _ = write!(
+            toml,
+            "\n[[users]]\nname = \"{user}\"\npassword = \"{verifier}\"\n"
+        );
     }
     toml
 }

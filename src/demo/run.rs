@@ -30,9 +30,16 @@ pub async fn run(listen: SocketAddr, keep: bool) -> Result<(), Box<dyn std::erro
     let serving = tokio::spawn(server.serve());
     println!("redveil demo: proxy config {}", config_path.display());
     println!("backend cluster (inspect what the proxy created there):");
-    println!("  psql \"{}\"", cluster.conn_string(cluster.superuser(), cluster.superuser_password(), "demo"));
+    println!(
+        "  psql \"{}\"",
+        cluster.conn_string(cluster.superuser(), cluster.superuser_password(), "demo")
+    );
     println!("connect through redveil (password = user name: admin, analyst, bi_service):");
-    println!("  psql \"host={} port={} dbname=demo user=analyst sslmode=require\"", addr.ip(), addr.port());
+    println!(
+        "  psql \"host={} port={} dbname=demo user=analyst sslmode=require\"",
+        addr.ip(),
+        addr.port()
+    );
     println!(
         "  psql \"host=localhost port={} dbname=demo user=admin sslmode=verify-full sslrootcert={}\"",
         addr.port(),

@@ -53,8 +53,13 @@ impl FailureTracker {
         }
         entry.0 += 1;
         entry.1 = now;
-        let extra = config.failure_backoff_ms.saturating_mul(u64::from(entry.0 - 1));
-        let total = config.failure_delay_ms.saturating_add(extra).min(config.max_failure_delay_ms);
+        let extra = config
+            .failure_backoff_ms
+            .saturating_mul(u64::from(entry.0 - 1));
+        let total = config
+            .failure_delay_ms
+            .saturating_add(extra)
+            .min(config.max_failure_delay_ms);
         Duration::from_millis(total.max(config.failure_delay_ms.min(config.max_failure_delay_ms)))
     }
 
@@ -76,7 +81,11 @@ pub async fn authenticate(
     let verifier: Option<ScramVerifier> = user.and_then(|u| u.password.parse().ok());
     match method {
         AuthMethod::ScramSha256 => {
-            let binding = if tls { end_point.map(<[u8]>::to_vec) } else { None };
+            let binding = if tls {
+                end_point.map(<[u8]>::to_vec)
+            } else {
+                None
+            };
             let mechanisms = auth::mechanisms(binding.is_some());
             msg::auth_sasl(&mut wire.out, mechanisms);
             wire.flush().await?;

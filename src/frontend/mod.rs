@@ -99,8 +99,15 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
         idle_client_timeout: secs(limits.idle_client_timeout_s),
         idle_in_transaction_timeout: secs(limits.idle_in_transaction_timeout_s),
     };
-    let connection =
-        ClientConnection::new(id, wire.stream, wire.buf, session, pool, cancel.slot.clone(), settings);
+    let connection = ClientConnection::new(
+        id,
+        wire.stream,
+        wire.buf,
+        session,
+        pool,
+        cancel.slot.clone(),
+        settings,
+    );
     connection
         .run(shared.shutdown.clone(), shared.hard_stop.clone())
         .await;
@@ -139,9 +146,14 @@ async fn start(
         match packet {
             InitialPacket::SslRequest if !stream.is_tls() && tls_mode != TlsMode::Disable => {
                 let Some(tls) = shared.tls.as_ref() else {
-                    return Err(wire_err(stream, LoginError::Refused("TLS is not configured".into())));
+                    return Err(wire_err(
+                        stream,
+                        LoginError::Refused("TLS is not configured".into()),
+                    ));
                 };
-                let Stream::Plain(tcp) = stream else { unreachable!("checked not TLS") };
+                let Stream::Plain(tcp) = stream else {
+                    unreachable!("checked not TLS")
+                };
                 let mut tcp = tcp;
                 if let Err(e) = tcp.write_all(b"S").await {
                     return Err(wire_err(Stream::Plain(tcp), e.into()));
@@ -157,7 +169,10 @@ async fn start(
             }
             InitialPacket::SslRequest | InitialPacket::GssEncRequest => {
                 if stream.is_tls() {
-                    return Err(wire_err(stream, ProtocolError::Invalid("SSLRequest inside TLS").into()));
+                    return Err(wire_err(
+                        stream,
+                        ProtocolError::Invalid("SSLRequest inside TLS").into(),
+                    ));
                 }
                 if let Err(e) = stream.write_all(b"N").await {
                     return Err(wire_err(stream, e.into()));
@@ -197,7 +212,9 @@ async fn login(
     let user_name = startup
         .get("user")
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| LoginError::Refused("no PostgreSQL user name specified in startup packet".into()))?
+        .ok_or_else(|| {
+            LoginError::Refused("no PostgreSQL user name specified in startup packet".into())
+        })?
         .to_string();
     let database = startup
         .get("database")
@@ -222,13 +239,16 @@ async fn login(
     shared.failures.succeed(peer.ip());
     msg::auth_ok(&mut wire.out);
     let pool = shared.pools.get(&database);
-    let template = pool.template().await.map_err(|e| {
-        LoginError::Refused(format!("cannot reach the cluster: {e}"))
-    })?;
+    let template = pool
+        .template()
+        .await
+        .map_err(|e| LoginError::Refused(format!("cannot reach the cluster: {e}")))?;
     if !params.unsupported_protocol_options.is_empty() || startup.minor > 0 {
         msg::negotiate_protocol_version(&mut wire.out, params.unsupported_protocol_options.clone());
     }
-    for (name, value) in startup_params::reported(&template, &params, config.backend.server_version.as_deref()) {
+    for (name, value) in
+        startup_params::reported(&template, &params, config.backend.server_version.as_deref())
+    {
         msg::parameter_status(&mut wire.out, &name, &value);
     }
     let cancel = shared.cancels.register();

@@ -138,7 +138,13 @@ pub fn reported(
                 .map(str::to_string)
                 .or_else(|| from_backend.as_deref().map(clean_version)),
             "client_encoding" => from_client
-                .map(|v| if v.eq_ignore_ascii_case("utf8") || v.eq_ignore_ascii_case("utf-8") { "UTF8".into() } else { v })
+                .map(|v| {
+                    if v.eq_ignore_ascii_case("utf8") || v.eq_ignore_ascii_case("utf-8") {
+                        "UTF8".into()
+                    } else {
+                        v
+                    }
+                })
                 .or(from_backend),
             _ => from_client.or(from_backend),
         };
@@ -171,7 +177,10 @@ mod tests {
         StartupMessage {
             major: 3,
             minor: 0,
-            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -200,11 +209,17 @@ mod tests {
     #[test]
     fn reported_values() {
         let template = vec![
-            ("server_version".to_string(), "15.18 (Debian 15.18-0+deb12u1)".to_string()),
+            (
+                "server_version".to_string(),
+                "15.18 (Debian 15.18-0+deb12u1)".to_string(),
+            ),
             ("TimeZone".into(), "Etc/UTC".into()),
             ("client_encoding".into(), "SQL_ASCII".into()),
         ];
-        let p = split(&startup(&[("client_encoding", "utf8"), ("client_protocol_version", "2")]));
+        let p = split(&startup(&[
+            ("client_encoding", "utf8"),
+            ("client_protocol_version", "2"),
+        ]));
         let got = reported(&template, &p, None);
         assert!(got.contains(&("server_version".into(), "15.18".into())));
         assert!(got.contains(&("client_encoding".into(), "UTF8".into())));

@@ -187,7 +187,11 @@ impl ClientConnection {
                 }
             }
             if self.draining && self.backend.is_none() && self.pipeline.is_empty() {
-                self.send_fatal("57P01", "terminating connection due to administrator command").await;
+                self.send_fatal(
+                    "57P01",
+                    "terminating connection due to administrator command",
+                )
+                .await;
                 return Ok(());
             }
         }
@@ -207,7 +211,8 @@ impl ClientConnection {
     /// Writes pending replies to the client.
     async fn flush_client(&mut self) -> Result<(), RelayError> {
         if !self.to_client.is_empty() {
-            metrics::counter!("redveil_bytes_to_client_total").increment(self.to_client.len() as u64);
+            metrics::counter!("redveil_bytes_to_client_total")
+                .increment(self.to_client.len() as u64);
             self.client
                 .write_all(&self.to_client)
                 .await
@@ -237,15 +242,19 @@ impl ClientConnection {
     /// A client-visible error for a failure that ended the connection.
     async fn report(&mut self, error: &RelayError) {
         match error {
-            RelayError::ClientIo(e) => tracing::debug!(conn = self.id, error = %e, "client connection lost"),
+            RelayError::ClientIo(e) => {
+                tracing::debug!(conn = self.id, error = %e, "client connection lost")
+            }
             RelayError::ClientProtocol(e) => {
                 tracing::warn!(conn = self.id, error = %e, "client protocol violation");
-                self.send_fatal(e.sqlstate(), &format!("invalid frontend message: {e}")).await;
+                self.send_fatal(e.sqlstate(), &format!("invalid frontend message: {e}"))
+                    .await;
             }
             RelayError::Backend(e) => {
                 tracing::warn!(conn = self.id, error = %e, "backend failed during a statement");
                 metrics::counter!("redveil_errors_total", "class" => "08").increment(1);
-                self.send_fatal(e.sqlstate(), &format!("server connection lost: {e}")).await;
+                self.send_fatal(e.sqlstate(), &format!("server connection lost: {e}"))
+                    .await;
             }
         }
     }
@@ -259,9 +268,8 @@ impl ClientConnection {
     /// Returns or discards the backend connection when the client is gone.
     async fn finish(&mut self) {
         if let Some(mut backend) = self.backend.take() {
-            let clean = self.pipeline.is_empty()
-                && !self.client_scan.mid_message()
-                && !backend.broken;
+            let clean =
+                self.pipeline.is_empty() && !self.client_scan.mid_message() && !backend.broken;
             if clean && self.settings.mode == PoolMode::Session {
                 crate::backend::reset_session(&mut backend).await;
             } else if clean && self.session.tx_status != crate::session::IDLE {
@@ -318,13 +326,12 @@ impl ClientConnection {
             && self.pipeline.is_empty()
             && self.session.tx_status == crate::session::IDLE
             && !self.client_scan.mid_message()
+            && self.backend.is_some()
         {
-            if self.backend.is_some() {
-                // Clear the cancel target first: a cancel in flight for this client finishes
-                // before the connection can serve anyone else.
-                self.cancel.clear().await;
-                self.backend = None;
-            }
+            // Clear the cancel target first: a cancel in flight for this client finishes
+            // before the connection can serve anyone else.
+            self.cancel.clear().await;
+            self.backend = None;
         }
     }
 }

@@ -63,8 +63,14 @@ impl ClientConnection {
         match message_tag {
             tag::QUERY => {
                 let text = frontend::query_text(body)?;
-                let commands = split_statements(text).into_iter().filter_map(classify).collect();
-                self.pipeline.push(Expect::Query { forward: true, commands });
+                let commands = split_statements(text)
+                    .into_iter()
+                    .filter_map(classify)
+                    .collect();
+                self.pipeline.push(Expect::Query {
+                    forward: true,
+                    commands,
+                });
                 self.to_backend.extend_from_slice(&raw);
                 metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
             }
@@ -87,7 +93,8 @@ impl ClientConnection {
                 let command = self.portal_command(portal);
                 self.pipeline.push(Expect::Execute { command });
                 self.to_backend.extend_from_slice(&raw);
-                metrics::counter!("redveil_statements_total", "protocol" => "extended").increment(1);
+                metrics::counter!("redveil_statements_total", "protocol" => "extended")
+                    .increment(1);
             }
             tag::CLOSE => {
                 let target = Target::decode(body)?;
@@ -120,7 +127,11 @@ impl ClientConnection {
     }
 
     /// The first part of a large Bind, CopyData or FunctionCall.
-    async fn on_client_stream_start(&mut self, message_tag: u8, raw: Bytes) -> Result<Flow, RelayError> {
+    async fn on_client_stream_start(
+        &mut self,
+        message_tag: u8,
+        raw: Bytes,
+    ) -> Result<Flow, RelayError> {
         if self.skip_until_sync {
             self.client_stream_forward = false;
             return Ok(Flow::Continue);
@@ -149,11 +160,16 @@ impl ClientConnection {
 
     fn on_parse(&mut self, raw: &[u8]) -> Result<(), RelayError> {
         let parse = Parse::decode(&raw[5..])?;
-        let command = split_statements(parse.query).first().and_then(|s| classify(s));
+        let command = split_statements(parse.query)
+            .first()
+            .and_then(|s| classify(s));
         if parse.name.is_empty() {
             self.unnamed_command = command;
             self.to_backend.extend_from_slice(raw);
-            self.pipeline.push(Expect::ParseComplete { forward: true, backend_name: None });
+            self.pipeline.push(Expect::ParseComplete {
+                forward: true,
+                backend_name: None,
+            });
             return Ok(());
         }
         let backend_name = backend_statement_name(parse.query, parse.param_types);
@@ -164,7 +180,9 @@ impl ClientConnection {
             parse: renamed.freeze(),
             command,
         };
-        self.session.statements.insert(parse.name.to_string(), statement.clone());
+        self.session
+            .statements
+            .insert(parse.name.to_string(), statement.clone());
         let backend = self.backend.as_mut().expect("ensure_backend ran");
         if backend.prepared.touch(&backend_name) {
             let mut reply = BytesMut::new();
@@ -212,13 +230,22 @@ impl ClientConnection {
         Ok(Some(statement.backend_name))
     }
 
-    fn write_bind(&mut self, head: &BindHead<'_>, rest: &[u8], rest_len: usize) -> Result<(), RelayError> {
+    fn write_bind(
+        &mut self,
+        head: &BindHead<'_>,
+        rest: &[u8],
+        rest_len: usize,
+    ) -> Result<(), RelayError> {
         let command = if head.statement.is_empty() {
             self.unnamed_command.clone()
         } else {
-            self.session.statements.get(head.statement).and_then(|s| s.command.clone())
+            self.session
+                .statements
+                .get(head.statement)
+                .and_then(|s| s.command.clone())
         };
-        self.portal_commands.retain(|(p, _)| p.as_slice() != head.portal);
+        self.portal_commands
+            .retain(|(p, _)| p.as_slice() != head.portal);
         self.portal_commands.push((head.portal.to_vec(), command));
         match self.ensure_prepared(head.statement)? {
             Some(name) => head.encode_head_as(&mut self.to_backend, &name, rest_len),
@@ -245,7 +272,12 @@ impl ClientConnection {
         tracing::warn!(conn = self.id, error = %error, "no backend connection");
         metrics::counter!("redveil_errors_total", "class" => error.sqlstate()[..2].to_string())
             .increment(1);
-        msg::error(&mut self.to_client, msg::Severity::Error, error.sqlstate(), &error.to_string());
+        msg::error(
+            &mut self.to_client,
+            msg::Severity::Error,
+            error.sqlstate(),
+            &error.to_string(),
+        );
         // A simple query or Sync ends its cycle here; in the middle of an extended-protocol
         // batch the client's messages up to its Sync are skipped, as PostgreSQL does after
         // an error.

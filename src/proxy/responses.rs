@@ -11,10 +11,7 @@ use bytes::Bytes;
 impl ClientConnection {
     /// Relays every complete piece in the backend buffer.
     pub(super) async fn on_backend_bytes(&mut self) -> Result<(), RelayError> {
-        loop {
-            let Some(backend) = self.backend.as_mut() else {
-                break;
-            };
+        while let Some(backend) = self.backend.as_mut() {
             let backend: &mut crate::backend::BackendConn = backend;
             let Some(piece) = backend.scanner.next(&mut backend.read_buf)? else {
                 break;
@@ -98,7 +95,8 @@ impl ClientConnection {
                         let fingerprint = self.session.state.fingerprint();
                         if let Some(backend) = self.backend.as_mut() {
                             backend.settings = fingerprint;
-                            backend.has_sql_prepared = self.session.state.prepared().next().is_some();
+                            backend.has_sql_prepared =
+                                self.session.state.prepared().next().is_some();
                         }
                     }
                     if status == crate::session::IDLE {
@@ -124,11 +122,12 @@ impl ClientConnection {
                     }
                 }
             }
-            Some(Expect::Query { forward: true, commands }) => {
-                if commands.front().is_some_and(|c| c.tag() == command_tag) {
-                    if let Some(c) = commands.pop_front() {
-                        self.session.command_done(c);
-                    }
+            Some(Expect::Query {
+                forward: true,
+                commands,
+            }) if commands.front().is_some_and(|c| c.tag() == command_tag) => {
+                if let Some(c) = commands.pop_front() {
+                    self.session.command_done(c);
                 }
             }
             _ => {}
@@ -154,7 +153,8 @@ impl ClientConnection {
             self.session.error_seen();
         }
         match self.pipeline.front() {
-            Some(Expect::Query { .. }) | Some(Expect::FunctionCall) | Some(Expect::Sync) | None => {}
+            Some(Expect::Query { .. }) | Some(Expect::FunctionCall) | Some(Expect::Sync) | None => {
+            }
             Some(_) => {
                 let unprepared = self.pipeline.skip_to_sync();
                 if let Some(backend) = self.backend.as_mut() {

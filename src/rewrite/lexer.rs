@@ -69,7 +69,10 @@ fn skip_token(sql: &str, i: usize) -> (Option<Token<'_>>, usize) {
         return (None, i + 1);
     }
     if rest.starts_with(b"--") {
-        let end = rest.iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p + 1);
+        let end = rest
+            .iter()
+            .position(|&x| x == b'\n')
+            .map_or(b.len(), |p| i + p + 1);
         return (None, end);
     }
     if rest.starts_with(b"/*") {
@@ -112,7 +115,9 @@ fn skip_token(sql: &str, i: usize) -> (Option<Token<'_>>, usize) {
     }
     if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
         let mut j = i;
-        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$' || b[j] >= 0x80) {
+        while j < b.len()
+            && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$' || b[j] >= 0x80)
+        {
             j += 1;
         }
         return (Some(Token::Word(&sql[i..j])), j);
@@ -146,7 +151,9 @@ fn string_end(b: &[u8], open: usize, backslash_escapes: bool) -> usize {
 fn dollar_tag(rest: &[u8]) -> Option<usize> {
     let close = rest[1..].iter().position(|&x| x == b'$')? + 1;
     let tag = &rest[1..close];
-    let valid = tag.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x >= 0x80)
+    let valid = tag
+        .iter()
+        .all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x >= 0x80)
         && !tag.first().is_some_and(|x| x.is_ascii_digit());
     valid.then_some(close + 1)
 }
@@ -168,10 +175,20 @@ mod tests {
         let sql = "select ';' ; select $x$ ; $x$; /* ; /* ; */ */ select 1 -- ;\n; ;";
         assert_eq!(
             split_statements(sql),
-            ["select ';'", "select $x$ ; $x$", "/* ; /* ; */ */ select 1 -- ;"]
+            [
+                "select ';'",
+                "select $x$ ; $x$",
+                "/* ; /* ; */ */ select 1 -- ;"
+            ]
         );
-        assert_eq!(split_statements("select E'\\';' ; x"), ["select E'\\';'", "x"]);
-        assert_eq!(split_statements("select \"a;\"\"b\""), ["select \"a;\"\"b\""]);
+        assert_eq!(
+            split_statements("select E'\\';' ; x"),
+            ["select E'\\';'", "x"]
+        );
+        assert_eq!(
+            split_statements("select \"a;\"\"b\""),
+            ["select \"a;\"\"b\""]
+        );
         assert!(split_statements(" ; -- nothing\n").is_empty());
     }
 

@@ -7,16 +7,28 @@ use super::lexer::{tokens, Token};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionCommand {
     /// A session-level `SET name = value`; `value` is the SQL text after `=`/`TO`.
-    Set { name: String, value: String },
-    Reset { name: String },
+    Set {
+        name: String,
+        value: String,
+    },
+    Reset {
+        name: String,
+    },
     ResetAll,
     /// `PREPARE name AS ...`; `sql` is the whole statement, to replay verbatim.
-    Prepare { name: String, sql: String },
-    Deallocate { name: String },
+    Prepare {
+        name: String,
+        sql: String,
+    },
+    Deallocate {
+        name: String,
+    },
     DeallocateAll,
     DiscardAll,
     /// Same command tag, but nothing to replay (SET LOCAL, SET TRANSACTION, DISCARD PLANS…).
-    Untracked { tag: &'static str },
+    Untracked {
+        tag: &'static str,
+    },
 }
 
 impl SessionCommand {
@@ -43,7 +55,9 @@ pub fn classify(statement: &str) -> Option<SessionCommand> {
         "reset" => Some(match toks.get(1) {
             Some(t) if word(Some(t)).as_deref() == Some("all") => SessionCommand::ResetAll,
             Some(t) => match ident(t) {
-                Some(name) => SessionCommand::Reset { name: normalise_name(&name, &toks[2..]) },
+                Some(name) => SessionCommand::Reset {
+                    name: normalise_name(&name, &toks[2..]),
+                },
                 None => SessionCommand::Untracked { tag: "RESET" },
             },
             None => SessionCommand::Untracked { tag: "RESET" },
@@ -51,7 +65,9 @@ pub fn classify(statement: &str) -> Option<SessionCommand> {
         "prepare" => {
             let name = toks.get(1).and_then(ident)?;
             if name == "transaction" {
-                return Some(SessionCommand::Untracked { tag: "PREPARE TRANSACTION" });
+                return Some(SessionCommand::Untracked {
+                    tag: "PREPARE TRANSACTION",
+                });
             }
             Some(SessionCommand::Prepare {
                 name,
@@ -65,16 +81,24 @@ pub fn classify(statement: &str) -> Option<SessionCommand> {
                 next = rest.next();
             }
             match next {
-                Some(t) if word(Some(t)).as_deref() == Some("all") => Some(SessionCommand::DeallocateAll),
+                Some(t) if word(Some(t)).as_deref() == Some("all") => {
+                    Some(SessionCommand::DeallocateAll)
+                }
                 Some(t) => ident(t).map(|name| SessionCommand::Deallocate { name }),
                 None => None,
             }
         }
         "discard" => Some(match word(toks.get(1)).as_deref() {
             Some("all") => SessionCommand::DiscardAll,
-            Some("plans") => SessionCommand::Untracked { tag: "DISCARD PLANS" },
-            Some("sequences") => SessionCommand::Untracked { tag: "DISCARD SEQUENCES" },
-            Some("temp") | Some("temporary") => SessionCommand::Untracked { tag: "DISCARD TEMP" },
+            Some("plans") => SessionCommand::Untracked {
+                tag: "DISCARD PLANS",
+            },
+            Some("sequences") => SessionCommand::Untracked {
+                tag: "DISCARD SEQUENCES",
+            },
+            Some("temp") | Some("temporary") => SessionCommand::Untracked {
+                tag: "DISCARD TEMP",
+            },
             _ => SessionCommand::Untracked { tag: "DISCARD" },
         }),
         _ => None,
@@ -95,7 +119,10 @@ fn classify_set(statement: &str, toks: &[Token<'_>]) -> SessionCommand {
         }
         _ => {}
     }
-    let (name, value_from) = match (word(toks.get(i)).as_deref(), word(toks.get(i + 1)).as_deref()) {
+    let (name, value_from) = match (
+        word(toks.get(i)).as_deref(),
+        word(toks.get(i + 1)).as_deref(),
+    ) {
         (Some("time"), Some("zone")) => ("timezone".to_string(), i + 2),
         (Some("session"), Some("authorization")) => ("session_authorization".to_string(), i + 2),
         (Some("role"), _) => ("role".to_string(), i + 1),
@@ -186,30 +213,61 @@ mod tests {
     use SessionCommand::*;
 
     fn set(name: &str, value: &str) -> Option<SessionCommand> {
-        Some(Set { name: name.into(), value: value.into() })
+        Some(Set {
+            name: name.into(),
+            value: value.into(),
+        })
     }
 
     #[test]
     fn set_forms() {
-        assert_eq!(classify("SET search_path TO a, \"B\""), set("search_path", "a, \"B\""));
-        assert_eq!(classify("set SESSION DateStyle = 'ISO'"), set("datestyle", "'ISO'"));
+        assert_eq!(
+            classify("SET search_path TO a, \"B\""),
+            set("search_path", "a, \"B\"")
+        );
+        assert_eq!(
+            classify("set SESSION DateStyle = 'ISO'"),
+            set("datestyle", "'ISO'")
+        );
         assert_eq!(classify("SET TIME ZONE 'UTC'"), set("timezone", "'UTC'"));
         assert_eq!(classify("SET my.Custom = 5"), set("my.custom", "5"));
-        assert_eq!(classify("SET statement_timeout TO DEFAULT"), Some(Reset { name: "statement_timeout".into() }));
-        assert_eq!(classify("SET LOCAL work_mem = '1MB'"), Some(Untracked { tag: "SET" }));
-        assert_eq!(classify("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"), Some(Untracked { tag: "SET" }));
+        assert_eq!(
+            classify("SET statement_timeout TO DEFAULT"),
+            Some(Reset {
+                name: "statement_timeout".into()
+            })
+        );
+        assert_eq!(
+            classify("SET LOCAL work_mem = '1MB'"),
+            Some(Untracked { tag: "SET" })
+        );
+        assert_eq!(
+            classify("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            Some(Untracked { tag: "SET" })
+        );
         assert_eq!(classify("set role bob"), set("role", "bob"));
     }
 
     #[test]
     fn other_commands() {
         assert_eq!(classify("RESET ALL"), Some(ResetAll));
-        assert_eq!(classify("reset Work_Mem"), Some(Reset { name: "work_mem".into() }));
+        assert_eq!(
+            classify("reset Work_Mem"),
+            Some(Reset {
+                name: "work_mem".into()
+            })
+        );
         assert_eq!(
             classify("PREPARE Q1 (int) AS select $1"),
-            Some(Prepare { name: "q1".into(), sql: "PREPARE Q1 (int) AS select $1".into() })
+            Some(Prepare {
+                name: "q1".into(),
+                sql: "PREPARE Q1 (int) AS select $1".into()
+            })
         );
-        assert_eq!(classify("DEALLOCATE PREPARE \"Q\""), Some(Deallocate { name: "Q".into() }));
+        assert_eq!(
+            classify("DEALLOCATE PREPARE \"Q\""),
+            Some(Deallocate { name: "Q".into() })
+        );
         assert_eq!(classify("deallocate all"), Some(DeallocateAll));
         assert_eq!(classify("DISCARD ALL"), Some(DiscardAll));
         assert_eq!(classify("select 1"), None);

@@ -65,7 +65,10 @@ impl Session {
             return false;
         }
         for command in pending {
-            if matches!(command, SessionCommand::DiscardAll | SessionCommand::DeallocateAll) {
+            if matches!(
+                command,
+                SessionCommand::DiscardAll | SessionCommand::DeallocateAll
+            ) {
                 // DISCARD ALL deallocates protocol-level statements too.
                 if matches!(command, SessionCommand::DiscardAll) {
                     self.statements.clear();

@@ -11,18 +11,28 @@ use std::collections::VecDeque;
 #[derive(Debug)]
 pub enum Expect {
     /// ParseComplete; `backend_name` is recorded as prepared on success.
-    ParseComplete { forward: bool, backend_name: Option<String> },
+    ParseComplete {
+        forward: bool,
+        backend_name: Option<String>,
+    },
     BindComplete,
-    CloseComplete { forward: bool },
+    CloseComplete {
+        forward: bool,
+    },
     /// ParameterDescription (statements) then RowDescription or NoData.
     Describe,
     /// Rows then CommandComplete, EmptyQueryResponse or PortalSuspended.
-    Execute { command: Option<SessionCommand> },
+    Execute {
+        command: Option<SessionCommand>,
+    },
     /// ReadyForQuery after a Sync.
     Sync,
     /// A simple query's results up to ReadyForQuery; `forward` is false for queries the proxy
     /// injected itself.
-    Query { forward: bool, commands: VecDeque<SessionCommand> },
+    Query {
+        forward: bool,
+        commands: VecDeque<SessionCommand>,
+    },
     /// FunctionCallResponse then ReadyForQuery.
     FunctionCall,
     /// A reply the proxy produces itself once everything before it has been relayed.
@@ -82,10 +92,17 @@ impl Pipeline {
     pub fn skip_to_sync(&mut self) -> Vec<String> {
         let mut unprepared = Vec::new();
         while let Some(front) = self.queue.front() {
-            if matches!(front, Expect::Sync | Expect::Query { .. } | Expect::FunctionCall) {
+            if matches!(
+                front,
+                Expect::Sync | Expect::Query { .. } | Expect::FunctionCall
+            ) {
                 break;
             }
-            if let Some(Expect::ParseComplete { backend_name: Some(name), .. }) = self.queue.pop_front() {
+            if let Some(Expect::ParseComplete {
+                backend_name: Some(name),
+                ..
+            }) = self.queue.pop_front()
+            {
                 unprepared.push(name);
             }
         }
@@ -106,7 +123,10 @@ mod tests {
     fn skip_to_sync_reports_unprepared_statements() {
         let mut p = Pipeline::default();
         p.push(Expect::BindComplete);
-        p.push(Expect::ParseComplete { forward: false, backend_name: Some("rv1".into()) });
+        p.push(Expect::ParseComplete {
+            forward: false,
+            backend_name: Some("rv1".into()),
+        });
         p.push(Expect::Synthetic(Bytes::from_static(b"1\0\0\0\x04")));
         p.push(Expect::Sync);
         p.push(Expect::Execute { command: None });

@@ -111,7 +111,10 @@ mod tests {
         let mut s = SessionState::from_startup(vec![("TimeZone".into(), "UTC".into())]);
         let base = s.fingerprint();
         assert_ne!(base, 0);
-        s.apply(SessionCommand::Set { name: "work_mem".into(), value: "'1MB'".into() });
+        s.apply(SessionCommand::Set {
+            name: "work_mem".into(),
+            value: "'1MB'".into(),
+        });
         assert_ne!(s.fingerprint(), base);
         s.apply(SessionCommand::ResetAll);
         assert_eq!(s.fingerprint(), base);

@@ -32,8 +32,11 @@ pub async fn start(extra: &str) -> TestProxy {
     );
     toml.push_str(extra);
     for user in ["admin", "analyst", "bi_service"] {
-        let verifier = redveil::auth::ScramVerifier::generate_with(&PASSWORD_OF(user), user.as_bytes(), 4096);
-        toml.push_str(&format!("\n[[users]]\nname = \"{user}\"\npassword = \"{verifier}\"\n"));
+        let verifier =
+            redveil::auth::ScramVerifier::generate_with(&PASSWORD_OF(user), user.as_bytes(), 4096);
+        toml.push_str(&format!(
+            "\n[[users]]\nname = \"{user}\"\npassword = \"{verifier}\"\n"
+        ));
     }
     let config = Config::parse(&toml, std::path::Path::new("test.toml")).expect("test config");
     let server = Server::bind(config).await.expect("bind");
@@ -58,11 +61,17 @@ impl TestProxy {
     }
 
     /// A tokio-postgres client over TLS verifying the test CA.
-    pub async fn connect(&self, user: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    pub async fn connect(
+        &self,
+        user: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         self.connect_with(&self.conn_string(user)).await
     }
 
-    pub async fn connect_with(&self, conn_string: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    pub async fn connect_with(
+        &self,
+        conn_string: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.client_tls());
         let config: tokio_postgres::Config = format!("{conn_string} sslmode=require").parse()?;
         let (client, connection) = config.connect(tls).await?;
@@ -76,10 +85,12 @@ impl TestProxy {
         for cert in rustls::pki_types::CertificateDer::pem_file_iter(&self.ca).expect("ca") {
             roots.add(cert.expect("ca cert")).expect("add ca");
         }
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("tls versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth()
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
     }
 }
