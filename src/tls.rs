@@ -28,12 +28,15 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Loads a PEM chain and key; TLS 1.2 and 1.3, no client certificates.
-pub fn server_config(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
-    let load_err = |path: &Path, e: &dyn std::fmt::Display| TlsError::Load {
+fn load_err(path: &Path, e: &dyn std::fmt::Display) -> TlsError {
+    TlsError::Load {
         path: path.display().to_string(),
         message: e.to_string(),
-    };
+    }
+}
+
+/// Loads a PEM chain and key; TLS 1.2 and 1.3, no client certificates.
+pub fn server_config(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| load_err(cert, &e))?
         .collect::<Result<_, _>>()
@@ -61,15 +64,8 @@ pub fn backend_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Tl
     let config = match ca {
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| TlsError::Load {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })? {
-                let cert = cert.map_err(|e| TlsError::Load {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-                roots.add(cert)?;
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| load_err(path, &e))? {
+                roots.add(cert.map_err(|e| load_err(path, &e))?)?;
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }

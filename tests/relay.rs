@@ -128,7 +128,6 @@ async fn cleartext_is_refused_when_tls_is_required() {
 }
 
 #[tokio::test]
-#[ignore = "cancel forwarding fails in this harness; open in issue 2 note"]
 async fn cancel_reaches_only_the_cancelled_clients_statement() {
     let p = proxy::start("").await;
     let a = p.connect("analyst").await.unwrap();
@@ -137,18 +136,8 @@ async fn cancel_reaches_only_the_cancelled_clients_statement() {
     let slow = tokio::spawn(async move { a.simple_query("SELECT pg_sleep(30)").await });
     let other = tokio::spawn(async move { b.simple_query("SELECT pg_sleep(1), 'done'").await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth(),
-    );
-    // The cancel goes over plain TCP first (sslmode=prefer semantics of tokio-postgres are
-    // not needed: PostgreSQL's cancel protocol has no TLS requirement).
-    let _ = token.cancel_query(tls).await;
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(p.client_tls());
+    token.cancel_query(tls).await.expect("cancel request sent");
     let err = slow.await.unwrap().unwrap_err();
     assert_eq!(err.code().unwrap().code(), "57014");
     assert!(

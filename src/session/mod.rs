@@ -65,14 +65,9 @@ impl Session {
             return false;
         }
         for command in pending {
-            if matches!(
-                command,
-                SessionCommand::DiscardAll | SessionCommand::DeallocateAll
-            ) {
-                // DISCARD ALL deallocates protocol-level statements too.
-                if matches!(command, SessionCommand::DiscardAll) {
-                    self.statements.clear();
-                }
+            // DISCARD ALL deallocates protocol-level statements too.
+            if command == SessionCommand::DiscardAll {
+                self.statements.clear();
             }
             self.state.apply(command);
         }

@@ -79,7 +79,7 @@ impl TestProxy {
         Ok(client)
     }
 
-    fn client_tls(&self) -> rustls::ClientConfig {
+    pub fn client_tls(&self) -> rustls::ClientConfig {
         use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls::pki_types::CertificateDer::pem_file_iter(&self.ca).expect("ca") {
