@@ -1,9 +1,107 @@
-//! SQL understanding on the query path, without I/O. For now: splitting a simple query into
-//! statements and classifying the ones that change session state, which transaction pooling
-//! must replay on whichever backend connection serves the client.
+//! SQL understanding on the query path, without I/O: splitting a simple query into statements,
+//! classifying the ones that change session state (which transaction pooling replays), and
+//! sending every read of a registered table to its policy view while refusing the paths around
+//! it.
 
+mod deny;
 mod lexer;
+mod names;
 mod session_commands;
+mod tables;
 
+pub use deny::Denial;
 pub use lexer::{split_statements, Token};
+pub use names::{
+    parse_search_path_list, parse_search_path_sql, QualifiedName, Registered, Registry, Scope,
+    DEFAULT_SEARCH_PATH,
+};
 pub use session_commands::{classify, SessionCommand};
+
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use std::collections::BTreeSet;
+
+/// Deep enough for generated BI queries; sqlparser's default (50) rejects some of them.
+const RECURSION_LIMIT: usize = 256;
+
+/// What the proxy should send for a client's SQL text.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rewritten {
+    /// The text to send instead; `None` means forward the client's bytes unchanged.
+    pub sql: Option<String>,
+    /// Registered data sources the text reads.
+    pub data_sources: BTreeSet<String>,
+    /// The text resets session settings (RESET ALL, DISCARD ALL), so the pinned identity must
+    /// be set again before the next statement.
+    pub resets_session: bool,
+}
+
+/// Rewrites a simple query string (one or more statements) or a Parse message's statement.
+/// On refusal nothing of the text may be sent.
+pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
+    let statements = split_statements(sql);
+    let mut out = Rewritten::default();
+    let mut texts = Vec::with_capacity(statements.len());
+    for statement in &statements {
+        let lowercase = statement.to_lowercase();
+        if deny::check_head(statement, &lowercase)? == deny::Head::ResetsSession {
+            out.resets_session = true;
+        }
+        let rewritten = if scope.registry.is_mentioned_in(&lowercase) || mentions_guarded(&lowercase) {
+            rewrite_statement(statement, scope, &mut out.data_sources)?
+        } else {
+            None
+        };
+        texts.push(rewritten);
+    }
+    if texts.iter().any(Option::is_some) {
+        let joined: Vec<&str> = texts
+            .iter()
+            .zip(&statements)
+            .map(|(new, old)| new.as_deref().unwrap_or(old))
+            .collect();
+        out.sql = Some(joined.join(";\n"));
+    }
+    Ok(out)
+}
+
+/// Words that call for a full parse even when no registered table is mentioned.
+fn mentions_guarded(lowercase: &str) -> bool {
+    ["set_config", "current_setting", "settings", "xml", "dblink", "ts_stat"]
+        .iter()
+        .any(|w| lowercase.contains(w))
+}
+
+/// Parses and rewrites one statement; `Ok(None)` when it needs no change.
+fn rewrite_statement(
+    statement: &str,
+    scope: Scope<'_>,
+    data_sources: &mut BTreeSet<String>,
+) -> Result<Option<String>, Denial> {
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(RECURSION_LIMIT)
+        .try_with_sql(statement)
+        .and_then(|mut p| p.parse_statements());
+    let mut parsed = match parsed {
+        Ok(parsed) if parsed.len() == 1 => parsed,
+        _ => {
+            if scope.registry.is_mentioned_in(&statement.to_lowercase()) {
+                return Err(Denial::new(
+                    "redveil cannot parse this statement and it mentions a registered table or a redveil schema; it is refused rather than forwarded unchecked",
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let statement_ast = &mut parsed[0];
+    if !tables::is_rewritable(statement_ast) {
+        tables::check_unrewritable(statement, scope)?;
+        return Ok(None);
+    }
+    let result = tables::rewrite_tables(statement_ast, scope)?;
+    data_sources.extend(result.data_sources);
+    Ok(result.changed.then(|| statement_ast.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

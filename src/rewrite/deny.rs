@@ -1,0 +1,224 @@
+//! Fail-closed rules: constructs that could reach raw data or the proxy's identity setting by a
+//! path the view rewrite does not cover are refused with 42501 and a message naming them.
+
+use super::lexer::{tokens, Token};
+use super::names::{fold, Scope, RESERVED_SCHEMAS};
+use sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Value,
+};
+
+/// A refused statement; always SQLSTATE 42501 (insufficient_privilege).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub message: String,
+}
+
+impl Denial {
+    pub const SQLSTATE: &'static str = "42501";
+
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Settings only the proxy may change: the identity it pins and the ones that would switch
+/// the backend role. `search_path` is changed with SET, which the proxy tracks.
+fn is_guarded_setting(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    name.starts_with("immuta") || name == "role" || name == "session_authorization"
+}
+
+/// Functions that run SQL given as text, or read every setting at once. No argument check
+/// can make them safe: the text may be computed.
+fn runs_sql_text(name: &str) -> bool {
+    name.contains("_to_xml")
+        || name.starts_with("dblink")
+        || matches!(name, "ts_stat" | "pg_show_all_settings" | "pg_settings")
+}
+
+/// Functions that may take text naming a registered table without running it as SQL.
+fn inert_with_text(name: &str) -> bool {
+    name.starts_with("pg_")
+        || name.starts_with("has_")
+        || matches!(
+            name,
+            "lower" | "upper" | "initcap" | "length" | "char_length" | "octet_length"
+                | "concat" | "concat_ws" | "format" | "replace" | "substring" | "substr"
+                | "left" | "right" | "trim" | "btrim" | "ltrim" | "rtrim" | "lpad" | "rpad"
+                | "position" | "strpos" | "split_part" | "starts_with" | "regexp_replace"
+                | "regexp_match" | "regexp_matches" | "regexp_like" | "to_char" | "to_date"
+                | "to_timestamp" | "to_number" | "coalesce" | "nullif" | "md5" | "quote_ident"
+                | "quote_literal" | "quote_nullable" | "to_regclass" | "to_regnamespace"
+                | "obj_description" | "col_description" | "format_type" | "translate"
+                | "reverse" | "repeat" | "string_agg" | "array_agg" | "count" | "max" | "min"
+                | "date_trunc" | "date_part" | "to_json" | "to_jsonb" | "json_build_object"
+                | "jsonb_build_object"
+        )
+}
+
+/// Checks a function call anywhere in a statement (expressions, `FROM f(...)`, CALL).
+pub fn check_function(function: &Function, scope: Scope<'_>) -> Result<(), Denial> {
+    let args: Vec<&Expr> = match &function.args {
+        FunctionArguments::List(list) => list.args.iter().filter_map(arg_expr).collect(),
+        _ => Vec::new(),
+    };
+    check_call(&function.name, &args, scope)
+}
+
+pub fn arg_expr(arg: &FunctionArg) -> Option<&Expr> {
+    let (FunctionArg::Unnamed(e) | FunctionArg::Named { arg: e, .. } | FunctionArg::ExprNamed { arg: e, .. }) =
+        arg;
+    match e {
+        FunctionArgExpr::Expr(expr) => Some(expr),
+        _ => None,
+    }
+}
+
+pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result<(), Denial> {
+    let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(fold).collect();
+    let Some(function) = parts.last().map(|f| f.to_ascii_lowercase()) else {
+        return Ok(());
+    };
+    if let Some(schema) = parts.iter().rev().nth(1) {
+        if RESERVED_SCHEMAS.iter().any(|r| r.eq_ignore_ascii_case(schema)) {
+            return Err(Denial::new(format!(
+                "schema \"{schema}\" belongs to redveil and cannot be used directly"
+            )));
+        }
+    }
+    if runs_sql_text(&function) {
+        return Err(Denial::new(format!(
+            "function {function}() runs SQL text or exposes server settings and is not allowed through redveil"
+        )));
+    }
+    let first_literal = args.first().and_then(|a| plain_literal(a));
+    match function.as_str() {
+        "set_config" => {
+            return match first_literal {
+                Some(setting) if !is_guarded_setting(setting) && !setting.trim().eq_ignore_ascii_case("search_path") => Ok(()),
+                Some(setting) => Err(Denial::new(format!(
+                    "set_config('{setting}', ...) is not allowed through redveil; use SET for settings the proxy may track"
+                ))),
+                None => Err(Denial::new(
+                    "set_config() with a computed setting name is not allowed through redveil",
+                )),
+            };
+        }
+        "current_setting" => {
+            return match first_literal {
+                Some(setting) if !is_guarded_setting(setting) => Ok(()),
+                Some(setting) => Err(Denial::new(format!(
+                    "the setting \"{setting}\" is reserved for redveil"
+                ))),
+                None => Err(Denial::new(
+                    "current_setting() with a computed setting name is not allowed through redveil",
+                )),
+            };
+        }
+        _ => {}
+    }
+    if inert_with_text(&function) {
+        return Ok(());
+    }
+    for arg in args {
+        if let Some(text) = any_string_literal(arg) {
+            if scope.registry.is_mentioned_in(&text.to_lowercase()) {
+                return Err(Denial::new(format!(
+                    "function {function}() is given text that names a registered table or redveil schema; it could run it as SQL"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A plain `'...'` literal's text; other spellings (E'', U&'', $$) are treated as computed.
+fn plain_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn any_string_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s)
+            | Value::EscapedStringLiteral(s)
+            | Value::UnicodeStringLiteral(s)
+            | Value::NationalStringLiteral(s)
+            | Value::DoubleQuotedString(s) => Some(s),
+            Value::DollarQuotedString(d) => Some(&d.value),
+            _ => None,
+        },
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => any_string_literal(expr),
+        _ => None,
+    }
+}
+
+/// What the statement's first words say, checked on the raw text before any parsing so a
+/// statement sqlparser cannot read is judged too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    /// Nothing special.
+    Plain,
+    /// RESET ALL / DISCARD ALL: forwarded, but the proxy must pin the identity again.
+    ResetsSession,
+}
+
+pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
+    let words: Vec<String> = tokens(statement)
+        .take(8)
+        .map(|t| match t {
+            Token::Word(w) => w.to_ascii_lowercase(),
+            Token::Quoted(q) => q.to_ascii_lowercase(),
+            Token::Literal(l) => l.to_string(),
+            Token::Symbol(c) => c.to_string(),
+        })
+        .collect();
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    if lowercase.contains("u&\"") || lowercase.contains("u&'") {
+        return Err(Denial::new(
+            "Unicode-escaped identifiers and strings (U&\"...\") are not allowed through redveil",
+        ));
+    }
+    let switches_role = matches!(
+        w.as_slice(),
+        ["set", "role", ..]
+            | ["set", "session", "authorization", ..]
+            | ["set", "session" | "local", "role", ..]
+            | ["set", "session" | "local", "session", "authorization", ..]
+    );
+    match w.as_slice() {
+        ["set", ..] | ["reset", ..] | ["show", ..] if lowercase.contains("immuta") => Err(
+            Denial::new("immuta settings are reserved for redveil and cannot be read or changed"),
+        ),
+        ["set", ..] if switches_role => Err(Denial::new(
+            "SET ROLE and SET SESSION AUTHORIZATION are not allowed through redveil",
+        )),
+        ["reset", "role", ..] | ["reset", "session", "authorization", ..] => Err(Denial::new(
+            "RESET ROLE and RESET SESSION AUTHORIZATION are not allowed through redveil",
+        )),
+        ["reset", "all", ..] | ["discard", "all", ..] => Ok(Head::ResetsSession),
+        ["do", ..] | ["create", "function", ..] | ["create", "procedure", ..]
+        | ["create", "or", "replace", "function" | "procedure", ..]
+            if ["execute", "set_config"].iter().any(|k| lowercase.contains(k)) =>
+        {
+            Err(Denial::new(
+                "code blocks that run dynamic SQL (EXECUTE) or set_config are not allowed through redveil",
+            ))
+        }
+        _ => Ok(Head::Plain),
+    }
+}

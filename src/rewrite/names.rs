@@ -1,0 +1,277 @@
+//! PostgreSQL name resolution for registered tables: identifier case folding, `search_path`
+//! parsing, and matching an object name against the registry the way the server would.
+
+use sqlparser::ast::{Ident, ObjectName};
+use std::collections::HashMap;
+
+/// A schema-qualified relation name, as stored in the cluster's catalog (already folded).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualifiedName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// What the rewriter knows about a registered table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The data source's display name, used in error messages (`hr.employees`).
+    pub data_source: String,
+    /// The policy view that replaces it.
+    pub view: QualifiedName,
+    /// Whether clients may write to the raw table through the proxy.
+    pub writable: bool,
+}
+
+/// The registered tables of one database, plus the schemas clients must never name.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    tables: HashMap<QualifiedName, Registered>,
+    /// Lower-cased words whose presence anywhere in a statement calls for a full parse.
+    triggers: Vec<String>,
+    view_schema: String,
+}
+
+/// Schemas that belong to the proxy; clients reach them only through rewritten views.
+pub const RESERVED_SCHEMAS: [&str; 3] = ["immuta_system", "immuta_functions", "immuta_procedures"];
+
+impl Registry {
+    pub fn new(view_schema: &str, tables: impl IntoIterator<Item = (QualifiedName, Registered)>) -> Self {
+        let tables: HashMap<_, _> = tables.into_iter().collect();
+        let mut triggers: Vec<String> = tables
+            .keys()
+            .map(|q| q.name.to_lowercase())
+            .chain(["immuta".to_string(), view_schema.to_lowercase()])
+            .collect();
+        triggers.sort();
+        triggers.dedup();
+        Self {
+            tables,
+            triggers,
+            view_schema: view_schema.to_string(),
+        }
+    }
+
+    pub fn view_schema(&self) -> &str {
+        &self.view_schema
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    pub fn get(&self, name: &QualifiedName) -> Option<&Registered> {
+        self.tables.get(name)
+    }
+
+    /// Whether `lowercase_sql` contains any word that could name a registered table or a
+    /// proxy schema. A cheap over-approximation: a miss means the statement is forwarded as is.
+    pub fn is_mentioned_in(&self, lowercase_sql: &str) -> bool {
+        self.triggers.iter().any(|t| lowercase_sql.contains(t.as_str()))
+    }
+
+    /// Whether a raw table of this name (in any schema) is registered.
+    pub fn has_table_named(&self, name: &str) -> bool {
+        self.tables.keys().any(|q| q.name == name)
+    }
+}
+
+/// The name-resolution context of one statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub registry: &'a Registry,
+    /// The database the session is connected to (three-part names must match it).
+    pub database: &'a str,
+    /// The effective search path, `$user` already substituted, without pg_catalog.
+    pub search_path: &'a [String],
+}
+
+impl Scope<'_> {
+    /// Resolves a relation name; `None` when it names no registered table.
+    pub fn resolve(&self, name: &ObjectName) -> Option<&Registered> {
+        let parts = idents(name)?;
+        match parts.as_slice() {
+            [table] => self.search_path.iter().find_map(|schema| {
+                self.registry
+                    .get(&QualifiedName::new(schema.clone(), fold(table)))
+            }),
+            [schema, table] => self
+                .registry
+                .get(&QualifiedName::new(fold(schema), fold(table))),
+            [database, schema, table] if fold(database) == self.database => self
+                .registry
+                .get(&QualifiedName::new(fold(schema), fold(table))),
+            _ => None,
+        }
+    }
+
+    /// The folded schema a name points into, when it is qualified.
+    pub fn schema_of(name: &ObjectName) -> Option<String> {
+        let parts = idents(name)?;
+        match parts.as_slice() {
+            [schema, _] | [_, schema, _] => Some(fold(schema)),
+            _ => None,
+        }
+    }
+}
+
+fn idents(name: &ObjectName) -> Option<Vec<&Ident>> {
+    name.0.iter().map(|p| p.as_ident()).collect()
+}
+
+/// An identifier as PostgreSQL stores it: unquoted names are folded to lower case (ASCII only,
+/// as the server does for UTF-8 databases); quoted names are kept exactly.
+pub fn fold(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_ascii_lowercase()
+    }
+}
+
+/// Quotes an identifier when PostgreSQL would need it to keep its spelling.
+pub fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// The schemas of a `search_path` value as the server parses a raw list (startup parameters,
+/// `options=-c`): comma-separated, unquoted names folded, `$user` replaced by `login_role`.
+pub fn parse_search_path_list(raw: &str, login_role: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = raw.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut item = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.next_if_eq(&'"').is_some() {
+                        item.push('"');
+                    } else {
+                        break;
+                    }
+                } else {
+                    item.push(c);
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                item.push(c.to_ascii_lowercase());
+            }
+            item = item.trim_end().to_string();
+        }
+        if !item.is_empty() {
+            out.push(if item == "$user" {
+                login_role.to_string()
+            } else {
+                item
+            });
+        }
+        while chars.next_if(|c| *c != ',').is_some() {}
+        if chars.next().is_none() {
+            return out;
+        }
+    }
+}
+
+/// The schemas of a `search_path` value given in SQL (`SET search_path TO a, "B", 'c'`): a
+/// string literal is one schema name, exactly as written, like the server's GUC_LIST_QUOTE.
+pub fn parse_search_path_sql(value: &str, login_role: &str) -> Vec<String> {
+    let mut raw = String::new();
+    for (i, item) in split_top_level_commas(value).into_iter().enumerate() {
+        if i > 0 {
+            raw.push(',');
+        }
+        let item = item.trim();
+        let literal = item
+            .strip_prefix('\'')
+            .or_else(|| item.strip_prefix("E'").or_else(|| item.strip_prefix("e'")))
+            .and_then(|s| s.strip_suffix('\''));
+        match literal {
+            Some(text) => {
+                let text = text.replace("''", "'");
+                raw.push_str(&format!("\"{}\"", text.replace('"', "\"\"")));
+            }
+            None if item.eq_ignore_ascii_case("default") => {
+                return parse_search_path_list(DEFAULT_SEARCH_PATH, login_role)
+            }
+            None => raw.push_str(item),
+        }
+    }
+    parse_search_path_list(&raw, login_role)
+}
+
+/// PostgreSQL's built-in default.
+pub const DEFAULT_SEARCH_PATH: &str = "\"$user\", public";
+
+fn split_top_level_commas(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quote) = (0, None);
+    for (i, c) in value.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ',') => {
+                out.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&value[start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_lists_fold_and_substitute_user() {
+        assert_eq!(
+            parse_search_path_list("\"$user\", Public,\"Hr\" , x", "redveil_query"),
+            ["redveil_query", "public", "Hr", "x"]
+        );
+        assert_eq!(parse_search_path_list("", "u"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn sql_values_keep_literals_exact() {
+        assert_eq!(parse_search_path_sql("hr, public", "u"), ["hr", "public"]);
+        assert_eq!(parse_search_path_sql("'Hr', HR", "u"), ["Hr", "hr"]);
+        assert_eq!(parse_search_path_sql("'a, b'", "u"), ["a, b"]);
+        assert_eq!(parse_search_path_sql("DEFAULT", "u"), ["u", "public"]);
+    }
+
+    #[test]
+    fn quoting_identifiers() {
+        assert_eq!(quote_ident("hr_employees"), "hr_employees");
+        assert_eq!(quote_ident("Hr"), "\"Hr\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}
