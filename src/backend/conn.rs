@@ -54,6 +54,11 @@ pub struct BackendConn {
     pub has_sql_prepared: bool,
     /// Set when the connection's state is unknown; it is then closed, never reused.
     pub broken: bool,
+    /// The user `immuta.user` is known to hold here; `None` when unknown (new connection,
+    /// after RESET ALL or DISCARD ALL, or a pin whose transaction may have rolled back).
+    pub pinned: Option<String>,
+    /// The pin was sent inside a transaction block: a rollback would undo it.
+    pub pin_in_transaction: bool,
     pub created: Instant,
 }
 
@@ -90,6 +95,8 @@ impl BackendConn {
             settings: 0,
             has_sql_prepared: false,
             broken: false,
+            pinned: None,
+            pin_in_transaction: false,
             created: Instant::now(),
         };
         conn.login(target).await?;

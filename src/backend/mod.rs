@@ -9,7 +9,7 @@ mod replay;
 pub use conn::{BackendConn, BackendTarget};
 pub use pool::{BackendPool, Manager, Pools};
 pub use prepared::PreparedSet;
-pub use replay::{replay_sql, reset_session, rollback};
+pub use replay::{pin_sql, replay_sql, reset_session, rollback};
 
 use crate::protocol::ProtocolError;
 

@@ -28,6 +28,15 @@ pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool) -> String {
     sql
 }
 
+/// Pins the identity the policy views read. Sent as its own simple query, pipelined ahead of
+/// the client's next message; its replies are dropped.
+pub fn pin_sql(user: &str) -> String {
+    format!(
+        "SELECT pg_catalog.set_config('immuta.user', {}, false)",
+        crate::session::quote_literal(user)
+    )
+}
+
 /// Setting names are identifiers, possibly dotted (custom settings): quote each part.
 fn quote_setting_name(name: &str) -> String {
     name.split('.')
@@ -66,6 +75,7 @@ async fn run_quietly(conn: &mut BackendConn, sql: &str) {
 /// tables, LISTEN, advisory locks) must not reach the next client.
 pub async fn reset_session(conn: &mut BackendConn) {
     run_quietly(conn, "DISCARD ALL").await;
+    conn.pinned = None;
     conn.prepared.clear();
     conn.settings = 0;
     conn.has_sql_prepared = false;
@@ -74,6 +84,9 @@ pub async fn reset_session(conn: &mut BackendConn) {
 /// A client left inside a transaction: end it so the connection is idle again.
 pub async fn rollback(conn: &mut BackendConn) {
     run_quietly(conn, "ROLLBACK").await;
+    if std::mem::take(&mut conn.pin_in_transaction) {
+        conn.pinned = None;
+    }
 }
 
 #[cfg(test)]

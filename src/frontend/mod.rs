@@ -12,6 +12,7 @@ use crate::protocol::scan::{Direction, Piece, Scanner};
 use crate::protocol::startup::{self, InitialPacket, StartupMessage};
 use crate::protocol::ProtocolError;
 use crate::proxy::{ClientConnection, RelaySettings};
+use crate::rewrite::Registry;
 use crate::server::Shared;
 use crate::session::Session;
 use bytes::{Bytes, BytesMut};
@@ -95,6 +96,8 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let settings = RelaySettings {
         mode: shared.config.pool.mode,
+        registry: Arc::new(Registry::from_config(&shared.config, &session.database)),
+        backend_role: shared.config.backend.user.clone(),
         max_message: limits.max_client_message_bytes,
         idle_client_timeout: secs(limits.idle_client_timeout_s),
         idle_in_transaction_timeout: secs(limits.idle_in_transaction_timeout_s),

@@ -13,7 +13,7 @@ use crate::net::Stream;
 use crate::protocol::backend::{self as msg, Severity};
 use crate::protocol::scan::{Direction, Scanner};
 use crate::protocol::ProtocolError;
-use crate::rewrite::SessionCommand;
+use crate::rewrite::{Registry, SessionCommand};
 use crate::session::{Pipeline, Session};
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -38,6 +38,10 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct RelaySettings {
     pub mode: PoolMode,
+    /// Registered tables of the session's database, and their views.
+    pub registry: Arc<Registry>,
+    /// The pool's login role: what `$user` in `search_path` means on the backend.
+    pub backend_role: String,
     pub max_message: usize,
     pub idle_client_timeout: Option<Duration>,
     pub idle_in_transaction_timeout: Option<Duration>,
@@ -69,6 +73,9 @@ pub struct ClientConnection {
     draining: bool,
     /// After the proxy failed a message itself, client messages are skipped up to Sync.
     skip_until_sync: bool,
+    /// A statement in the current extended-protocol batch resets session settings: the
+    /// identity must be pinned again once the batch's Sync completes.
+    repin_after_sync: bool,
     /// Session effect of the unnamed statement.
     unnamed_command: Option<SessionCommand>,
     /// Session effect of each bound portal (portals end with their transaction).
@@ -108,6 +115,7 @@ impl ClientConnection {
             rolled_back: false,
             draining: false,
             skip_until_sync: false,
+            repin_after_sync: false,
             unnamed_command: None,
             portal_commands: Vec::new(),
         }
@@ -290,7 +298,24 @@ impl ClientConnection {
             self.backend = Some(backend);
         }
         self.replay_session_state();
+        self.pin_identity();
         Ok(())
+    }
+
+    /// Makes `immuta.user` on the backend connection the client's effective user, pipelined
+    /// ahead of the client's next message, unless it already is.
+    fn pin_identity(&mut self) {
+        let user = self.session.effective_user();
+        let Some(backend) = self.backend.as_mut() else {
+            return;
+        };
+        if backend.pinned.as_deref() == Some(user) {
+            return;
+        }
+        crate::protocol::frontend::query(&mut self.to_backend, &crate::backend::pin_sql(user));
+        backend.pinned = Some(user.to_string());
+        backend.pin_in_transaction = self.session.tx_status != crate::session::IDLE;
+        self.pipeline.push(crate::session::Expect::Pin);
     }
 
     /// Before a client's first statement on a connection whose session state differs from the
@@ -308,6 +333,8 @@ impl ClientConnection {
             return;
         }
         let sql = crate::backend::replay_sql(&self.session.state, backend.has_sql_prepared);
+        // RESET ALL clears the pinned identity too.
+        backend.pinned = None;
         if backend.has_sql_prepared {
             backend.prepared.clear();
         }

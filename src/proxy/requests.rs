@@ -5,7 +5,9 @@ use crate::protocol::backend as msg;
 use crate::protocol::frontend::{self, BindHead, Parse, Target};
 use crate::protocol::scan::Piece;
 use crate::protocol::{tag, ProtocolError};
-use crate::rewrite::{classify, split_statements, SessionCommand};
+use crate::rewrite::{
+    classify, rewrite, split_statements, Denial, Rewritten, Scope, SessionCommand,
+};
 use crate::session::{Expect, Statement};
 use bytes::{Bytes, BytesMut};
 use std::collections::hash_map::DefaultHasher;
@@ -63,6 +65,14 @@ impl ClientConnection {
         match message_tag {
             tag::QUERY => {
                 let text = frontend::query_text(body)?;
+                metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
+                let rewritten = match self.rewrite(text) {
+                    Ok(rewritten) => rewritten,
+                    Err(denial) => {
+                        self.refuse(&denial, tag::QUERY);
+                        return Ok(Flow::Continue);
+                    }
+                };
                 let commands = split_statements(text)
                     .into_iter()
                     .filter_map(classify)
@@ -71,8 +81,13 @@ impl ClientConnection {
                     forward: true,
                     commands,
                 });
-                self.to_backend.extend_from_slice(&raw);
-                metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
+                match &rewritten.sql {
+                    Some(sql) => frontend::query(&mut self.to_backend, sql),
+                    None => self.to_backend.extend_from_slice(&raw),
+                }
+                if rewritten.resets_session {
+                    self.backend.as_mut().expect("ensure_backend ran").pinned = None;
+                }
             }
             tag::PARSE => self.on_parse(&raw)?,
             tag::BIND => {
@@ -159,13 +174,34 @@ impl ClientConnection {
     }
 
     fn on_parse(&mut self, raw: &[u8]) -> Result<(), RelayError> {
-        let parse = Parse::decode(&raw[5..])?;
-        let command = split_statements(parse.query)
+        let original = Parse::decode(&raw[5..])?;
+        let rewritten = match self.rewrite(original.query) {
+            Ok(rewritten) => rewritten,
+            Err(denial) => {
+                self.refuse(&denial, tag::PARSE);
+                return Ok(());
+            }
+        };
+        if rewritten.resets_session {
+            // Takes effect when executed; the identity is pinned again after the Sync.
+            self.repin_after_sync = true;
+        }
+        let command = split_statements(original.query)
             .first()
             .and_then(|s| classify(s));
+        let parse = match &rewritten.sql {
+            Some(sql) => Parse {
+                query: sql,
+                ..original
+            },
+            None => original,
+        };
         if parse.name.is_empty() {
             self.unnamed_command = command;
-            self.to_backend.extend_from_slice(raw);
+            match rewritten.sql {
+                Some(_) => parse.encode_as(&mut self.to_backend, ""),
+                None => self.to_backend.extend_from_slice(raw),
+            }
             self.pipeline.push(Expect::ParseComplete {
                 forward: true,
                 backend_name: None,
@@ -192,6 +228,50 @@ impl ClientConnection {
             self.prepare_on_backend(&statement, true);
         }
         Ok(())
+    }
+
+    /// Sends registered-table references to their views, with the session's search_path.
+    fn rewrite(&self, sql: &str) -> Result<Rewritten, Denial> {
+        let search_path = self.session.state.search_path(&self.settings.backend_role);
+        rewrite(
+            sql,
+            Scope {
+                registry: &self.settings.registry,
+                database: &self.session.database,
+                search_path: &search_path,
+            },
+        )
+    }
+
+    /// Answers a refused statement with 42501. The backend gets a syntax error in its place,
+    /// so the transaction (and, in the extended protocol, the skip to Sync) fails exactly as
+    /// if PostgreSQL itself had refused the statement; nothing of the client's text is sent.
+    fn refuse(&mut self, denial: &Denial, message_tag: u8) {
+        tracing::info!(conn = self.id, user = %self.session.effective_user(), reason = %denial, "statement refused");
+        metrics::counter!("redveil_refused_total").increment(1);
+        let mut reply = BytesMut::new();
+        msg::error(
+            &mut reply,
+            msg::Severity::Error,
+            Denial::SQLSTATE,
+            &denial.message,
+        );
+        if message_tag == tag::QUERY {
+            frontend::query(&mut self.to_backend, REFUSED_PLACEHOLDER);
+            self.pipeline.push(Expect::Refused(reply.freeze()));
+            self.pipeline.push(Expect::Query {
+                forward: true,
+                commands: Default::default(),
+            });
+        } else {
+            let placeholder = Parse {
+                name: "",
+                query: REFUSED_PLACEHOLDER,
+                param_types: &[0, 0],
+            };
+            placeholder.encode_as(&mut self.to_backend, "");
+            self.pipeline.push(Expect::Refused(reply.freeze()));
+        }
     }
 
     /// Sends `statement`'s Parse, closing the least recently used statement if the
@@ -289,6 +369,9 @@ impl ClientConnection {
         Ok(Flow::Continue)
     }
 }
+
+/// Not valid SQL in any dialect: the backend answers it with a syntax error.
+const REFUSED_PLACEHOLDER: &str = "redveil_refused";
 
 /// A backend statement name derived from the statement, so clients sending the same text
 /// share one backend statement (as PgBouncer does).

@@ -82,6 +82,18 @@ impl ClientConnection {
             }
             tag::ERROR_RESPONSE => {
                 let fields = ErrorFields::decode(body)?;
+                if let Some(Expect::Refused(_)) = self.pipeline.front() {
+                    if let Some(Expect::Refused(reply)) = self.pipeline.pop() {
+                        self.to_client.extend_from_slice(&reply);
+                    }
+                    self.session.error_seen();
+                    self.skip_after_error();
+                    return Ok(false);
+                }
+                if let Some(Expect::Pin) = self.pipeline.front() {
+                    self.on_pin_error(&fields);
+                    return Ok(false);
+                }
                 self.on_error(&fields, forward);
                 return Ok(true);
             }
@@ -101,6 +113,19 @@ impl ClientConnection {
                     }
                     if status == crate::session::IDLE {
                         self.portal_commands.clear();
+                        if let Some(backend) = self.backend.as_mut() {
+                            // A pin inside a transaction block is undone if it rolled back.
+                            if std::mem::take(&mut backend.pin_in_transaction) {
+                                backend.pinned = None;
+                            }
+                        }
+                    }
+                    if matches!(expect, Some(Expect::Sync))
+                        && std::mem::take(&mut self.repin_after_sync)
+                    {
+                        if let Some(backend) = self.backend.as_mut() {
+                            backend.pinned = None;
+                        }
                     }
                 }
                 return Ok(client_owned);
@@ -152,6 +177,25 @@ impl ClientConnection {
         if client_owned {
             self.session.error_seen();
         }
+        self.skip_after_error();
+    }
+
+    /// The pin failed. Inside a failed transaction that is expected (the client's statement
+    /// fails the same way); anywhere else the connection's identity is unknown, so it is
+    /// never reused.
+    fn on_pin_error(&mut self, fields: &ErrorFields) {
+        let in_block = self.session.tx_status != crate::session::IDLE;
+        if let Some(backend) = self.backend.as_mut() {
+            backend.pinned = None;
+            if !in_block {
+                tracing::error!(conn = self.id, code = %fields.code, message = %fields.message, "pinning the identity failed");
+                backend.broken = true;
+            }
+        }
+    }
+
+    /// In the extended protocol the backend skips everything up to Sync after an error.
+    fn skip_after_error(&mut self) {
         match self.pipeline.front() {
             Some(Expect::Query { .. }) | Some(Expect::FunctionCall) | Some(Expect::Sync) | None => {
             }

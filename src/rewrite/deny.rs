@@ -50,16 +50,62 @@ fn inert_with_text(name: &str) -> bool {
         || name.starts_with("has_")
         || matches!(
             name,
-            "lower" | "upper" | "initcap" | "length" | "char_length" | "octet_length"
-                | "concat" | "concat_ws" | "format" | "replace" | "substring" | "substr"
-                | "left" | "right" | "trim" | "btrim" | "ltrim" | "rtrim" | "lpad" | "rpad"
-                | "position" | "strpos" | "split_part" | "starts_with" | "regexp_replace"
-                | "regexp_match" | "regexp_matches" | "regexp_like" | "to_char" | "to_date"
-                | "to_timestamp" | "to_number" | "coalesce" | "nullif" | "md5" | "quote_ident"
-                | "quote_literal" | "quote_nullable" | "to_regclass" | "to_regnamespace"
-                | "obj_description" | "col_description" | "format_type" | "translate"
-                | "reverse" | "repeat" | "string_agg" | "array_agg" | "count" | "max" | "min"
-                | "date_trunc" | "date_part" | "to_json" | "to_jsonb" | "json_build_object"
+            "lower"
+                | "upper"
+                | "initcap"
+                | "length"
+                | "char_length"
+                | "octet_length"
+                | "concat"
+                | "concat_ws"
+                | "format"
+                | "replace"
+                | "substring"
+                | "substr"
+                | "left"
+                | "right"
+                | "trim"
+                | "btrim"
+                | "ltrim"
+                | "rtrim"
+                | "lpad"
+                | "rpad"
+                | "position"
+                | "strpos"
+                | "split_part"
+                | "starts_with"
+                | "regexp_replace"
+                | "regexp_match"
+                | "regexp_matches"
+                | "regexp_like"
+                | "to_char"
+                | "to_date"
+                | "to_timestamp"
+                | "to_number"
+                | "coalesce"
+                | "nullif"
+                | "md5"
+                | "quote_ident"
+                | "quote_literal"
+                | "quote_nullable"
+                | "to_regclass"
+                | "to_regnamespace"
+                | "obj_description"
+                | "col_description"
+                | "format_type"
+                | "translate"
+                | "reverse"
+                | "repeat"
+                | "string_agg"
+                | "array_agg"
+                | "count"
+                | "max"
+                | "min"
+                | "date_trunc"
+                | "date_part"
+                | "to_json"
+                | "to_jsonb"
+                | "json_build_object"
                 | "jsonb_build_object"
         )
 }
@@ -74,8 +120,9 @@ pub fn check_function(function: &Function, scope: Scope<'_>) -> Result<(), Denia
 }
 
 pub fn arg_expr(arg: &FunctionArg) -> Option<&Expr> {
-    let (FunctionArg::Unnamed(e) | FunctionArg::Named { arg: e, .. } | FunctionArg::ExprNamed { arg: e, .. }) =
-        arg;
+    let (FunctionArg::Unnamed(e)
+    | FunctionArg::Named { arg: e, .. }
+    | FunctionArg::ExprNamed { arg: e, .. }) = arg;
     match e {
         FunctionArgExpr::Expr(expr) => Some(expr),
         _ => None,
@@ -83,12 +130,20 @@ pub fn arg_expr(arg: &FunctionArg) -> Option<&Expr> {
 }
 
 pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result<(), Denial> {
-    let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(fold).collect();
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident())
+        .map(fold)
+        .collect();
     let Some(function) = parts.last().map(|f| f.to_ascii_lowercase()) else {
         return Ok(());
     };
     if let Some(schema) = parts.iter().rev().nth(1) {
-        if RESERVED_SCHEMAS.iter().any(|r| r.eq_ignore_ascii_case(schema)) {
+        if RESERVED_SCHEMAS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(schema))
+        {
             return Err(Denial::new(format!(
                 "schema \"{schema}\" belongs to redveil and cannot be used directly"
             )));

@@ -47,11 +47,12 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
         if deny::check_head(statement, &lowercase)? == deny::Head::ResetsSession {
             out.resets_session = true;
         }
-        let rewritten = if scope.registry.is_mentioned_in(&lowercase) || mentions_guarded(&lowercase) {
-            rewrite_statement(statement, scope, &mut out.data_sources)?
-        } else {
-            None
-        };
+        let rewritten =
+            if scope.registry.is_mentioned_in(&lowercase) || mentions_guarded(&lowercase) {
+                rewrite_statement(statement, scope, &mut out.data_sources)?
+            } else {
+                None
+            };
         texts.push(rewritten);
     }
     if texts.iter().any(Option::is_some) {
@@ -67,9 +68,16 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
 
 /// Words that call for a full parse even when no registered table is mentioned.
 fn mentions_guarded(lowercase: &str) -> bool {
-    ["set_config", "current_setting", "settings", "xml", "dblink", "ts_stat"]
-        .iter()
-        .any(|w| lowercase.contains(w))
+    [
+        "set_config",
+        "current_setting",
+        "settings",
+        "xml",
+        "dblink",
+        "ts_stat",
+    ]
+    .iter()
+    .any(|w| lowercase.contains(w))
 }
 
 /// Parses and rewrites one statement; `Ok(None)` when it needs no change.

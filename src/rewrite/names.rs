@@ -22,7 +22,12 @@ impl QualifiedName {
 
 impl std::fmt::Display for QualifiedName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+        write!(
+            f,
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&self.name)
+        )
     }
 }
 
@@ -50,7 +55,10 @@ pub struct Registry {
 pub const RESERVED_SCHEMAS: [&str; 3] = ["immuta_system", "immuta_functions", "immuta_procedures"];
 
 impl Registry {
-    pub fn new(view_schema: &str, tables: impl IntoIterator<Item = (QualifiedName, Registered)>) -> Self {
+    pub fn new(
+        view_schema: &str,
+        tables: impl IntoIterator<Item = (QualifiedName, Registered)>,
+    ) -> Self {
         let tables: HashMap<_, _> = tables.into_iter().collect();
         let mut triggers: Vec<String> = tables
             .keys()
@@ -64,6 +72,31 @@ impl Registry {
             triggers,
             view_schema: view_schema.to_string(),
         }
+    }
+
+    /// The data sources of `config` that live in `database` (those without a database live in
+    /// the backend's). Table names in the catalog are written as the cluster stores them.
+    pub fn from_config(config: &crate::config::Config, database: &str) -> Self {
+        let view_schema = &config.views.schema;
+        let entries = config.data_sources.iter().filter_map(|source| {
+            let parts: Vec<&str> = source.table.split('.').collect();
+            let (db, schema, table) = match parts.as_slice() {
+                [schema, table] => (config.backend.database.as_str(), *schema, *table),
+                [db, schema, table] => (*db, *schema, *table),
+                _ => return None,
+            };
+            (db == database).then(|| {
+                (
+                    QualifiedName::new(schema, table),
+                    Registered {
+                        data_source: format!("{schema}.{table}"),
+                        view: QualifiedName::new(view_schema.clone(), format!("{schema}_{table}")),
+                        writable: false,
+                    },
+                )
+            })
+        });
+        Self::new(view_schema, entries)
     }
 
     pub fn view_schema(&self) -> &str {
@@ -81,7 +114,9 @@ impl Registry {
     /// Whether `lowercase_sql` contains any word that could name a registered table or a
     /// proxy schema. A cheap over-approximation: a miss means the statement is forwarded as is.
     pub fn is_mentioned_in(&self, lowercase_sql: &str) -> bool {
-        self.triggers.iter().any(|t| lowercase_sql.contains(t.as_str()))
+        self.triggers
+            .iter()
+            .any(|t| lowercase_sql.contains(t.as_str()))
     }
 
     /// Whether a raw table of this name (in any schema) is registered.

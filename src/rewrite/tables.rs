@@ -5,8 +5,9 @@ use super::deny::{arg_expr, check_call, check_function, Denial};
 use super::lexer::{tokens, Token};
 use super::names::{fold, QualifiedName, Scope, RESERVED_SCHEMAS};
 use sqlparser::ast::{
-    CopySource, Expr, FromTable, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias,
-    TableFactor, TableObject, VisitMut, VisitorMut,
+    CopySource, Expr, FromTable, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableObject,
+    VisitMut, VisitorMut,
 };
 use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
@@ -38,7 +39,7 @@ pub fn rewrite_tables(statement: &mut Statement, scope: Scope<'_>) -> Result<Tab
     let mut pass = Pass {
         scope,
         frames: Vec::new(),
-        write_targets: write_targets(statement),
+        write_targets: HashSet::new(),
         handled: HashSet::new(),
         out: TableRewrite::default(),
     };
@@ -96,7 +97,10 @@ impl Pass<'_> {
     }
 
     fn view_name(view: &QualifiedName) -> ObjectName {
-        ObjectName::from(vec![plain_or_quoted(&view.schema), plain_or_quoted(&view.name)])
+        ObjectName::from(vec![
+            plain_or_quoted(&view.schema),
+            plain_or_quoted(&view.name),
+        ])
     }
 
     /// Handles a read of `name`; returns the replacement when it is registered.
@@ -149,16 +153,34 @@ impl Pass<'_> {
 impl VisitorMut for Pass<'_> {
     type Break = Denial;
 
+    fn pre_visit_statement(&mut self, statement: &mut Statement) -> ControlFlow<Denial> {
+        // Data-modifying CTEs are statements nested in the query; their targets count too.
+        self.write_targets.extend(write_targets(statement));
+        if let Statement::Call(function) = statement {
+            if let Err(denial) = check_function(function, self.scope) {
+                return ControlFlow::Break(denial);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<Denial> {
         let me = query as *const Query;
         if let Some(parent) = self.frames.last_mut() {
             if let Some(i) = parent.bodies.iter().position(|b| *b == me) {
-                parent.visible = if parent.recursive { parent.names.len() } else { i };
+                parent.visible = if parent.recursive {
+                    parent.names.len()
+                } else {
+                    i
+                };
             }
         }
         let (names, bodies, recursive) = match &query.with {
             Some(with) => (
-                with.cte_tables.iter().map(|c| fold(&c.alias.name)).collect(),
+                with.cte_tables
+                    .iter()
+                    .map(|c| fold(&c.alias.name))
+                    .collect(),
                 with.cte_tables
                     .iter()
                     .map(|c| &*c.query as *const Query)
@@ -269,11 +291,17 @@ impl VisitorMut for Pass<'_> {
 
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<Denial> {
         for item in &mut select.projection {
-            if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) =
-                item
+            if let SelectItem::QualifiedWildcard(
+                SelectItemQualifiedWildcardKind::ObjectName(name),
+                _,
+            ) = item
             {
-                let mut parts: Vec<Ident> =
-                    name.0.iter().filter_map(|p| p.as_ident()).cloned().collect();
+                let mut parts: Vec<Ident> = name
+                    .0
+                    .iter()
+                    .filter_map(|p| p.as_ident())
+                    .cloned()
+                    .collect();
                 if self.unqualify(&mut parts) {
                     *name = ObjectName::from(parts);
                 }
@@ -301,6 +329,12 @@ impl VisitorMut for Pass<'_> {
 
 /// Refuses any name inside the proxy's own schemas, whatever the quoting.
 fn check_reserved(name: &ObjectName) -> Result<(), Denial> {
+    let last = name.0.last().and_then(|p| p.as_ident()).map(fold);
+    if let Some(view @ ("pg_settings" | "pg_file_settings")) = last.as_deref() {
+        return Err(Denial::new(format!(
+            "{view} exposes settings reserved for redveil and is not allowed through redveil"
+        )));
+    }
     match Scope::schema_of(name) {
         Some(schema)
             if RESERVED_SCHEMAS
@@ -388,6 +422,12 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
         let name = match token {
             Token::Word(w) => w.to_ascii_lowercase(),
             Token::Quoted(q) => q,
+            // Function bodies and other text that may later run as SQL.
+            Token::Literal(text) if scope.registry.is_mentioned_in(&text.to_lowercase()) => {
+                return Err(Denial::new(
+                    "this statement carries SQL text naming a registered table or a redveil schema and is not allowed through redveil",
+                ));
+            }
             _ => continue,
         };
         if scope.registry.has_table_named(&name) {
@@ -395,7 +435,9 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
                 "this statement names the registered table \"{name}\" and is not allowed through redveil"
             )));
         }
-        if RESERVED_SCHEMAS.iter().any(|r| r.eq_ignore_ascii_case(&name))
+        if RESERVED_SCHEMAS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&name))
             || name.eq_ignore_ascii_case(scope.registry.view_schema())
         {
             return Err(Denial::new(format!(

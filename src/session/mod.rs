@@ -6,7 +6,7 @@ mod pipeline;
 mod state;
 
 pub use pipeline::{Expect, Pipeline};
-pub use state::{SessionState, Statement};
+pub use state::{quote_literal, SessionState, Statement};
 
 use crate::rewrite::SessionCommand;
 use std::collections::HashMap;
@@ -41,6 +41,11 @@ impl Session {
             failed: false,
             tx_status: IDLE,
         }
+    }
+
+    /// Whose policies apply to the next statement.
+    pub fn effective_user(&self) -> &str {
+        &self.login
     }
 
     /// A session command completed on the backend.

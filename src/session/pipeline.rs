@@ -37,6 +37,13 @@ pub enum Expect {
     FunctionCall,
     /// A reply the proxy produces itself once everything before it has been relayed.
     Synthetic(Bytes),
+    /// The replies to `SELECT set_config('immuta.user', ...)` up to its ReadyForQuery, all
+    /// dropped, errors included (it fails only inside an already failed transaction).
+    Pin,
+    /// The ErrorResponse to a statement the proxy refused: the backend was sent a syntax error
+    /// in its place, so its transaction state follows PostgreSQL's exactly, and the proxy's
+    /// own ErrorResponse is relayed instead of the backend's.
+    Refused(Bytes),
 }
 
 impl Expect {
@@ -46,6 +53,7 @@ impl Expect {
             Expect::ParseComplete { forward, .. }
             | Expect::CloseComplete { forward }
             | Expect::Query { forward, .. } => *forward,
+            Expect::Pin => false,
             _ => true,
         }
     }
@@ -94,7 +102,7 @@ impl Pipeline {
         while let Some(front) = self.queue.front() {
             if matches!(
                 front,
-                Expect::Sync | Expect::Query { .. } | Expect::FunctionCall
+                Expect::Sync | Expect::Query { .. } | Expect::FunctionCall | Expect::Pin
             ) {
                 break;
             }

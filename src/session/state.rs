@@ -22,6 +22,8 @@ pub struct Statement {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SessionState {
     startup: BTreeMap<String, String>,
+    /// Startup values as the client sent them (the server parses these as raw lists).
+    startup_raw: BTreeMap<String, String>,
     /// Setting name → SQL value text.
     settings: BTreeMap<String, String>,
     /// Prepared statement name → its PREPARE statement.
@@ -31,14 +33,31 @@ pub struct SessionState {
 impl SessionState {
     /// Startup parameters become settings; their values are plain strings, so quote them.
     pub fn from_startup(params: Vec<(String, String)>) -> Self {
-        let startup: BTreeMap<_, _> = params
+        let startup_raw: BTreeMap<_, _> = params
             .into_iter()
-            .map(|(k, v)| (k.to_lowercase(), quote_literal(&v)))
+            .map(|(k, v)| (k.to_lowercase(), v))
+            .collect();
+        let startup: BTreeMap<_, _> = startup_raw
+            .iter()
+            .map(|(k, v)| (k.clone(), quote_literal(v)))
             .collect();
         Self {
             settings: startup.clone(),
             startup,
+            startup_raw,
             prepared: BTreeMap::new(),
+        }
+    }
+
+    /// The schemas of the session's `search_path`, `$user` meaning `backend_role`.
+    pub fn search_path(&self, backend_role: &str) -> Vec<String> {
+        use crate::rewrite::{parse_search_path_list, parse_search_path_sql, DEFAULT_SEARCH_PATH};
+        match self.settings.get("search_path") {
+            None => parse_search_path_list(DEFAULT_SEARCH_PATH, backend_role),
+            Some(v) if self.startup.get("search_path") == Some(v) => {
+                parse_search_path_list(&self.startup_raw["search_path"], backend_role)
+            }
+            Some(v) => parse_search_path_sql(v, backend_role),
         }
     }
 
@@ -119,6 +138,20 @@ mod tests {
         s.apply(SessionCommand::ResetAll);
         assert_eq!(s.fingerprint(), base);
         assert_eq!(s.settings().collect::<Vec<_>>(), [("timezone", "'UTC'")]);
+    }
+
+    #[test]
+    fn search_path_follows_startup_and_set() {
+        let mut s = SessionState::from_startup(vec![("search_path".into(), "Hr,public".into())]);
+        assert_eq!(s.search_path("q"), ["hr", "public"]);
+        s.apply(SessionCommand::Set {
+            name: "search_path".into(),
+            value: "'Hr', \"$user\"".into(),
+        });
+        assert_eq!(s.search_path("q"), ["Hr", "q"]);
+        s.apply(SessionCommand::ResetAll);
+        assert_eq!(s.search_path("q"), ["hr", "public"]);
+        assert_eq!(SessionState::default().search_path("q"), ["q", "public"]);
     }
 
     #[test]
