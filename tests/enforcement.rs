@@ -1,0 +1,228 @@
+//! The query path end to end: registered tables reach clients only through their view, the
+//! view sees the client's identity pinned by the proxy, and attempts to read or forge that
+//! identity are refused with 42501 while the session stays usable.
+//!
+//! The view here is hand-written (a row filter and one masked column keyed on `immuta.user`)
+//! so this file tests the proxy's part alone; the policy compiler has its own tests.
+
+mod common;
+
+use common::proxy::{self, TestProxy};
+use tokio::sync::OnceCell;
+
+const VIEW_SCHEMA: &str = "rv_enforce";
+
+static VIEW: OnceCell<()> = OnceCell::const_new();
+
+async fn create_view() {
+    VIEW.get_or_init(|| async {
+        let su = common::cluster()
+            .connect_superuser("demo")
+            .await
+            .expect("superuser");
+        su.batch_execute(&format!(
+            "CREATE SCHEMA {VIEW_SCHEMA};
+             CREATE VIEW {VIEW_SCHEMA}.hr_employees AS
+               SELECT id, name, email,
+                      CASE WHEN current_setting('immuta.user', true) = 'admin' THEN ssn END AS ssn,
+                      salary, dept, region, hired
+               FROM hr.employees
+               WHERE current_setting('immuta.user', true) = 'admin'
+                  OR (current_setting('immuta.user', true) = 'analyst' AND region = 'EU');
+             GRANT USAGE ON SCHEMA {VIEW_SCHEMA} TO redveil_query;
+             GRANT SELECT ON {VIEW_SCHEMA}.hr_employees TO redveil_query;"
+        ))
+        .await
+        .expect("creating the test view");
+    })
+    .await;
+}
+
+async fn start(pool: &str) -> TestProxy {
+    create_view().await;
+    proxy::start(&format!(
+        "{pool}\n[views]\nschema = \"{VIEW_SCHEMA}\"\n[[data_sources]]\ntable = \"hr.employees\"\n"
+    ))
+    .await
+}
+
+async fn eu_rows() -> i64 {
+    let su = common::cluster().connect_superuser("demo").await.unwrap();
+    su.query_one("SELECT count(*) FROM hr.employees WHERE region = 'EU'", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+fn sqlstate(error: &tokio_postgres::Error) -> &str {
+    error.code().map(|c| c.code()).unwrap_or("none")
+}
+
+#[tokio::test]
+async fn each_user_sees_their_view_of_the_table() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let analyst = p.connect("analyst").await.unwrap();
+    let admin = p.connect("admin").await.unwrap();
+    let bi = p.connect("bi_service").await.unwrap();
+    let total = "SELECT count(*) FROM hr.employees";
+    assert_eq!(count(&analyst, total).await, eu);
+    assert_eq!(count(&admin, total).await, 10_000);
+    assert_eq!(count(&bi, total).await, 0);
+
+    // Qualified columns, joins with itself, unqualified names through search_path,
+    // parameters in the extended protocol.
+    let ssn = "SELECT hr.employees.ssn FROM hr.employees WHERE hr.employees.id = $1";
+    let row = admin.query_one(ssn, &[&1i32]).await.unwrap();
+    assert!(row.get::<_, Option<String>>(0).is_some());
+    let eu_id: i32 = analyst
+        .query_one("SELECT min(id) FROM hr.employees", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let row = analyst.query_one(ssn, &[&eu_id]).await.unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0), None);
+    let pairs = "SELECT count(*) FROM hr.employees a JOIN hr.employees b ON a.id = b.id";
+    assert_eq!(count(&analyst, pairs).await, eu);
+    analyst.batch_execute("SET search_path = hr").await.unwrap();
+    assert_eq!(count(&analyst, "SELECT count(*) FROM employees").await, eu);
+    let regions: Vec<String> = analyst
+        .query(
+            "SELECT DISTINCT region FROM employees WHERE dept = ANY($1) ORDER BY 1",
+            &[&vec!["hr", "eng", "sales", "ops"]],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(regions, ["EU"]);
+}
+
+#[tokio::test]
+async fn identities_never_cross_on_one_pooled_connection() {
+    let p = start("[pool]\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    let analyst = p.connect("analyst").await.unwrap();
+    let admin = p.connect("admin").await.unwrap();
+    let statement = analyst
+        .prepare("SELECT count(*) FROM hr.employees")
+        .await
+        .unwrap();
+    for i in 0..1000 {
+        if i % 2 == 0 {
+            let n: i64 = analyst.query_one(&statement, &[]).await.unwrap().get(0);
+            assert_eq!(n, eu, "iteration {i}");
+        } else {
+            let n = count(&admin, "SELECT count(*) FROM hr.employees").await;
+            assert_eq!(n, 10_000, "iteration {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn session_mode_pins_each_client_in_turn() {
+    let p = start("[pool]\nmode = \"session\"\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    for i in 0..20 {
+        let (user, expected) = if i % 2 == 0 {
+            ("analyst", eu)
+        } else {
+            ("admin", 10_000)
+        };
+        let client = p.connect(user).await.unwrap();
+        assert_eq!(
+            count(&client, "SELECT count(*) FROM hr.employees").await,
+            expected,
+            "{user} in round {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_identity_setting_cannot_be_forged_or_read() {
+    let p = start("").await;
+    let analyst = p.connect("analyst").await.unwrap();
+    for attempt in [
+        "SET immuta.user = 'admin'",
+        "SET SESSION \"IMMUTA\" . user TO admin",
+        "SELECT set_config('immuta.user', 'admin', false)",
+        "SELECT set_config('immu' || 'ta.user', 'admin', false)",
+        "SELECT current_setting('immuta.user')",
+        "SHOW immuta.user",
+        "SELECT * FROM pg_settings WHERE name LIKE 'immuta%'",
+        "SET ROLE postgres",
+        "SELECT 1; SET immuta.user = 'admin'",
+    ] {
+        let simple = analyst.simple_query(attempt).await.unwrap_err();
+        assert_eq!(sqlstate(&simple), "42501", "{attempt}");
+        if !attempt.contains(';') {
+            let extended = analyst.prepare(attempt).await.unwrap_err();
+            assert_eq!(sqlstate(&extended), "42501", "{attempt} (extended)");
+        }
+    }
+    // The refusals did not change who the analyst is.
+    assert_eq!(
+        count(&analyst, "SELECT count(*) FROM hr.employees").await,
+        eu_rows().await
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_fails_the_transaction_like_postgres_would() {
+    let p = start("").await;
+    let analyst = p.connect("analyst").await.unwrap();
+    analyst.batch_execute("BEGIN").await.unwrap();
+    let refused = analyst
+        .simple_query("UPDATE hr.employees SET salary = 0")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&refused), "42501");
+    let message = refused.as_db_error().unwrap().message();
+    assert!(message.contains("hr.employees"), "{message}");
+    let aborted = analyst.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&aborted), "25P02");
+    analyst.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        count(&analyst, "SELECT count(*) FROM (SELECT 1) t").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn resetting_the_session_keeps_the_identity() {
+    let p = start("[pool]\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    let analyst = p.connect("analyst").await.unwrap();
+    for reset in ["RESET ALL", "DISCARD ALL"] {
+        analyst.batch_execute(reset).await.unwrap();
+        assert_eq!(
+            count(&analyst, "SELECT count(*) FROM hr.employees").await,
+            eu,
+            "after {reset}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unregistered_tables_and_copy_of_a_query_pass() {
+    let p = start("").await;
+    let analyst = p.connect("analyst").await.unwrap();
+    assert_eq!(
+        count(
+            &analyst,
+            "SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = 'hr'"
+        )
+        .await,
+        1
+    );
+    let copy = analyst
+        .simple_query("COPY hr.employees TO STDOUT")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&copy), "42501");
+}
