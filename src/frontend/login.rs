@@ -18,6 +18,9 @@ pub enum LoginError {
     Failed(String),
     #[error("{0}")]
     Refused(String),
+    /// A startup parameter only the proxy may set.
+    #[error("the startup parameter \"{0}\" is reserved for redveil")]
+    Reserved(String),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     #[error("client I/O: {0}")]
@@ -29,6 +32,7 @@ impl LoginError {
         match self {
             LoginError::Failed(_) => "28P01",
             LoginError::Refused(_) => "28000",
+            LoginError::Reserved(_) => "42501",
             LoginError::Protocol(e) => e.sqlstate(),
             LoginError::Io(_) => "08006",
         }

@@ -240,6 +240,9 @@ async fn login(
         return Err(e);
     }
     shared.failures.succeed(peer.ip());
+    if let Some((name, _)) = params.settings.iter().find(|(n, _)| crate::rewrite::is_reserved_setting(n)) {
+        return Err(LoginError::Reserved(name.clone()));
+    }
     msg::auth_ok(&mut wire.out);
     let pool = shared.pools.get(&database);
     let template = pool

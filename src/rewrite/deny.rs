@@ -29,9 +29,9 @@ impl std::fmt::Display for Denial {
     }
 }
 
-/// Settings only the proxy may change: the identity it pins and the ones that would switch
-/// the backend role. `search_path` is changed with SET, which the proxy tracks.
-fn is_guarded_setting(name: &str) -> bool {
+/// Settings only the proxy may change, in SQL or at connect time: the identity it pins and the
+/// ones that would switch the backend role.
+pub fn is_reserved_setting(name: &str) -> bool {
     let name = name.trim().to_ascii_lowercase();
     name.starts_with("immuta") || name == "role" || name == "session_authorization"
 }
@@ -158,7 +158,7 @@ pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result
     match function.as_str() {
         "set_config" => {
             return match first_literal {
-                Some(setting) if !is_guarded_setting(setting) && !setting.trim().eq_ignore_ascii_case("search_path") => Ok(()),
+                Some(setting) if !is_reserved_setting(setting) && !setting.trim().eq_ignore_ascii_case("search_path") => Ok(()),
                 Some(setting) => Err(Denial::new(format!(
                     "set_config('{setting}', ...) is not allowed through redveil; use SET for settings the proxy may track"
                 ))),
@@ -169,7 +169,7 @@ pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result
         }
         "current_setting" => {
             return match first_literal {
-                Some(setting) if !is_guarded_setting(setting) => Ok(()),
+                Some(setting) if !is_reserved_setting(setting) => Ok(()),
                 Some(setting) => Err(Denial::new(format!(
                     "the setting \"{setting}\" is reserved for redveil"
                 ))),

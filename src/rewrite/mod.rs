@@ -9,7 +9,7 @@ mod names;
 mod session_commands;
 mod tables;
 
-pub use deny::Denial;
+pub use deny::{is_reserved_setting, Denial};
 pub use lexer::{split_statements, Token};
 pub use names::{
     parse_search_path_list, parse_search_path_sql, QualifiedName, Registered, Registry, Scope,
