@@ -5,6 +5,7 @@ use crate::backend::{BackendTarget, Pools};
 use crate::config::{BackendTlsMode, Config, TlsMode};
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::login::FailureTracker;
+use crate::rewrite::{Registry, RewriteCache};
 use crate::tls::{self, ServerTls};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,9 @@ pub struct Shared {
     pub pools: Pools,
     pub cancels: Arc<CancelRegistry>,
     pub failures: FailureTracker,
+    /// Registered tables per database, built from the catalog on first use.
+    pub registries: dashmap::DashMap<String, Arc<Registry>>,
+    pub rewrites: Arc<RewriteCache>,
     /// Stop accepting; sessions close once their transaction ends.
     pub shutdown: CancellationToken,
     /// End every session now.
@@ -37,6 +41,19 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// Distinct statement texts whose rewrite is remembered, across all clients.
+const REWRITE_CACHE_ENTRIES: usize = 8192;
+
+impl Shared {
+    /// The registry of `database`'s registered tables.
+    pub fn registry(&self, database: &str) -> Arc<Registry> {
+        self.registries
+            .entry(database.to_string())
+            .or_insert_with(|| Arc::new(Registry::from_config(&self.config, database)))
+            .clone()
+    }
 }
 
 /// A bound, not yet serving proxy.
@@ -81,6 +98,8 @@ impl Server {
             tls,
             cancels: Arc::new(CancelRegistry::default()),
             failures: FailureTracker::default(),
+            registries: Default::default(),
+            rewrites: Arc::new(RewriteCache::new(REWRITE_CACHE_ENTRIES)),
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
         });

@@ -230,7 +230,11 @@ async fn unregistered_tables_and_copy_of_a_query_pass() {
 #[tokio::test]
 async fn the_identity_cannot_be_set_at_connect_time() {
     let p = start("").await;
-    for options in ["-c immuta.user=admin", "-c IMMUTA.USER=admin", "-c role=postgres"] {
+    for options in [
+        "-c immuta.user=admin",
+        "-c IMMUTA.USER=admin",
+        "-c role=postgres",
+    ] {
         let conn = format!("{} options='{options}'", p.conn_string("analyst"));
         let err = p.connect_with(&conn).await.unwrap_err();
         assert_eq!(sqlstate(&err), "42501", "{options}");

@@ -57,12 +57,22 @@ pub struct BackendConn {
     /// The user `immuta.user` is known to hold here; `None` when unknown (new connection,
     /// after RESET ALL or DISCARD ALL, or a pin whose transaction may have rolled back).
     pub pinned: Option<String>,
+    /// A client's DISCARD ALL or DEALLOCATE ALL was sent: `prepared` was emptied, but if the
+    /// command failed the statements still exist, so Parse is preceded by a Close.
+    pub prepared_uncertain: bool,
     /// The pin was sent inside a transaction block: a rollback would undo it.
     pub pin_in_transaction: bool,
     pub created: Instant,
 }
 
 impl BackendConn {
+    /// Forgets the proxy's statements here; issued in send order, before any later Parse.
+    pub fn forget_statements(&mut self) {
+        self.prepared.clear();
+        self.has_sql_prepared = false;
+        self.prepared_uncertain = true;
+    }
+
     pub async fn connect(target: &BackendTarget) -> Result<Self, BackendError> {
         tokio::time::timeout(target.connect_timeout, Self::connect_inner(target))
             .await
@@ -96,6 +106,7 @@ impl BackendConn {
             has_sql_prepared: false,
             broken: false,
             pinned: None,
+            prepared_uncertain: false,
             pin_in_transaction: false,
             created: Instant::now(),
         };

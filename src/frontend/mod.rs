@@ -12,7 +12,6 @@ use crate::protocol::scan::{Direction, Piece, Scanner};
 use crate::protocol::startup::{self, InitialPacket, StartupMessage};
 use crate::protocol::ProtocolError;
 use crate::proxy::{ClientConnection, RelaySettings};
-use crate::rewrite::Registry;
 use crate::server::Shared;
 use crate::session::Session;
 use bytes::{Bytes, BytesMut};
@@ -96,7 +95,8 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let settings = RelaySettings {
         mode: shared.config.pool.mode,
-        registry: Arc::new(Registry::from_config(&shared.config, &session.database)),
+        registry: shared.registry(&session.database),
+        rewrites: shared.rewrites.clone(),
         backend_role: shared.config.backend.user.clone(),
         max_message: limits.max_client_message_bytes,
         idle_client_timeout: secs(limits.idle_client_timeout_s),
@@ -240,7 +240,11 @@ async fn login(
         return Err(e);
     }
     shared.failures.succeed(peer.ip());
-    if let Some((name, _)) = params.settings.iter().find(|(n, _)| crate::rewrite::is_reserved_setting(n)) {
+    if let Some((name, _)) = params
+        .settings
+        .iter()
+        .find(|(n, _)| crate::rewrite::is_reserved_setting(n))
+    {
         return Err(LoginError::Reserved(name.clone()));
     }
     msg::auth_ok(&mut wire.out);

@@ -13,7 +13,7 @@ use crate::net::Stream;
 use crate::protocol::backend::{self as msg, Severity};
 use crate::protocol::scan::{Direction, Scanner};
 use crate::protocol::ProtocolError;
-use crate::rewrite::{Registry, SessionCommand};
+use crate::rewrite::{Registry, RewriteCache, SessionCommand};
 use crate::session::{Pipeline, Session};
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -40,6 +40,7 @@ pub struct RelaySettings {
     pub mode: PoolMode,
     /// Registered tables of the session's database, and their views.
     pub registry: Arc<Registry>,
+    pub rewrites: Arc<RewriteCache>,
     /// The pool's login role: what `$user` in `search_path` means on the backend.
     pub backend_role: String,
     pub max_message: usize,

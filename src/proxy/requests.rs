@@ -5,9 +5,7 @@ use crate::protocol::backend as msg;
 use crate::protocol::frontend::{self, BindHead, Parse, Target};
 use crate::protocol::scan::Piece;
 use crate::protocol::{tag, ProtocolError};
-use crate::rewrite::{
-    classify, rewrite, split_statements, Denial, Rewritten, Scope, SessionCommand,
-};
+use crate::rewrite::{classify, split_statements, Denial, Outcome, Scope, SessionCommand};
 use crate::session::{Expect, Statement};
 use bytes::{Bytes, BytesMut};
 use std::collections::hash_map::DefaultHasher;
@@ -66,17 +64,19 @@ impl ClientConnection {
             tag::QUERY => {
                 let text = frontend::query_text(body)?;
                 metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
-                let rewritten = match self.rewrite(text) {
+                let outcome = self.rewrite(text);
+                let rewritten = match outcome.as_ref() {
                     Ok(rewritten) => rewritten,
                     Err(denial) => {
-                        self.refuse(&denial, tag::QUERY);
+                        self.refuse(denial, tag::QUERY);
                         return Ok(Flow::Continue);
                     }
                 };
-                let commands = split_statements(text)
+                let commands: std::collections::VecDeque<_> = split_statements(text)
                     .into_iter()
                     .filter_map(classify)
                     .collect();
+                let drops_statements = commands.iter().any(drops_backend_statements);
                 self.pipeline.push(Expect::Query {
                     forward: true,
                     commands,
@@ -85,8 +85,12 @@ impl ClientConnection {
                     Some(sql) => frontend::query(&mut self.to_backend, sql),
                     None => self.to_backend.extend_from_slice(&raw),
                 }
+                let backend = self.backend.as_mut().expect("ensure_backend ran");
                 if rewritten.resets_session {
-                    self.backend.as_mut().expect("ensure_backend ran").pinned = None;
+                    backend.pinned = None;
+                }
+                if drops_statements {
+                    backend.forget_statements();
                 }
             }
             tag::PARSE => self.on_parse(&raw)?,
@@ -106,6 +110,12 @@ impl ClientConnection {
             tag::EXECUTE => {
                 let portal = crate::protocol::BodyReader::new(body).cstr_bytes()?;
                 let command = self.portal_command(portal);
+                if command.as_ref().is_some_and(drops_backend_statements) {
+                    self.backend
+                        .as_mut()
+                        .expect("ensure_backend ran")
+                        .forget_statements();
+                }
                 self.pipeline.push(Expect::Execute { command });
                 self.to_backend.extend_from_slice(&raw);
                 metrics::counter!("redveil_statements_total", "protocol" => "extended")
@@ -175,10 +185,11 @@ impl ClientConnection {
 
     fn on_parse(&mut self, raw: &[u8]) -> Result<(), RelayError> {
         let original = Parse::decode(&raw[5..])?;
-        let rewritten = match self.rewrite(original.query) {
+        let outcome = self.rewrite(original.query);
+        let rewritten = match outcome.as_ref() {
             Ok(rewritten) => rewritten,
             Err(denial) => {
-                self.refuse(&denial, tag::PARSE);
+                self.refuse(denial, tag::PARSE);
                 return Ok(());
             }
         };
@@ -231,9 +242,9 @@ impl ClientConnection {
     }
 
     /// Sends registered-table references to their views, with the session's search_path.
-    fn rewrite(&self, sql: &str) -> Result<Rewritten, Denial> {
+    fn rewrite(&self, sql: &str) -> Outcome {
         let search_path = self.session.state.search_path(&self.settings.backend_role);
-        rewrite(
+        self.settings.rewrites.rewrite(
             sql,
             Scope {
                 registry: &self.settings.registry,
@@ -278,6 +289,10 @@ impl ClientConnection {
     /// connection's cache is full.
     fn prepare_on_backend(&mut self, statement: &Statement, forward: bool) {
         let backend = self.backend.as_mut().expect("ensure_backend ran");
+        if backend.prepared_uncertain {
+            frontend::close_statement(&mut self.to_backend, &statement.backend_name);
+            self.pipeline.push(Expect::CloseComplete { forward: false });
+        }
         if let Some(victim) = backend.prepared.insert(&statement.backend_name) {
             frontend::close_statement(&mut self.to_backend, &victim);
             self.pipeline.push(Expect::CloseComplete { forward: false });
@@ -368,6 +383,14 @@ impl ClientConnection {
         }
         Ok(Flow::Continue)
     }
+}
+
+/// Whether a client's command deallocates the proxy's statements on the backend too.
+fn drops_backend_statements(command: &SessionCommand) -> bool {
+    matches!(
+        command,
+        SessionCommand::DiscardAll | SessionCommand::DeallocateAll
+    )
 }
 
 /// Not valid SQL in any dialect: the backend answers it with a syntax error.

@@ -139,17 +139,6 @@ impl ClientConnection {
         if command_tag == "ROLLBACK" {
             self.rolled_back = true;
         }
-        if let Some(backend) = self.backend.as_mut() {
-            // These drop the proxy's own statements on this connection (and DISCARD ALL the
-            // pinned identity), whoever sent them.
-            if matches!(command_tag, "DISCARD ALL" | "DEALLOCATE ALL") {
-                backend.prepared.clear();
-                backend.has_sql_prepared = false;
-            }
-            if command_tag == "DISCARD ALL" {
-                backend.pinned = None;
-            }
-        }
         match self.pipeline.front_mut() {
             Some(Expect::Execute { .. }) => {
                 if let Some(Expect::Execute { command: Some(c) }) = self.pipeline.pop() {

@@ -3,12 +3,14 @@
 //! sending every read of a registered table to its policy view while refusing the paths around
 //! it.
 
+mod cache;
 mod deny;
 mod lexer;
 mod names;
 mod session_commands;
 mod tables;
 
+pub use cache::{Outcome, RewriteCache};
 pub use deny::{is_reserved_setting, Denial};
 pub use lexer::{split_statements, Token};
 pub use names::{

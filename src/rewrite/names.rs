@@ -49,6 +49,8 @@ pub struct Registry {
     /// Lower-cased words whose presence anywhere in a statement calls for a full parse.
     triggers: Vec<String>,
     view_schema: String,
+    /// Distinguishes this registry from every other in rewrite-cache keys.
+    version: u64,
 }
 
 /// Schemas that belong to the proxy; clients reach them only through rewritten views.
@@ -71,6 +73,7 @@ impl Registry {
             tables,
             triggers,
             view_schema: view_schema.to_string(),
+            version: super::cache::next_catalog_version(),
         }
     }
 
@@ -97,6 +100,10 @@ impl Registry {
             })
         });
         Self::new(view_schema, entries)
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn view_schema(&self) -> &str {
