@@ -240,3 +240,39 @@ async fn the_identity_cannot_be_set_at_connect_time() {
         assert_eq!(sqlstate(&err), "42501", "{options}");
     }
 }
+
+#[tokio::test]
+async fn unnamed_statements_run_as_cached_backend_statements() {
+    use tokio_postgres::types::Type;
+    let p = start("[pool]\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    let analyst = p.connect("analyst").await.unwrap();
+    let admin = p.connect("admin").await.unwrap();
+    // query_typed sends an unnamed Parse every time, as JDBC and psycopg do.
+    let sql = "SELECT count(*) FROM hr.employees WHERE id > $1";
+    for round in 0..10 {
+        let (client, expected) = if round % 2 == 0 {
+            (&analyst, eu)
+        } else {
+            (&admin, 10_000)
+        };
+        let row = client
+            .query_typed(sql, &[(&0i32, Type::INT4)])
+            .await
+            .unwrap();
+        assert_eq!(row[0].get::<_, i64>(0), expected, "round {round}");
+    }
+    let cached = analyst
+        .simple_query(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%id > $1%'",
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(
+        cached, 1,
+        "one backend statement served all ten unnamed Parses"
+    );
+}

@@ -79,6 +79,8 @@ pub struct ClientConnection {
     repin_after_sync: bool,
     /// Session effect of the unnamed statement.
     unnamed_command: Option<SessionCommand>,
+    /// The proxy-named statement a rewritten unnamed statement runs as.
+    unnamed_prepared: Option<crate::session::Statement>,
     /// Session effect of each bound portal (portals end with their transaction).
     portal_commands: Vec<(Vec<u8>, Option<SessionCommand>)>,
 }
@@ -118,6 +120,7 @@ impl ClientConnection {
             skip_until_sync: false,
             repin_after_sync: false,
             unnamed_command: None,
+            unnamed_prepared: None,
             portal_commands: Vec::new(),
         }
     }

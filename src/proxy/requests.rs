@@ -72,6 +72,8 @@ impl ClientConnection {
                         return Ok(Flow::Continue);
                     }
                 };
+                // A simple query destroys the unnamed statement.
+                self.unnamed_prepared = None;
                 let commands: std::collections::VecDeque<_> = split_statements(text)
                     .into_iter()
                     .filter_map(classify)
@@ -131,6 +133,9 @@ impl ClientConnection {
                     msg::close_complete(&mut reply);
                     self.pipeline.push(Expect::Synthetic(reply.freeze()));
                 } else {
+                    if target.is_statement() {
+                        self.unnamed_prepared = None;
+                    }
                     self.to_backend.extend_from_slice(&raw);
                     self.pipeline.push(Expect::CloseComplete { forward: true });
                 }
@@ -208,37 +213,42 @@ impl ClientConnection {
             None => original,
         };
         if parse.name.is_empty() {
-            self.unnamed_command = command;
-            match rewritten.sql {
-                Some(_) => parse.encode_as(&mut self.to_backend, ""),
-                None => self.to_backend.extend_from_slice(raw),
+            self.unnamed_command = command.clone();
+            if rewritten.sql.is_none() {
+                self.unnamed_prepared = None;
+                self.to_backend.extend_from_slice(raw);
+                self.pipeline.push(Expect::ParseComplete {
+                    forward: true,
+                    backend_name: None,
+                });
+                return Ok(());
             }
-            self.pipeline.push(Expect::ParseComplete {
-                forward: true,
-                backend_name: None,
-            });
+            // A policy view costs more to plan than to run: a rewritten statement is prepared
+            // under the proxy's name once per backend connection, and the client's unnamed
+            // statement maps to it.
+            let statement = named_statement(&parse, command);
+            self.unnamed_prepared = Some(statement.clone());
+            self.prepare_or_reuse(&statement);
             return Ok(());
         }
-        let backend_name = backend_statement_name(parse.query, parse.param_types);
-        let mut renamed = BytesMut::new();
-        parse.encode_as(&mut renamed, &backend_name);
-        let statement = Statement {
-            backend_name: backend_name.clone(),
-            parse: renamed.freeze(),
-            command,
-        };
+        let statement = named_statement(&parse, command);
         self.session
             .statements
             .insert(parse.name.to_string(), statement.clone());
+        self.prepare_or_reuse(&statement);
+        Ok(())
+    }
+
+    /// Answers a Parse of a statement this backend connection already has, or prepares it.
+    fn prepare_or_reuse(&mut self, statement: &Statement) {
         let backend = self.backend.as_mut().expect("ensure_backend ran");
-        if backend.prepared.touch(&backend_name) {
+        if backend.prepared.touch(&statement.backend_name) {
             let mut reply = BytesMut::new();
             msg::parse_complete(&mut reply);
             self.pipeline.push(Expect::Synthetic(reply.freeze()));
         } else {
-            self.prepare_on_backend(&statement, true);
+            self.prepare_on_backend(statement, true);
         }
-        Ok(())
     }
 
     /// Sends registered-table references to their views, with the session's search_path.
@@ -308,14 +318,19 @@ impl ClientConnection {
     /// connection has not seen it. `None` for unnamed or unknown statements (relayed as-is, so
     /// the backend reports unknown names itself).
     fn backend_statement(&mut self, target: &Target<'_>) -> Result<Option<String>, RelayError> {
-        if !target.is_statement() || target.name.is_empty() {
+        if !target.is_statement() {
             return Ok(None);
         }
         self.ensure_prepared(target.name)
     }
 
     fn ensure_prepared(&mut self, client_name: &str) -> Result<Option<String>, RelayError> {
-        let Some(statement) = self.session.statements.get(client_name).cloned() else {
+        let statement = if client_name.is_empty() {
+            self.unnamed_prepared.clone()
+        } else {
+            self.session.statements.get(client_name).cloned()
+        };
+        let Some(statement) = statement else {
             return Ok(None);
         };
         let backend = self.backend.as_mut().expect("ensure_backend ran");
@@ -382,6 +397,18 @@ impl ClientConnection {
             self.skip_until_sync = true;
         }
         Ok(Flow::Continue)
+    }
+}
+
+/// The proxy-named form of a client's statement.
+fn named_statement(parse: &Parse<'_>, command: Option<SessionCommand>) -> Statement {
+    let backend_name = backend_statement_name(parse.query, parse.param_types);
+    let mut renamed = BytesMut::new();
+    parse.encode_as(&mut renamed, &backend_name);
+    Statement {
+        backend_name,
+        parse: renamed.freeze(),
+        command,
     }
 }
 
