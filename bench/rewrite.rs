@@ -68,6 +68,7 @@ fn bench(c: &mut Criterion) {
         registry: &registry,
         database: "demo",
         search_path: &search_path,
+        backend_role: "redveil_query",
     };
     let cache = RewriteCache::new(1024);
     let mut uncached = c.benchmark_group("uncached");

@@ -260,6 +260,7 @@ impl ClientConnection {
                 registry: &self.settings.registry,
                 database: &self.session.database,
                 search_path: &search_path,
+                backend_role: &self.settings.backend_role,
             },
         )
     }

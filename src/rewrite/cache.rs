@@ -127,6 +127,7 @@ mod tests {
             registry,
             database: "demo",
             search_path,
+            backend_role: "redveil_query",
         };
         let first = cache.rewrite("SELECT * FROM employees", scope(&old, &hr));
         let again = cache.rewrite("SELECT * FROM employees", scope(&old, &hr));
@@ -146,6 +147,7 @@ mod tests {
             registry: &registry,
             database: "demo",
             search_path: &[],
+            backend_role: "redveil_query",
         };
         for i in 0..100 {
             cache.rewrite(&format!("SELECT {i}"), scope);

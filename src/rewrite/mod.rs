@@ -44,7 +44,13 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
     let statements = split_statements(sql);
     let mut out = Rewritten::default();
     let mut texts = Vec::with_capacity(statements.len());
+    // A SET search_path earlier in the same string applies to the statements after it.
+    let mut search_path_override: Option<Vec<String>> = None;
     for statement in &statements {
+        let scope = Scope {
+            search_path: search_path_override.as_deref().unwrap_or(scope.search_path),
+            ..scope
+        };
         let lowercase = statement.to_lowercase();
         if deny::check_head(statement, &lowercase)? == deny::Head::ResetsSession {
             out.resets_session = true;
@@ -56,6 +62,16 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
                 None
             };
         texts.push(rewritten);
+        match classify(statement) {
+            Some(SessionCommand::Set { name, value }) if name == "search_path" => {
+                search_path_override = Some(parse_search_path_sql(&value, scope.backend_role));
+            }
+            Some(SessionCommand::Reset { name }) if name == "search_path" => {
+                // Back to the session's value (the startup one, which the caller resolved).
+                search_path_override = None;
+            }
+            _ => {}
+        }
     }
     if texts.iter().any(Option::is_some) {
         let joined: Vec<&str> = texts

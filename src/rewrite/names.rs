@@ -140,6 +140,8 @@ pub struct Scope<'a> {
     pub database: &'a str,
     /// The effective search path, `$user` already substituted, without pg_catalog.
     pub search_path: &'a [String],
+    /// The pool's login role, what `$user` means when a statement sets the search path.
+    pub backend_role: &'a str,
 }
 
 impl Scope<'_> {

@@ -33,6 +33,7 @@ fn run(sql: &str, search_path: &str) -> Result<Rewritten, Denial> {
             registry: &registry,
             database: "demo",
             search_path: &path,
+            backend_role: "redveil_query",
         },
     )
 }
@@ -847,12 +848,27 @@ fn data_sources_and_session_resets_are_reported() {
 }
 
 #[test]
+fn a_search_path_set_earlier_in_the_string_applies_after_it() {
+    let r = run("SET search_path = hr; SELECT * FROM employees", "public").unwrap();
+    assert_eq!(
+        r.sql.as_deref(),
+        Some("SET search_path = hr;\nSELECT * FROM immuta.hr_employees AS employees")
+    );
+    let r = run(
+        "SET search_path = hr; RESET search_path; SELECT * FROM employees",
+        "public",
+    );
+    assert_eq!(r.unwrap().sql, None);
+}
+
+#[test]
 fn an_empty_registry_still_guards_identity() {
     let empty = Registry::new("immuta", []);
     let scope = Scope {
         registry: &empty,
         database: "demo",
         search_path: &[],
+        backend_role: "redveil_query",
     };
     assert!(rewrite("SELECT set_config('immuta.user', 'x', false)", scope).is_err());
     assert!(rewrite("SET immuta.user = 'x'", scope).is_err());
