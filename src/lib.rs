@@ -8,6 +8,7 @@
 //! - `backend`: raw backend connections, their login, and the bb8 pool.
 //! - `session`: per-client state (statements, settings, transaction status, pipeline).
 //! - `rewrite`: SQL understanding on the query path, no I/O.
+//! - `intercept`: impersonation statements the proxy answers itself.
 //! - `tls`: rustls configuration (ring provider).
 //! - `frontend`: the client edge (TLS negotiation, startup, authentication, cancel keys).
 //! - `proxy`: the per-client relay loop and transaction pooling.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod demo;
 pub mod devcert;
 pub mod frontend;
+pub mod intercept;
 pub mod net;
 pub mod protocol;
 pub mod proxy;

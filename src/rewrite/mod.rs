@@ -12,7 +12,7 @@ mod tables;
 
 pub use cache::{Outcome, RewriteCache};
 pub use deny::{is_reserved_setting, Denial};
-pub use lexer::{split_statements, Token};
+pub use lexer::{split_statements, tokens, Token};
 pub use names::{
     parse_search_path_list, parse_search_path_sql, QualifiedName, Registered, Registry, Scope,
     DEFAULT_SEARCH_PATH,
