@@ -2,10 +2,12 @@
 //! reported with the key it concerns and the line it is on; nothing here touches a socket.
 
 mod catalog;
+mod impersonation;
 mod locate;
 mod sections;
 
 pub use catalog::{DataSourceConfig, UserConfig, ViewsConfig};
+pub use impersonation::ImpersonationConfig;
 pub use sections::*;
 
 use serde::Deserialize;
@@ -36,6 +38,8 @@ pub struct Config {
     pub views: ViewsConfig,
     #[serde(default)]
     pub data_sources: Vec<DataSourceConfig>,
+    #[serde(default)]
+    pub impersonation: ImpersonationConfig,
 }
 
 /// One thing wrong with a configuration file.

@@ -2,6 +2,7 @@
 //! on the raw text with the lexer, so any case, quoting or comment placement is understood the
 //! same way, and nothing here ever reaches the cluster.
 
+use crate::config::Config;
 use crate::rewrite::Token;
 
 /// An impersonation statement.
@@ -40,6 +41,71 @@ impl Intercept {
             _ => 0,
         }
     }
+}
+
+/// A refused impersonation statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The catalog permission that allows impersonation.
+pub const IMPERSONATE_USER: &str = "IMPERSONATE_USER";
+
+/// Decides whether `login`, now acting as `current`, may switch to `target` (`None` ends
+/// impersonation). Permission is always the login user's own.
+pub fn authorize(
+    config: &Config,
+    login: &str,
+    first: Option<&str>,
+    target: Option<&str>,
+) -> Result<(), Refusal> {
+    let rules = &config.impersonation;
+    if rules.single_user_per_session {
+        if let Some(first) = first {
+            if target != Some(first) {
+                return Err(Refusal {
+                    code: "42501",
+                    message: format!(
+                        "this session impersonates \"{first}\" and impersonation.single_user_per_session forbids switching or ending it; open a new connection"
+                    ),
+                });
+            }
+        }
+    }
+    let Some(target) = target else {
+        return Ok(());
+    };
+    let user = config.user(login);
+    let permitted = user.is_some_and(|u| {
+        u.permissions
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(IMPERSONATE_USER))
+            || rules
+                .group
+                .as_ref()
+                .is_some_and(|g| u.groups.iter().any(|ug| ug == g))
+    });
+    let listed = rules
+        .allowed_impersonators
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|name| name == login));
+    if !(permitted && listed) {
+        return Err(Refusal {
+            code: "42501",
+            message: format!("user \"{login}\" is not allowed to impersonate other users"),
+        });
+    }
+    if config.user(target).is_none() {
+        return Err(Refusal {
+            code: "42704",
+            message: format!(
+                "cannot impersonate \"{target}\": no such user in the redveil catalog"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Column names of the one-row answer to the SHOW forms.
@@ -344,6 +410,77 @@ mod tests {
         assert_eq!(classify("SET immuta.user = 'x'"), None);
         assert_eq!(classify("SHOW search_path"), None);
         assert_eq!(classify("SELECT 1"), None);
+    }
+
+    fn config(extra: &str) -> Config {
+        let verifier = crate::auth::ScramVerifier::generate_with("pw", b"salt", 4096);
+        let mut toml = format!("[tls]\nmode = \"disable\"\n{extra}\n");
+        for (name, extra) in [
+            (
+                "admin",
+                "groups = [\"hr\"]\npermissions = [\"IMPERSONATE_USER\"]",
+            ),
+            ("analyst", ""),
+            ("bi_service", "permissions = [\"IMPERSONATE_USER\"]"),
+            ("auditor", "groups = [\"audit\"]"),
+        ] {
+            toml.push_str(&format!(
+                "[[users]]\nname = \"{name}\"\npassword = \"{verifier}\"\n{extra}\n"
+            ));
+        }
+        Config::parse(&toml, std::path::Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn who_may_impersonate() {
+        let c = config("");
+        assert_eq!(authorize(&c, "admin", None, Some("analyst")), Ok(()));
+        assert_eq!(
+            authorize(&c, "analyst", None, Some("admin"))
+                .unwrap_err()
+                .code,
+            "42501"
+        );
+        assert_eq!(
+            authorize(&c, "auditor", None, Some("admin"))
+                .unwrap_err()
+                .code,
+            "42501"
+        );
+        assert_eq!(
+            authorize(&c, "admin", None, Some("nobody"))
+                .unwrap_err()
+                .code,
+            "42704"
+        );
+        assert_eq!(authorize(&c, "analyst", None, None), Ok(()));
+        let c = config(
+            "[impersonation]\ngroup = \"audit\"\nallowed_impersonators = [\"auditor\", \"admin\"]",
+        );
+        assert_eq!(authorize(&c, "auditor", None, Some("admin")), Ok(()));
+        assert_eq!(
+            authorize(&c, "bi_service", None, Some("admin"))
+                .unwrap_err()
+                .code,
+            "42501"
+        );
+        let c = config("[impersonation]\nsingle_user_per_session = true");
+        assert_eq!(
+            authorize(&c, "admin", Some("analyst"), Some("analyst")),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(&c, "admin", Some("analyst"), Some("bi_service"))
+                .unwrap_err()
+                .code,
+            "42501"
+        );
+        assert_eq!(
+            authorize(&c, "admin", Some("analyst"), None)
+                .unwrap_err()
+                .code,
+            "42501"
+        );
     }
 
     #[test]

@@ -126,6 +126,60 @@ pub fn close_complete(out: &mut BytesMut) {
     empty(out, tag::CLOSE_COMPLETE);
 }
 
+pub fn bind_complete(out: &mut BytesMut) {
+    empty(out, tag::BIND_COMPLETE);
+}
+
+pub fn no_data(out: &mut BytesMut) {
+    empty(out, tag::NO_DATA);
+}
+
+/// The OID of `text`, the type of every value the proxy answers with itself.
+pub const TEXT_OID: u32 = 25;
+
+pub fn parameter_description(out: &mut BytesMut, types: &[u32]) {
+    out.put_u8(tag::PARAMETER_DESCRIPTION);
+    out.put_i32(4 + 2 + 4 * types.len() as i32);
+    out.put_i16(types.len() as i16);
+    for t in types {
+        out.put_u32(*t);
+    }
+}
+
+/// A RowDescription of `text` columns in `format` (0 text, 1 binary: the same bytes for text).
+pub fn row_description_text(out: &mut BytesMut, names: &[&str], format: i16) {
+    let body: usize = names.iter().map(|n| n.len() + 1 + 18).sum();
+    out.put_u8(tag::ROW_DESCRIPTION);
+    out.put_i32(4 + 2 + body as i32);
+    out.put_i16(names.len() as i16);
+    for name in names {
+        out.put_slice(name.as_bytes());
+        out.put_u8(0);
+        out.put_i32(0); // table OID
+        out.put_i16(0); // column number
+        out.put_u32(TEXT_OID);
+        out.put_i16(-1); // variable width
+        out.put_i32(-1); // no type modifier
+        out.put_i16(format);
+    }
+}
+
+pub fn data_row_text(out: &mut BytesMut, values: &[Option<&str>]) {
+    let body: usize = values.iter().map(|v| 4 + v.map_or(0, str::len)).sum();
+    out.put_u8(tag::DATA_ROW);
+    out.put_i32(4 + 2 + body as i32);
+    out.put_i16(values.len() as i16);
+    for value in values {
+        match value {
+            Some(v) => {
+                out.put_i32(v.len() as i32);
+                out.put_slice(v.as_bytes());
+            }
+            None => out.put_i32(-1),
+        }
+    }
+}
+
 fn empty(out: &mut BytesMut, message_tag: u8) {
     out.put_u8(message_tag);
     out.put_i32(4);

@@ -100,6 +100,52 @@ impl<'a> BindHead<'a> {
     }
 }
 
+/// The parameter values of a Bind (after its head) and the result format it asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BindValues<'a> {
+    /// Each parameter's bytes (`None` for NULL) and whether it is in binary format.
+    pub params: Vec<(Option<&'a [u8]>, bool)>,
+    /// The format of every result column, when the client gave a single one (0 or 1).
+    pub result_format: i16,
+}
+
+impl<'a> BindValues<'a> {
+    /// Decodes the part of a Bind body after [`BindHead::rest_offset`].
+    pub fn decode(rest: &'a [u8]) -> Result<Self, ProtocolError> {
+        let mut r = BodyReader::new(rest);
+        let format_count = r.i16()?.max(0) as usize;
+        let mut formats = Vec::with_capacity(format_count);
+        for _ in 0..format_count {
+            formats.push(r.i16()? == 1);
+        }
+        let count = r.i16()?.max(0) as usize;
+        let mut params = Vec::with_capacity(count);
+        for i in 0..count {
+            let len = r.i32()?;
+            let value = if len < 0 {
+                None
+            } else {
+                Some(r.bytes(len as usize)?)
+            };
+            let binary = match formats.as_slice() {
+                [] => false,
+                [one] => *one,
+                many => many.get(i).copied().unwrap_or(false),
+            };
+            params.push((value, binary));
+        }
+        let result_formats = r.i16()?.max(0) as usize;
+        let mut result_format = 0;
+        for _ in 0..result_formats {
+            result_format = r.i16()?;
+        }
+        Ok(Self {
+            params,
+            result_format,
+        })
+    }
+}
+
 /// Describe or Close: a kind byte (`S` statement, `P` portal) and a name.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Target<'a> {

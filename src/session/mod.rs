@@ -2,9 +2,11 @@
 //! statements, and the session settings that transaction pooling must carry from one backend
 //! connection to the next. The connection task owns its session; nothing here is shared.
 
+mod impersonation;
 mod pipeline;
 mod state;
 
+pub use impersonation::Impersonation;
 pub use pipeline::{Expect, Pipeline};
 pub use state::{quote_literal, SessionState, Statement};
 
@@ -28,6 +30,7 @@ pub struct Session {
     /// An error happened since the last ReadyForQuery in status idle.
     failed: bool,
     pub tx_status: u8,
+    pub impersonation: Impersonation,
 }
 
 impl Session {
@@ -40,12 +43,13 @@ impl Session {
             pending: Vec::new(),
             failed: false,
             tx_status: IDLE,
+            impersonation: Impersonation::default(),
         }
     }
 
     /// Whose policies apply to the next statement.
     pub fn effective_user(&self) -> &str {
-        &self.login
+        self.impersonation.current().unwrap_or(&self.login)
     }
 
     /// A session command completed on the backend.
@@ -66,7 +70,12 @@ impl Session {
         }
         let pending = std::mem::take(&mut self.pending);
         let failed = std::mem::replace(&mut self.failed, false);
-        if failed || rolled_back || pending.is_empty() {
+        if failed || rolled_back {
+            self.impersonation.rollback();
+            return false;
+        }
+        self.impersonation.commit();
+        if pending.is_empty() {
             return false;
         }
         for command in pending {
