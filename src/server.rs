@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 /// State every connection task shares; read-only apart from the concurrent maps inside.
 pub struct Shared {
-    pub config: Config,
+    pub config: Arc<Config>,
     pub tls: Option<ServerTls>,
     pub pools: Pools,
     pub cancels: Arc<CancelRegistry>,
@@ -94,7 +94,7 @@ impl Server {
             .map_err(|source| ServerError::Bind { addr, source })?;
         let shared = Arc::new(Shared {
             pools: Pools::new(target, config.pool.clone()),
-            config,
+            config: Arc::new(config),
             tls,
             cancels: Arc::new(CancelRegistry::default()),
             failures: FailureTracker::default(),

@@ -7,60 +7,7 @@
 
 mod common;
 
-use common::proxy::{self, TestProxy};
-use tokio::sync::OnceCell;
-
-const VIEW_SCHEMA: &str = "rv_enforce";
-
-static VIEW: OnceCell<()> = OnceCell::const_new();
-
-async fn create_view() {
-    VIEW.get_or_init(|| async {
-        let su = common::cluster()
-            .connect_superuser("demo")
-            .await
-            .expect("superuser");
-        su.batch_execute(&format!(
-            "CREATE SCHEMA {VIEW_SCHEMA};
-             CREATE VIEW {VIEW_SCHEMA}.hr_employees AS
-               SELECT id, name, email,
-                      CASE WHEN current_setting('immuta.user', true) = 'admin' THEN ssn END AS ssn,
-                      salary, dept, region, hired
-               FROM hr.employees
-               WHERE current_setting('immuta.user', true) = 'admin'
-                  OR (current_setting('immuta.user', true) = 'analyst' AND region = 'EU');
-             GRANT USAGE ON SCHEMA {VIEW_SCHEMA} TO redveil_query;
-             GRANT SELECT ON {VIEW_SCHEMA}.hr_employees TO redveil_query;"
-        ))
-        .await
-        .expect("creating the test view");
-    })
-    .await;
-}
-
-async fn start(pool: &str) -> TestProxy {
-    create_view().await;
-    proxy::start(&format!(
-        "{pool}\n[views]\nschema = \"{VIEW_SCHEMA}\"\n[[data_sources]]\ntable = \"hr.employees\"\n"
-    ))
-    .await
-}
-
-async fn eu_rows() -> i64 {
-    let su = common::cluster().connect_superuser("demo").await.unwrap();
-    su.query_one("SELECT count(*) FROM hr.employees WHERE region = 'EU'", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
-async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
-
-fn sqlstate(error: &tokio_postgres::Error) -> &str {
-    error.code().map(|c| c.code()).unwrap_or("none")
-}
+use common::handmade::{count, eu_rows, sqlstate, start};
 
 #[tokio::test]
 async fn each_user_sees_their_view_of_the_table() {

@@ -95,6 +95,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let settings = RelaySettings {
         mode: shared.config.pool.mode,
+        config: shared.config.clone(),
         registry: shared.registry(&session.database),
         rewrites: shared.rewrites.clone(),
         backend_role: shared.config.backend.user.clone(),
@@ -267,5 +268,7 @@ async fn login(
     wire.flush().await?;
     tracing::info!(%peer, user = %user_name, %database, "client logged in");
     metrics::counter!("redveil_logins_total").increment(1);
-    Ok((Session::new(user_name, database, params.settings), cancel))
+    let mut session = Session::new(user_name, database, params.settings);
+    session.peer = peer.to_string();
+    Ok((session, cancel))
 }

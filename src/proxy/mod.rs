@@ -3,6 +3,7 @@
 //! them; the proxy only renames statements, injects replays, and drops or synthesises the
 //! replies those cause (see `session::Pipeline`).
 
+mod intercepted;
 mod requests;
 mod responses;
 
@@ -38,6 +39,8 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct RelaySettings {
     pub mode: PoolMode,
+    /// The catalog: who may impersonate whom.
+    pub config: Arc<crate::config::Config>,
     /// Registered tables of the session's database, and their views.
     pub registry: Arc<Registry>,
     pub rewrites: Arc<RewriteCache>,
@@ -79,6 +82,12 @@ pub struct ClientConnection {
     repin_after_sync: bool,
     /// Session effect of the unnamed statement.
     unnamed_command: Option<SessionCommand>,
+    /// The client's impersonation statements by statement name, and their bound portals with
+    /// the result format asked for.
+    intercepted_statements: std::collections::HashMap<String, crate::intercept::Intercept>,
+    intercepted_portals: std::collections::HashMap<Vec<u8>, (crate::intercept::Intercept, i16)>,
+    /// Statements of the current simple query completed so far (for substitutions).
+    statement_in_query: usize,
     /// The proxy-named statement a rewritten unnamed statement runs as.
     unnamed_prepared: Option<crate::session::Statement>,
     /// Session effect of each bound portal (portals end with their transaction).
@@ -121,6 +130,9 @@ impl ClientConnection {
             repin_after_sync: false,
             unnamed_command: None,
             unnamed_prepared: None,
+            statement_in_query: 0,
+            intercepted_statements: Default::default(),
+            intercepted_portals: Default::default(),
             portal_commands: Vec::new(),
         }
     }
@@ -348,6 +360,7 @@ impl ClientConnection {
         self.pipeline.push(crate::session::Expect::Query {
             forward: false,
             commands: Default::default(),
+            substitutions: Default::default(),
         });
     }
 

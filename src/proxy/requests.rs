@@ -64,6 +64,9 @@ impl ClientConnection {
             tag::QUERY => {
                 let text = frontend::query_text(body)?;
                 metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
+                if self.intercept_query(text)? {
+                    return Ok(Flow::Continue);
+                }
                 let outcome = self.rewrite(text);
                 let rewritten = match outcome.as_ref() {
                     Ok(rewritten) => rewritten,
@@ -82,6 +85,7 @@ impl ClientConnection {
                 self.pipeline.push(Expect::Query {
                     forward: true,
                     commands,
+                    substitutions: Default::default(),
                 });
                 match &rewritten.sql {
                     Some(sql) => frontend::query(&mut self.to_backend, sql),
@@ -95,7 +99,12 @@ impl ClientConnection {
                     backend.forget_statements();
                 }
             }
-            tag::PARSE => self.on_parse(&raw)?,
+            tag::PARSE => {
+                if !self.intercept_parse(&raw)? {
+                    self.on_parse(&raw)?;
+                }
+            }
+            tag::BIND if self.intercept_bind(&raw)? => {}
             tag::BIND => {
                 let head = BindHead::decode(body)?;
                 let rest = &body[head.rest_offset..];
@@ -103,6 +112,9 @@ impl ClientConnection {
             }
             tag::DESCRIBE => {
                 let target = Target::decode(body)?;
+                if self.intercept_describe(target.kind, target.name) {
+                    return Ok(Flow::Continue);
+                }
                 match self.backend_statement(&target)? {
                     Some(name) => target.encode_as(&mut self.to_backend, tag::DESCRIBE, &name),
                     None => self.to_backend.extend_from_slice(&raw),
@@ -111,6 +123,9 @@ impl ClientConnection {
             }
             tag::EXECUTE => {
                 let portal = crate::protocol::BodyReader::new(body).cstr_bytes()?;
+                if self.intercept_execute(portal) {
+                    return Ok(Flow::Continue);
+                }
                 let command = self.portal_command(portal);
                 if command.as_ref().is_some_and(drops_backend_statements) {
                     self.backend
@@ -125,6 +140,9 @@ impl ClientConnection {
             }
             tag::CLOSE => {
                 let target = Target::decode(body)?;
+                if self.intercept_close(target.kind, target.name) {
+                    return Ok(Flow::Continue);
+                }
                 if target.is_statement() && !target.name.is_empty() {
                     // The proxy's backend statement may serve other clients; only the client's
                     // name goes away.
@@ -252,7 +270,7 @@ impl ClientConnection {
     }
 
     /// Sends registered-table references to their views, with the session's search_path.
-    fn rewrite(&self, sql: &str) -> Outcome {
+    pub(super) fn rewrite(&self, sql: &str) -> Outcome {
         let search_path = self.session.state.search_path(&self.settings.backend_role);
         self.settings.rewrites.rewrite(
             sql,
@@ -268,22 +286,23 @@ impl ClientConnection {
     /// Answers a refused statement with 42501. The backend gets a syntax error in its place,
     /// so the transaction (and, in the extended protocol, the skip to Sync) fails exactly as
     /// if PostgreSQL itself had refused the statement; nothing of the client's text is sent.
-    fn refuse(&mut self, denial: &Denial, message_tag: u8) {
+    pub(super) fn refuse(&mut self, denial: &Denial, message_tag: u8) {
         tracing::info!(conn = self.id, user = %self.session.effective_user(), reason = %denial, "statement refused");
         metrics::counter!("redveil_refused_total").increment(1);
+        self.refuse_with(Denial::SQLSTATE, &denial.message, message_tag);
+    }
+
+    /// Fails the client's current statement with `code`, through the backend (see `refuse`).
+    pub(super) fn refuse_with(&mut self, code: &str, message: &str, message_tag: u8) {
         let mut reply = BytesMut::new();
-        msg::error(
-            &mut reply,
-            msg::Severity::Error,
-            Denial::SQLSTATE,
-            &denial.message,
-        );
+        msg::error(&mut reply, msg::Severity::Error, code, message);
         if message_tag == tag::QUERY {
             frontend::query(&mut self.to_backend, REFUSED_PLACEHOLDER);
             self.pipeline.push(Expect::Refused(reply.freeze()));
             self.pipeline.push(Expect::Query {
                 forward: true,
                 commands: Default::default(),
+                substitutions: Default::default(),
             });
         } else {
             let placeholder = Parse {

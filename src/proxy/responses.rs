@@ -49,6 +49,9 @@ impl ClientConnection {
     /// `raw` holds the whole message for the types the proxy reads (never streamed).
     fn on_backend_message(&mut self, message_tag: u8, raw: &Bytes) -> Result<bool, RelayError> {
         self.pipeline.emit_synthetic(&mut self.to_client);
+        if let Some(relay) = self.substituted(message_tag) {
+            return Ok(relay);
+        }
         let forward = self.pipeline.front().is_none_or(Expect::forwards);
         let body = &raw[5..];
         match message_tag {
@@ -135,6 +138,37 @@ impl ClientConnection {
         Ok(forward)
     }
 
+    /// Within a simple query some of whose statements the proxy answers itself: drops the
+    /// backend's replies to those and relays the proxy's. `None` when not applicable.
+    fn substituted(&mut self, message_tag: u8) -> Option<bool> {
+        let Some(Expect::Query { substitutions, .. }) = self.pipeline.front_mut() else {
+            return None;
+        };
+        let ends_statement = matches!(message_tag, tag::COMMAND_COMPLETE | tag::EMPTY_QUERY);
+        if message_tag == tag::READY_FOR_QUERY || message_tag == tag::ERROR_RESPONSE {
+            self.statement_in_query = 0;
+            return None;
+        }
+        let current = self.statement_in_query;
+        if ends_statement {
+            self.statement_in_query += 1;
+        }
+        if substitutions.front().is_none_or(|s| s.index != current) {
+            return None;
+        }
+        if !matches!(
+            message_tag,
+            tag::ROW_DESCRIPTION | tag::DATA_ROW | tag::COMMAND_COMPLETE | tag::EMPTY_QUERY
+        ) {
+            return None;
+        }
+        if ends_statement {
+            let reply = substitutions.pop_front().expect("checked").reply;
+            self.to_client.extend_from_slice(&reply);
+        }
+        Some(false)
+    }
+
     fn on_command_complete(&mut self, command_tag: &str) {
         if command_tag == "ROLLBACK" {
             self.rolled_back = true;
@@ -150,6 +184,7 @@ impl ClientConnection {
             Some(Expect::Query {
                 forward: true,
                 commands,
+                ..
             }) if commands.front().is_some_and(|c| c.tag() == command_tag) => {
                 if let Some(c) = commands.pop_front() {
                     self.session.command_done(c);
@@ -212,6 +247,8 @@ impl ClientConnection {
 
     /// After ReadyForQuery: give the connection back at a transaction boundary.
     async fn after_ready(&mut self) -> Result<(), RelayError> {
+        // Replies the proxy answered itself may be next in line now.
+        self.pipeline.emit_synthetic(&mut self.to_client);
         if self.pipeline.is_empty() && self.session.tx_status == crate::session::IDLE {
             self.flush_client().await?;
             self.release_if_done().await;

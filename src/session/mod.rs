@@ -7,7 +7,7 @@ mod pipeline;
 mod state;
 
 pub use impersonation::Impersonation;
-pub use pipeline::{Expect, Pipeline};
+pub use pipeline::{Expect, Pipeline, Substitution};
 pub use state::{quote_literal, SessionState, Statement};
 
 use crate::rewrite::SessionCommand;
@@ -31,6 +31,8 @@ pub struct Session {
     failed: bool,
     pub tx_status: u8,
     pub impersonation: Impersonation,
+    /// The client's address, for audit records.
+    pub peer: String,
 }
 
 impl Session {
@@ -44,6 +46,7 @@ impl Session {
             failed: false,
             tx_status: IDLE,
             impersonation: Impersonation::default(),
+            peer: String::new(),
         }
     }
 

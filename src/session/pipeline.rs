@@ -32,6 +32,8 @@ pub enum Expect {
     Query {
         forward: bool,
         commands: VecDeque<SessionCommand>,
+        /// Statements of the string whose replies the proxy replaces with its own.
+        substitutions: VecDeque<Substitution>,
     },
     /// FunctionCallResponse then ReadyForQuery.
     FunctionCall,
@@ -44,6 +46,14 @@ pub enum Expect {
     /// in its place, so its transaction state follows PostgreSQL's exactly, and the proxy's
     /// own ErrorResponse is relayed instead of the backend's.
     Refused(Bytes),
+}
+
+/// A statement of a simple query answered by the proxy: the backend's replies to statement
+/// `index` (0-based) are dropped and `reply` is relayed in their place.
+#[derive(Debug)]
+pub struct Substitution {
+    pub index: usize,
+    pub reply: Bytes,
 }
 
 impl Expect {

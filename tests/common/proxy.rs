@@ -31,11 +31,19 @@ pub async fn start(extra: &str) -> TestProxy {
         demo.query_password
     );
     toml.push_str(extra);
-    for user in ["admin", "analyst", "bi_service"] {
+    // The demo catalog's groups and permissions (see src/demo/catalog.rs).
+    for (user, entitlements) in [
+        (
+            "admin",
+            "groups = [\"hr\"]\npermissions = [\"IMPERSONATE_USER\"]",
+        ),
+        ("analyst", "attributes = { region = [\"EU\"] }"),
+        ("bi_service", "permissions = [\"IMPERSONATE_USER\"]"),
+    ] {
         let verifier =
             redveil::auth::ScramVerifier::generate_with(&PASSWORD_OF(user), user.as_bytes(), 4096);
         toml.push_str(&format!(
-            "\n[[users]]\nname = \"{user}\"\npassword = \"{verifier}\"\n"
+            "\n[[users]]\nname = \"{user}\"\npassword = \"{verifier}\"\n{entitlements}\n"
         ));
     }
     let config = Config::parse(&toml, std::path::Path::new("test.toml")).expect("test config");

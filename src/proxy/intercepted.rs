@@ -1,0 +1,312 @@
+//! Impersonation statements, answered by the proxy in both protocols. The cluster never sees
+//! them; what it sees is the identity pin that follows.
+
+use super::{ClientConnection, RelayError};
+use crate::intercept::{self, Intercept, Target, SHOW_COLUMNS};
+use crate::protocol::backend as msg;
+use crate::protocol::frontend::{self, BindHead, BindValues, Parse};
+use crate::protocol::tag;
+use crate::rewrite::split_statements;
+use crate::session::{Expect, Substitution, IDLE};
+use bytes::{Bytes, BytesMut};
+
+/// A failed transaction refuses everything but its end, as PostgreSQL does.
+const IN_FAILED_TRANSACTION: u8 = b'E';
+const ABORTED: &str =
+    "current transaction is aborted, commands ignored until end of transaction block";
+
+impl ClientConnection {
+    /// Answers a simple query made of or containing impersonation statements. Returns false
+    /// when the text has none.
+    pub(super) fn intercept_query(&mut self, text: &str) -> Result<bool, RelayError> {
+        let statements = split_statements(text);
+        let intercepts: Vec<Option<Intercept>> =
+            statements.iter().map(|s| intercept::classify(s)).collect();
+        if intercepts.iter().all(Option::is_none) {
+            return Ok(false);
+        }
+        if self.session.tx_status == IN_FAILED_TRANSACTION {
+            self.refuse_with("25P02", ABORTED, tag::QUERY);
+            return Ok(true);
+        }
+        if let [Some(only)] = intercepts.as_slice() {
+            self.answer_alone(only.clone());
+            return Ok(true);
+        }
+        self.substitute_in_query(&statements, &intercepts);
+        Ok(true)
+    }
+
+    /// A lone impersonation statement: answered without the cluster.
+    fn answer_alone(&mut self, intercept: Intercept) {
+        let mut reply = BytesMut::new();
+        match &intercept {
+            Intercept::Show => {
+                msg::row_description_text(&mut reply, &SHOW_COLUMNS, 0);
+                self.show_row(&mut reply);
+            }
+            Intercept::Impersonate { target, .. } => {
+                let target = match target {
+                    Target::User(user) => Some(user.clone()),
+                    Target::Nobody => None,
+                    Target::Parameter(_) => {
+                        self.refuse_with(
+                            "08P01",
+                            "there is no parameter $1 in a simple query",
+                            tag::QUERY,
+                        );
+                        return;
+                    }
+                };
+                if let Err(refusal) = self.impersonate(target) {
+                    self.refuse_with(refusal.code, &refusal.message, tag::QUERY);
+                    return;
+                }
+                if self.session.tx_status == IDLE {
+                    self.session.impersonation.commit();
+                }
+            }
+        }
+        msg::command_complete(&mut reply, intercept.tag());
+        msg::ready_for_query(&mut reply, self.session.tx_status);
+        self.pipeline.push(Expect::Synthetic(reply.freeze()));
+    }
+
+    /// Impersonation inside a multi-statement string: each such statement becomes an identity
+    /// pin at its place in the string, so the statements after it run as the new user within
+    /// the same implicit transaction, and its reply is the proxy's own.
+    fn substitute_in_query(&mut self, statements: &[&str], intercepts: &[Option<Intercept>]) {
+        let mut substitutions = std::collections::VecDeque::new();
+        let mut texts = Vec::with_capacity(statements.len());
+        let saved = self.session.impersonation.clone();
+        for (index, (statement, intercept)) in statements.iter().zip(intercepts).enumerate() {
+            let Some(intercept) = intercept else {
+                texts.push(statement.to_string());
+                continue;
+            };
+            let mut reply = BytesMut::new();
+            match intercept {
+                Intercept::Show => {
+                    msg::row_description_text(&mut reply, &SHOW_COLUMNS, 0);
+                    self.show_row(&mut reply);
+                    texts.push("SELECT 1".to_string());
+                }
+                Intercept::Impersonate { target, .. } => {
+                    let target = match target {
+                        Target::User(user) => Some(user.clone()),
+                        _ => None,
+                    };
+                    if let Err(refusal) = self.impersonate(target) {
+                        self.session.impersonation = saved;
+                        self.refuse_with(refusal.code, &refusal.message, tag::QUERY);
+                        return;
+                    }
+                    texts.push(crate::backend::pin_sql(self.session.effective_user()));
+                }
+            }
+            msg::command_complete(&mut reply, intercept.tag());
+            substitutions.push_back(Substitution {
+                index,
+                reply: reply.freeze(),
+            });
+        }
+        // The rest of the string goes through the rewriter like any other query; the pins are
+        // put back in afterwards since the rewriter refuses set_config on immuta settings.
+        let placeholders: Vec<&str> = texts
+            .iter()
+            .zip(intercepts)
+            .map(|(t, i)| if i.is_some() { "SELECT 1" } else { t.as_str() })
+            .collect();
+        let outcome = self.rewrite(&placeholders.join(";\n"));
+        let rewritten = match outcome.as_ref() {
+            Ok(r) => r,
+            Err(denial) => {
+                self.session.impersonation = saved;
+                self.refuse(denial, tag::QUERY);
+                return;
+            }
+        };
+        let rewritten_texts: Vec<String> = match &rewritten.sql {
+            Some(sql) => split_statements(sql)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            None => placeholders.iter().map(|s| s.to_string()).collect(),
+        };
+        let sql: Vec<&str> = rewritten_texts
+            .iter()
+            .zip(&texts)
+            .zip(intercepts)
+            .map(|((rewritten, original), i)| {
+                if i.is_some() {
+                    original.as_str()
+                } else {
+                    rewritten.as_str()
+                }
+            })
+            .collect();
+        // The session keeps the new identity only if the string commits.
+        let effective = self.session.effective_user().to_string();
+        let backend = self.backend.as_mut().expect("ensure_backend ran");
+        backend.pinned = Some(effective);
+        backend.pin_in_transaction = true;
+        frontend::query(&mut self.to_backend, &sql.join(";\n"));
+        self.pipeline.push(Expect::Query {
+            forward: true,
+            commands: Default::default(),
+            substitutions,
+        });
+    }
+
+    fn show_row(&self, out: &mut BytesMut) {
+        let current = self.session.impersonation.current().unwrap_or("");
+        msg::data_row_text(out, &[Some(current), Some(&self.session.login)]);
+    }
+
+    /// Checks and applies a change of identity; audited either way.
+    fn impersonate(&mut self, target: Option<String>) -> Result<(), intercept::Refusal> {
+        let login = &self.session.login;
+        let result = intercept::authorize(
+            &self.settings.config,
+            login,
+            self.session.impersonation.first(),
+            target.as_deref(),
+        );
+        let outcome = match &result {
+            Ok(()) => "allowed",
+            Err(_) => "refused",
+        };
+        tracing::info!(
+            target: "redveil::audit",
+            conn = self.id,
+            event = if target.is_some() { "impersonation_start" } else { "impersonation_end" },
+            login_user = %login,
+            target_user = target.as_deref().unwrap_or(""),
+            client = %self.session.peer,
+            outcome,
+            "impersonation"
+        );
+        metrics::counter!("redveil_impersonations_total", "outcome" => outcome).increment(1);
+        if result.is_ok() {
+            self.session.impersonation.set(target);
+        }
+        result
+    }
+
+    /// Parse of an impersonation statement: remembered, answered, never sent.
+    pub(super) fn intercept_parse(&mut self, raw: &[u8]) -> Result<bool, RelayError> {
+        let parse = Parse::decode(&raw[5..])?;
+        let Some(intercept) = intercept::classify(parse.query) else {
+            self.intercepted_statements.remove(parse.name);
+            return Ok(false);
+        };
+        if !parse.name.is_empty() {
+            self.session.statements.remove(parse.name);
+        }
+        self.intercepted_statements
+            .insert(parse.name.to_string(), intercept);
+        self.synthetic(msg::parse_complete);
+        Ok(true)
+    }
+
+    /// Bind of an impersonation statement: the target may come from a parameter, in text or
+    /// binary format (the same bytes for text).
+    pub(super) fn intercept_bind(&mut self, raw: &[u8]) -> Result<bool, RelayError> {
+        let head = BindHead::decode(&raw[5..])?;
+        let Some(intercept) = self.intercepted_statements.get(head.statement).cloned() else {
+            self.intercepted_portals.remove(head.portal);
+            return Ok(false);
+        };
+        let values = BindValues::decode(&raw[5 + head.rest_offset..])?;
+        let resolved = match intercept {
+            Intercept::Impersonate {
+                target: Target::Parameter(n),
+                tag,
+            } => {
+                let target = match values.params.get(n - 1) {
+                    Some((Some(bytes), _)) => match std::str::from_utf8(bytes) {
+                        Ok(user) => Target::User(user.to_string()),
+                        Err(_) => Target::User(String::from_utf8_lossy(bytes).into_owned()),
+                    },
+                    _ => Target::Nobody,
+                };
+                Intercept::Impersonate { target, tag }
+            }
+            other => other,
+        };
+        self.intercepted_portals
+            .insert(head.portal.to_vec(), (resolved, values.result_format));
+        self.synthetic(msg::bind_complete);
+        Ok(true)
+    }
+
+    pub(super) fn intercept_describe(&mut self, kind: u8, name: &str) -> bool {
+        let mut reply = BytesMut::new();
+        if kind == b'S' {
+            let Some(intercept) = self.intercepted_statements.get(name) else {
+                return false;
+            };
+            msg::parameter_description(&mut reply, &vec![msg::TEXT_OID; intercept.parameters()]);
+            describe_rows(&mut reply, intercept, 0);
+        } else {
+            let Some((intercept, format)) = self.intercepted_portals.get(name.as_bytes()) else {
+                return false;
+            };
+            describe_rows(&mut reply, intercept, *format);
+        }
+        self.pipeline.push(Expect::Synthetic(reply.freeze()));
+        true
+    }
+
+    pub(super) fn intercept_execute(&mut self, portal: &[u8]) -> bool {
+        let Some((intercept, _)) = self.intercepted_portals.get(portal).cloned() else {
+            return false;
+        };
+        if self.session.tx_status == IN_FAILED_TRANSACTION {
+            self.refuse_with("25P02", ABORTED, tag::PARSE);
+            return true;
+        }
+        let mut reply = BytesMut::new();
+        match &intercept {
+            Intercept::Show => self.show_row(&mut reply),
+            Intercept::Impersonate { target, .. } => {
+                let target = match target {
+                    Target::User(user) => Some(user.clone()),
+                    _ => None,
+                };
+                if let Err(refusal) = self.impersonate(target) {
+                    self.refuse_with(refusal.code, &refusal.message, tag::PARSE);
+                    return true;
+                }
+            }
+        }
+        msg::command_complete(&mut reply, intercept.tag());
+        self.pipeline.push(Expect::Synthetic(reply.freeze()));
+        true
+    }
+
+    pub(super) fn intercept_close(&mut self, kind: u8, name: &str) -> bool {
+        let known = if kind == b'S' {
+            self.intercepted_statements.remove(name).is_some()
+        } else {
+            self.intercepted_portals.remove(name.as_bytes()).is_some()
+        };
+        if known {
+            self.synthetic(msg::close_complete);
+        }
+        known
+    }
+
+    fn synthetic(&mut self, encode: fn(&mut BytesMut)) {
+        let mut reply = BytesMut::new();
+        encode(&mut reply);
+        self.pipeline.push(Expect::Synthetic(Bytes::from(reply)));
+    }
+}
+
+fn describe_rows(out: &mut BytesMut, intercept: &Intercept, format: i16) {
+    match intercept {
+        Intercept::Show => msg::row_description_text(out, &SHOW_COLUMNS, format),
+        Intercept::Impersonate { .. } => msg::no_data(out),
+    }
+}

@@ -1,0 +1,226 @@
+//! Impersonation through the proxy: every dialect, both protocols, the permission rules, and
+//! isolation from other clients sharing the pool.
+
+mod common;
+
+use common::handmade::{count, eu_rows, sqlstate, start};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+const ROWS: &str = "SELECT count(*) FROM hr.employees";
+
+/// The one-row answer of the SHOW forms: (impersonated user, login user).
+async fn show(client: &Client, sql: &str) -> (String, String) {
+    let rows: Vec<_> = client
+        .simple_query(sql)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((r.get(0).unwrap().to_string(), r.get(1).unwrap().to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows.len(), 1, "{sql}");
+    rows.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn admin_sees_what_analyst_sees_then_returns() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let admin = p.connect("admin").await.unwrap();
+    assert_eq!(count(&admin, ROWS).await, 10_000);
+    admin
+        .batch_execute("CALL immuta_procedures.impersonate_user('analyst')")
+        .await
+        .unwrap();
+    assert_eq!(count(&admin, ROWS).await, eu);
+    let ssn: Option<String> = admin
+        .query_one("SELECT ssn FROM hr.employees ORDER BY id LIMIT 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ssn, None, "masked as for analyst");
+    assert_eq!(
+        show(&admin, "SHOW immuta_user").await,
+        ("analyst".into(), "admin".into())
+    );
+    admin
+        .batch_execute("CALL immuta_procedures.impersonate_user(NULL)")
+        .await
+        .unwrap();
+    assert_eq!(count(&admin, ROWS).await, 10_000);
+    assert_eq!(
+        show(&admin, "SHOW SESSION LIKE 'immuta.immuta_user'").await,
+        ("".into(), "admin".into())
+    );
+}
+
+#[tokio::test]
+async fn permissions_decide_who_may_impersonate() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let bi = p.connect("bi_service").await.unwrap();
+    assert_eq!(
+        count(&bi, ROWS).await,
+        0,
+        "bi_service has no access of its own"
+    );
+    bi.batch_execute("CALL immuta_procedures.impersonate_user('admin')")
+        .await
+        .unwrap();
+    assert_eq!(count(&bi, ROWS).await, 10_000);
+
+    let analyst = p.connect("analyst").await.unwrap();
+    let refused = analyst
+        .batch_execute("CALL immuta_procedures.impersonate_user('admin')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&refused), "42501");
+    assert_eq!(count(&analyst, ROWS).await, eu);
+
+    let admin = p.connect("admin").await.unwrap();
+    let unknown = admin
+        .batch_execute("CALL immuta_procedures.impersonate_user('nobody')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&unknown), "42704");
+    assert_eq!(count(&admin, ROWS).await, 10_000);
+}
+
+#[tokio::test]
+async fn every_dialect_starts_and_ends_it() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let admin = p.connect("admin").await.unwrap();
+    for (begin, end) in [
+        ("SET immuta_user = 'analyst'", "RESET immuta_user"),
+        (
+            "SET immuta.impersonate.user = analyst",
+            "SET immuta.impersonate.user =",
+        ),
+        (
+            "call \"IMMUTA_PROCEDURES\".Impersonate_User('analyst'::text)",
+            "RESET SESSION immuta.immuta_user",
+        ),
+    ] {
+        admin.batch_execute(begin).await.unwrap();
+        assert_eq!(count(&admin, ROWS).await, eu, "{begin}");
+        admin.batch_execute(end).await.unwrap();
+        assert_eq!(count(&admin, ROWS).await, 10_000, "{end}");
+    }
+}
+
+#[tokio::test]
+async fn extended_protocol_with_a_bound_name() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let admin = p.connect("admin").await.unwrap();
+    let call = admin
+        .prepare("CALL immuta_procedures.impersonate_user($1)")
+        .await
+        .unwrap();
+    admin.execute(&call, &[&"analyst"]).await.unwrap();
+    assert_eq!(count(&admin, ROWS).await, eu);
+    admin.execute(&call, &[&None::<&str>]).await.unwrap();
+    assert_eq!(count(&admin, ROWS).await, 10_000);
+    let analyst = p.connect("analyst").await.unwrap();
+    let call = analyst
+        .prepare("CALL immuta_procedures.impersonate_user($1)")
+        .await
+        .unwrap();
+    let refused = analyst.execute(&call, &[&"admin"]).await.unwrap_err();
+    assert_eq!(sqlstate(&refused), "42501");
+    assert_eq!(count(&analyst, ROWS).await, eu);
+}
+
+#[tokio::test]
+async fn inside_a_multi_statement_string_and_a_transaction() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let admin = p.connect("admin").await.unwrap();
+    let messages = admin
+        .simple_query(&format!(
+            "{ROWS}; CALL immuta_procedures.impersonate_user('analyst'); {ROWS}"
+        ))
+        .await
+        .unwrap();
+    let counts: Vec<i64> = messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse().unwrap()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, [10_000, eu]);
+    assert_eq!(
+        count(&admin, ROWS).await,
+        eu,
+        "kept after the string commits"
+    );
+    admin.batch_execute("RESET immuta_user").await.unwrap();
+
+    // A rolled back transaction takes its impersonation with it.
+    admin.batch_execute("BEGIN").await.unwrap();
+    admin
+        .batch_execute("CALL immuta_procedures.impersonate_user('analyst')")
+        .await
+        .unwrap();
+    assert_eq!(count(&admin, ROWS).await, eu, "effective at once");
+    admin.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(count(&admin, ROWS).await, 10_000);
+}
+
+#[tokio::test]
+async fn single_user_per_session_and_allowed_impersonators() {
+    let p = start(
+        "[impersonation]\nsingle_user_per_session = true\nallowed_impersonators = [\"admin\"]\n",
+    )
+    .await;
+    let admin = p.connect("admin").await.unwrap();
+    admin
+        .batch_execute("CALL immuta_procedures.impersonate_user('analyst')")
+        .await
+        .unwrap();
+    for switch in [
+        "CALL immuta_procedures.impersonate_user('bi_service')",
+        "CALL immuta_procedures.impersonate_user(NULL)",
+    ] {
+        let refused = admin.batch_execute(switch).await.unwrap_err();
+        assert_eq!(sqlstate(&refused), "42501", "{switch}");
+    }
+    let bi = p.connect("bi_service").await.unwrap();
+    let refused = bi
+        .batch_execute("CALL immuta_procedures.impersonate_user('admin')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&refused), "42501", "not in allowed_impersonators");
+}
+
+#[tokio::test]
+async fn impersonation_never_leaks_through_the_pool() {
+    let p = start("[pool]\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    let bi = p.connect("bi_service").await.unwrap();
+    let analyst = p.connect("analyst").await.unwrap();
+    bi.batch_execute("CALL immuta_procedures.impersonate_user('admin')")
+        .await
+        .unwrap();
+    for i in 0..1000 {
+        if i % 2 == 0 {
+            assert_eq!(count(&bi, ROWS).await, 10_000, "iteration {i}");
+        } else {
+            assert_eq!(count(&analyst, ROWS).await, eu, "iteration {i}");
+        }
+    }
+    // Leaving mid-transaction while impersonating: the next client runs as itself.
+    bi.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(count(&bi, ROWS).await, 10_000);
+    drop(bi);
+    assert_eq!(count(&analyst, ROWS).await, eu);
+    // A new connection never starts impersonating.
+    let bi = p.connect("bi_service").await.unwrap();
+    assert_eq!(count(&bi, ROWS).await, 0);
+}
