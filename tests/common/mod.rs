@@ -74,3 +74,4 @@ pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client, tokio_pos
     Ok(client)
 }
 pub mod proxy;
+pub mod raw;
