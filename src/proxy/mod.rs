@@ -73,6 +73,11 @@ pub struct ClientConnection {
     unnamed_command: Option<SessionCommand>,
     /// Session effect of each bound portal (portals end with their transaction).
     portal_commands: Vec<(Vec<u8>, Option<SessionCommand>)>,
+    /// The backend is in COPY IN and the client has not ended it yet: the backend ignores
+    /// Sync and Flush until CopyDone/CopyFail, so those Syncs get no ReadyForQuery.
+    copy_in: bool,
+    /// CopyDone/CopyFail the client sent before the proxy saw the backend enter COPY IN.
+    copy_ends_early: u32,
 }
 
 enum Flow {
@@ -110,6 +115,8 @@ impl ClientConnection {
             skip_until_sync: false,
             unnamed_command: None,
             portal_commands: Vec::new(),
+            copy_in: false,
+            copy_ends_early: 0,
         }
     }
 

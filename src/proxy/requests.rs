@@ -112,13 +112,21 @@ impl ClientConnection {
             }
             tag::SYNC => {
                 self.to_backend.extend_from_slice(&raw);
-                self.pipeline.push(Expect::Sync);
+                if !self.copy_in {
+                    self.pipeline.push(Expect::Sync);
+                }
             }
             tag::FUNCTION_CALL => {
                 self.to_backend.extend_from_slice(&raw);
                 self.pipeline.push(Expect::FunctionCall);
             }
-            tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
+            tag::COPY_DONE | tag::COPY_FAIL => {
+                self.to_backend.extend_from_slice(&raw);
+                if !std::mem::take(&mut self.copy_in) {
+                    self.copy_ends_early += 1;
+                }
+            }
+            tag::FLUSH | tag::COPY_DATA => {
                 self.to_backend.extend_from_slice(&raw);
             }
             other => return Err(ProtocolError::Unexpected(other as char).into()),

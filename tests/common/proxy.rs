@@ -85,6 +85,32 @@ impl TestProxy {
     pub fn client_tls(&self) -> rustls::ClientConfig {
         client_tls(&self.ca)
     }
+
+    /// A client whose NoticeResponses arrive on the returned channel.
+    pub async fn connect_with_notices(
+        &self,
+        user: &str,
+    ) -> (
+        tokio_postgres::Client,
+        tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::error::DbError>,
+    ) {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.client_tls());
+        let config: tokio_postgres::Config = format!("{} sslmode=require", self.conn_string(user))
+            .parse()
+            .expect("connection string");
+        let (client, mut connection) = config.connect(tls).await.expect("connect");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                if let tokio_postgres::AsyncMessage::Notice(notice) = message {
+                    let _ = tx.send(notice);
+                }
+            }
+        });
+        (client, rx)
+    }
 }
 
 /// A tokio-postgres client over TLS trusting `ca`; the connection task runs on the current
