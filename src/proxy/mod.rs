@@ -15,10 +15,12 @@ use crate::protocol::scan::{Direction, Scanner};
 use crate::protocol::ProtocolError;
 use crate::rewrite::SessionCommand;
 use crate::session::{Pipeline, Session};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 type Checkout = bb8::PooledConnection<'static, crate::backend::Manager>;
@@ -83,6 +85,12 @@ pub struct ClientConnection {
 enum Flow {
     Continue,
     Terminate,
+}
+
+/// What happened first while flushing to the backend.
+enum Step {
+    Wrote(std::io::Result<usize>),
+    Read(std::io::Result<usize>),
 }
 
 impl ClientConnection {
@@ -224,26 +232,70 @@ impl ClientConnection {
                 .write_all(&self.to_client)
                 .await
                 .map_err(RelayError::ClientIo)?;
+            // A TLS write can return with records still in the TLS buffer (the socket was
+            // full); without a flush they would wait for the next write that may never come.
+            self.client.flush().await.map_err(RelayError::ClientIo)?;
             self.to_client.clear();
         }
         Ok(())
     }
 
-    /// Writes pending messages to the backend in one go (pipelined with any injected ones).
+    /// Writes pending messages to the backend (pipelined with any injected ones). While the
+    /// backend does not take them, its output is read and relayed: a backend blocked writing
+    /// the results of earlier messages reads nothing more, and waiting for it to read would
+    /// deadlock a client that pipelines many statements with large results.
     async fn flush_backend(&mut self) -> Result<(), RelayError> {
         if self.to_backend.is_empty() {
             return Ok(());
         }
-        let Some(backend) = self.backend.as_mut() else {
-            self.to_backend.clear();
-            return Ok(());
-        };
-        if let Err(e) = backend.stream.write_all(&self.to_backend).await {
-            backend.broken = true;
-            return Err(BackendError::Io(e).into());
+        loop {
+            let Some(backend) = self.backend.as_mut() else {
+                self.to_backend.clear();
+                return Ok(());
+            };
+            let backend: &mut BackendConn = backend;
+            let pending = &self.to_backend;
+            let step = std::future::poll_fn(|cx| {
+                let mut stream = Pin::new(&mut backend.stream);
+                // Once everything is written, flush what TLS may still hold.
+                let io = if pending.is_empty() {
+                    stream.as_mut().poll_flush(cx).map_ok(|()| 0)
+                } else {
+                    stream.as_mut().poll_write(cx, pending)
+                };
+                if let Poll::Ready(written) = io {
+                    return Poll::Ready(Step::Wrote(written));
+                }
+                tokio_util::io::poll_read_buf(
+                    Pin::new(&mut backend.stream),
+                    cx,
+                    &mut backend.read_buf,
+                )
+                .map(Step::Read)
+            })
+            .await;
+            match step {
+                Step::Wrote(Ok(n)) if n > 0 => {
+                    metrics::counter!("redveil_bytes_to_backend_total").increment(n as u64);
+                    self.to_backend.advance(n);
+                }
+                Step::Wrote(Ok(_)) if self.to_backend.is_empty() => return Ok(()),
+                Step::Wrote(Ok(_)) => {
+                    backend.broken = true;
+                    return Err(BackendError::Closed.into());
+                }
+                Step::Wrote(Err(e)) => {
+                    backend.broken = true;
+                    return Err(BackendError::Io(e).into());
+                }
+                Step::Read(Ok(0)) => return Err(BackendError::Closed.into()),
+                Step::Read(Ok(n)) => {
+                    metrics::counter!("redveil_bytes_from_backend_total").increment(n as u64);
+                    self.on_backend_bytes().await?;
+                }
+                Step::Read(Err(e)) => return Err(BackendError::Io(e).into()),
+            }
         }
-        self.to_backend.clear();
-        Ok(())
     }
 
     /// A client-visible error for a failure that ended the connection.

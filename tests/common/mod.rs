@@ -75,3 +75,4 @@ pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client, tokio_pos
 }
 pub mod proxy;
 pub mod raw;
+pub mod spawned;

@@ -81,9 +81,22 @@ pub async fn tls_to_proxy(p: &TestProxy) -> Stream {
 }
 
 pub async fn tls_to(addr: std::net::SocketAddr, ca: &Path) -> Stream {
-    let mut tcp = TcpStream::connect(addr)
+    let tcp = TcpStream::connect(addr)
         .await
         .expect("connect to the proxy");
+    tls_over(tcp, ca).await
+}
+
+/// Like [`tls_to_proxy`], with a small socket receive buffer so the proxy's writes soon find
+/// the connection full whenever the client reads slowly.
+pub async fn tls_to_proxy_small_window(p: &TestProxy) -> Stream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    let tcp = socket.connect(p.addr).await.expect("connect to the proxy");
+    tls_over(tcp, &p.ca).await
+}
+
+async fn tls_over(mut tcp: TcpStream, ca: &Path) -> Stream {
     tcp.set_nodelay(true).expect("nodelay");
     tcp.write_all(&redveil::protocol::startup::encode_ssl_request())
         .await
@@ -204,23 +217,18 @@ impl RawConn {
     /// The next whole message; `None` at end of stream (a TLS close without close_notify
     /// counts as the end too).
     pub async fn recv(&mut self) -> io::Result<Option<Msg>> {
-        loop {
-            if self.buf.len() >= 5 {
-                let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
-                let total = len as usize + 1;
-                if self.buf.len() >= total {
-                    let raw = self.buf.split_to(total).freeze();
-                    return Ok(Some(Msg { tag: raw[0], raw }));
-                }
-                self.buf.reserve(total - self.buf.len());
-            }
-            match self.stream.read_buf(&mut self.buf).await {
-                Ok(0) => return Ok(None),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
+        read_msg(&mut self.stream, &mut self.buf).await
+    }
+
+    /// Separate read and write halves, for writing and reading at the same time.
+    pub fn into_split(
+        self,
+    ) -> (
+        Reader<tokio::io::ReadHalf<Stream>>,
+        tokio::io::WriteHalf<Stream>,
+    ) {
+        let (r, w) = tokio::io::split(self.stream);
+        (Reader { r, buf: self.buf }, w)
     }
 
     /// Every message up to and including the next ReadyForQuery.
@@ -254,6 +262,41 @@ impl RawConn {
         frontend::query(&mut out, sql);
         self.send(&out).await;
         self.until_ready().await
+    }
+}
+
+/// The read half of a split [`RawConn`].
+pub struct Reader<R> {
+    r: R,
+    buf: BytesMut,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> Reader<R> {
+    pub async fn recv(&mut self) -> io::Result<Option<Msg>> {
+        read_msg(&mut self.r, &mut self.buf).await
+    }
+}
+
+async fn read_msg(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut BytesMut,
+) -> io::Result<Option<Msg>> {
+    loop {
+        if buf.len() >= 5 {
+            let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+            let total = len as usize + 1;
+            if buf.len() >= total {
+                let raw = buf.split_to(total).freeze();
+                return Ok(Some(Msg { tag: raw[0], raw }));
+            }
+            buf.reserve(total - buf.len());
+        }
+        match stream.read_buf(buf).await {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
     }
 }
 
