@@ -152,7 +152,7 @@ async fn extended_protocol_binary_results_are_byte_identical() {
     // Spot check that binary really was asked for and given: int4 2 as 4 big-endian bytes.
     let replies = exchange(&mut through, &mut direct, &extended("SELECT 2::int4", &[1])).await;
     let row = replies.iter().find(|m| m.tag == tag::DATA_ROW).unwrap();
-    assert_eq!(&row.body()[..], &[0, 1, 0, 0, 0, 4, 0, 0, 0, 2]);
+    assert_eq!(row.body(), &[0, 1, 0, 0, 0, 4, 0, 0, 0, 2]);
 }
 
 #[tokio::test]
