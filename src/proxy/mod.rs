@@ -188,9 +188,11 @@ impl ClientConnection {
                     }
                 }
                 _ = idle => {
+                    // PostgreSQL's codes: idle_in_transaction_session_timeout is 25P03,
+                    // idle_session_timeout 57P05.
                     let in_tx = self.session.tx_status != crate::session::IDLE;
-                    let what = if in_tx { "idle-in-transaction" } else { "idle-session" };
-                    self.send_fatal("25P03", &format!("terminating connection due to {what} timeout")).await;
+                    let (code, what) = if in_tx { ("25P03", "idle-in-transaction") } else { ("57P05", "idle-session") };
+                    self.send_fatal(code, &format!("terminating connection due to {what} timeout")).await;
                     return Ok(());
                 }
                 _ = shutdown.cancelled(), if !self.draining => {
