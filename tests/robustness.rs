@@ -277,3 +277,19 @@ async fn slow_startups_are_cut_off() {
     let client = p.connect("analyst").await.unwrap();
     client.simple_query("SELECT 1").await.unwrap();
 }
+
+#[tokio::test]
+async fn an_exhausted_pool_answers_53300_instead_of_hanging() {
+    let p = proxy::start("[pool]\nsize = 1\ncheckout_timeout_ms = 300\n").await;
+    let holder = p.connect("analyst").await.unwrap();
+    holder.batch_execute("BEGIN").await.unwrap();
+    let waiter = p.connect("admin").await.unwrap();
+    let started = Instant::now();
+    let err = waiter.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("53300"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The waiter's connection survives; once the transaction ends it is served.
+    holder.batch_execute("COMMIT").await.unwrap();
+    let rows = waiter.simple_query("SELECT 'served'").await.unwrap();
+    assert_eq!(first_row(&rows).get(0), Some("served"));
+}
