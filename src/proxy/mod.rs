@@ -308,6 +308,8 @@ impl ClientConnection {
             }
             RelayError::ClientProtocol(e) => {
                 tracing::warn!(conn = self.id, error = %e, "client protocol violation");
+                metrics::counter!("redveil_errors_total", "class" => e.sqlstate()[..2].to_string())
+                    .increment(1);
                 self.send_fatal(e.sqlstate(), &format!("invalid frontend message: {e}"))
                     .await;
             }
