@@ -209,3 +209,53 @@ async fn a_slow_reader_receives_the_whole_result() {
         .expect("the end of the result never arrived");
     assert_eq!(rows, 20000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_early_in_a_deep_pipeline_skips_to_its_sync() {
+    // The backend's error arrives while the proxy is still reading the batch: the messages
+    // after it up to Sync are skipped by the backend, and the proxy must expect no replies for
+    // them, or the client waits forever and its backend connection is never released.
+    const N: usize = 5_000;
+    let p = proxy::start("[pool]\nsize = 1\n").await;
+    let conn = RawConn::proxy(&p, "analyst", &[]).await;
+    let param = vec![b'p'; 16_000];
+    let mut batch = BytesMut::new();
+    raw::parse(&mut batch, "", "SELECT 1 / ($1::text = 'x')::int");
+    for _ in 0..N {
+        raw::bind(&mut batch, "", "", &[Some(&param)], &[]);
+        raw::execute(&mut batch, "", 0);
+    }
+    raw::sync(&mut batch);
+    let (mut reader, mut writer) = conn.into_split();
+    let write = tokio::spawn(async move {
+        writer.write_all(&batch).await.expect("pipeline written");
+        writer.flush().await.expect("flushed");
+        writer
+    });
+    let replies = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut tags = String::new();
+        loop {
+            let m = reader.recv().await.expect("read").expect("open");
+            tags.push(m.tag as char);
+            if m.tag == tag::ERROR_RESPONSE {
+                assert_eq!(m.fields().code, "22012");
+            }
+            if m.tag == tag::READY_FOR_QUERY {
+                return tags;
+            }
+        }
+    })
+    .await
+    .expect("ReadyForQuery after the error");
+    assert_eq!(
+        replies, "1EZ",
+        "ParseComplete, the Bind's error, ReadyForQuery"
+    );
+    let _writer = write.await.unwrap();
+    // The pool's only connection is free again.
+    let other = p.connect("admin").await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), other.simple_query("SELECT 1"))
+        .await
+        .expect("the connection was released");
+    assert!(got.is_ok());
+}

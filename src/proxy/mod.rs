@@ -71,6 +71,9 @@ pub struct ClientConnection {
     draining: bool,
     /// After the proxy failed a message itself, client messages are skipped up to Sync.
     skip_until_sync: bool,
+    /// The backend failed an extended-protocol message and discards everything up to the
+    /// client's next Sync, which the proxy has not read yet: drop those messages too.
+    discard_until_sync: bool,
     /// Session effect of the unnamed statement.
     unnamed_command: Option<SessionCommand>,
     /// Session effect of each bound portal (portals end with their transaction).
@@ -121,6 +124,7 @@ impl ClientConnection {
             rolled_back: false,
             draining: false,
             skip_until_sync: false,
+            discard_until_sync: false,
             unnamed_command: None,
             portal_commands: Vec::new(),
             copy_in: false,

@@ -56,6 +56,14 @@ impl ClientConnection {
             }
             return Ok(Flow::Continue);
         }
+        if self.discard_until_sync {
+            if message_tag != tag::SYNC {
+                return Ok(Flow::Continue);
+            }
+            // The error also ended any COPY IN: this Sync is answered.
+            self.discard_until_sync = false;
+            self.copy_in = false;
+        }
         if let Err(e) = self.ensure_backend().await {
             return self.backend_unavailable(e, message_tag).await;
         }
@@ -140,7 +148,7 @@ impl ClientConnection {
         message_tag: u8,
         raw: Bytes,
     ) -> Result<Flow, RelayError> {
-        if self.skip_until_sync {
+        if self.skip_until_sync || self.discard_until_sync {
             self.client_stream_forward = false;
             return Ok(Flow::Continue);
         }

@@ -177,6 +177,9 @@ impl ClientConnection {
                         backend.prepared.remove(&name);
                     }
                 }
+                // The client's Sync has not been read yet: what it sends before that Sync
+                // the backend discards, so it is dropped here and expects no reply.
+                self.discard_until_sync = self.pipeline.is_empty();
             }
         }
     }
