@@ -135,6 +135,7 @@ impl Server {
             };
             match accepted {
                 Ok((socket, peer)) => {
+                    metrics::counter!("redveil_connections_total").increment(1);
                     let id = ids.fetch_add(1, Ordering::Relaxed);
                     let shared = shared.clone();
                     tracker.spawn(async move {

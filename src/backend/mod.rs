@@ -33,6 +33,8 @@ pub enum BackendError {
     Closed,
     #[error("the cluster broke the protocol: {0}")]
     Protocol(#[from] ProtocolError),
+    #[error("the cluster is unreachable: {0}")]
+    Unreachable(String),
     #[error("no backend connection available within {0} ms")]
     PoolTimeout(u64),
 }

@@ -37,12 +37,36 @@ impl bb8::ManageConnection for Manager {
     }
 }
 
+/// Where bb8 reports the errors of its background connects (it never hands them to a waiting
+/// `get`): logged, and connect failures published so waiting clients fail at once.
+#[derive(Debug, Clone)]
+struct ConnectErrors(Arc<tokio::sync::watch::Sender<Option<Arc<String>>>>);
+
+impl bb8::ErrorSink<BackendError> for ConnectErrors {
+    fn sink(&self, error: BackendError) {
+        match error {
+            // A pooled connection found dead at checkout (e.g. after a cluster restart); bb8
+            // replaces it.
+            BackendError::Closed => tracing::debug!("discarded a dead pooled connection"),
+            error => {
+                tracing::warn!(error = %error, "cannot open a backend connection");
+                self.0.send_replace(Some(Arc::new(error.to_string())));
+            }
+        }
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<BackendError>> {
+        Box::new(self.clone())
+    }
+}
+
 /// A pool for one database.
 #[derive(Clone)]
 pub struct BackendPool {
     pool: bb8::Pool<Manager>,
     template: Arc<OnceLock<Vec<(String, String)>>>,
     checkout_timeout: Duration,
+    connect_errors: ConnectErrors,
 }
 
 /// A checked-out connection; dropping it returns it to the pool (or discards it if broken).
@@ -57,6 +81,7 @@ impl BackendPool {
         };
         let nonzero = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         let checkout_timeout = Duration::from_millis(settings.checkout_timeout_ms);
+        let connect_errors = ConnectErrors(Arc::new(tokio::sync::watch::channel(None).0));
         let pool = bb8::Pool::builder()
             .max_size(settings.size)
             .min_idle(Some(settings.min_idle).filter(|&n| n > 0))
@@ -65,25 +90,37 @@ impl BackendPool {
             .connection_timeout(checkout_timeout)
             .test_on_check_out(true)
             // A cluster that is down should fail statements now, not after the checkout
-            // timeout: connect errors reach the waiting client at once.
+            // timeout: connect errors reach the waiting client at once (see `checkout`).
             .retry_connection(false)
+            .error_sink(Box::new(connect_errors.clone()))
             .build_unchecked(manager);
         Self {
             pool,
             template,
             checkout_timeout,
+            connect_errors,
         }
     }
 
     /// A connection for one transaction (or session).
     pub async fn checkout(&self) -> Result<Checkout, BackendError> {
         let started = std::time::Instant::now();
-        let result = self.pool.get_owned().await.map_err(|e| match e {
-            bb8::RunError::User(e) => e,
-            bb8::RunError::TimedOut => {
-                BackendError::PoolTimeout(self.checkout_timeout.as_millis() as u64)
+        let mut connect_failed = self.connect_errors.0.subscribe();
+        connect_failed.mark_unchanged();
+        let result = tokio::select! {
+            biased;
+            got = self.pool.get_owned() => got.map_err(|e| match e {
+                bb8::RunError::User(e) => e,
+                bb8::RunError::TimedOut => {
+                    BackendError::PoolTimeout(self.checkout_timeout.as_millis() as u64)
+                }
+            }),
+            // bb8 keeps a waiter waiting when its connect fails; fail now instead.
+            Ok(()) = connect_failed.changed() => {
+                let error = connect_failed.borrow().clone().unwrap_or_default();
+                Err(BackendError::Unreachable(error.to_string()))
             }
-        });
+        };
         metrics::histogram!("redveil_pool_wait_seconds").record(started.elapsed().as_secs_f64());
         result
     }

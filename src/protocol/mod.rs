@@ -32,10 +32,10 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    /// SQLSTATE sent to the client: 54000 for oversized input, protocol violation otherwise.
+    /// SQLSTATE sent to the client: protocol violation, as PostgreSQL reports a malformed or
+    /// oversized message ("invalid message length"), except for a protocol version it lacks.
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            ProtocolError::TooLarge { .. } => "54000",
             ProtocolError::UnsupportedVersion { .. } => "0A000",
             _ => "08P01",
         }

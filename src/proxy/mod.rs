@@ -16,10 +16,12 @@ use crate::protocol::scan::{Direction, Scanner};
 use crate::protocol::ProtocolError;
 use crate::rewrite::{Registry, RewriteCache, SessionCommand};
 use crate::session::{Pipeline, Session};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 type Checkout = bb8::PooledConnection<'static, crate::backend::Manager>;
@@ -80,6 +82,9 @@ pub struct ClientConnection {
     /// A statement in the current extended-protocol batch resets session settings: the
     /// identity must be pinned again once the batch's Sync completes.
     repin_after_sync: bool,
+    /// The backend failed an extended-protocol message and discards everything up to the
+    /// client's next Sync, which the proxy has not read yet: drop those messages too.
+    discard_until_sync: bool,
     /// Session effect of the unnamed statement.
     unnamed_command: Option<SessionCommand>,
     /// The client's impersonation statements by statement name, and their bound portals with
@@ -92,11 +97,22 @@ pub struct ClientConnection {
     unnamed_prepared: Option<crate::session::Statement>,
     /// Session effect of each bound portal (portals end with their transaction).
     portal_commands: Vec<(Vec<u8>, Option<SessionCommand>)>,
+    /// The backend is in COPY IN and the client has not ended it yet: the backend ignores
+    /// Sync and Flush until CopyDone/CopyFail, so those Syncs get no ReadyForQuery.
+    copy_in: bool,
+    /// CopyDone/CopyFail the client sent before the proxy saw the backend enter COPY IN.
+    copy_ends_early: u32,
 }
 
 enum Flow {
     Continue,
     Terminate,
+}
+
+/// What happened first while flushing to the backend.
+enum Step {
+    Wrote(std::io::Result<usize>),
+    Read(std::io::Result<usize>),
 }
 
 impl ClientConnection {
@@ -128,12 +144,15 @@ impl ClientConnection {
             draining: false,
             skip_until_sync: false,
             repin_after_sync: false,
+            discard_until_sync: false,
             unnamed_command: None,
             unnamed_prepared: None,
             statement_in_query: 0,
             intercepted_statements: Default::default(),
             intercepted_portals: Default::default(),
             portal_commands: Vec::new(),
+            copy_in: false,
+            copy_ends_early: 0,
         }
     }
 
@@ -197,9 +216,11 @@ impl ClientConnection {
                     }
                 }
                 _ = idle => {
+                    // PostgreSQL's codes: idle_in_transaction_session_timeout is 25P03,
+                    // idle_session_timeout 57P05.
                     let in_tx = self.session.tx_status != crate::session::IDLE;
-                    let what = if in_tx { "idle-in-transaction" } else { "idle-session" };
-                    self.send_fatal("25P03", &format!("terminating connection due to {what} timeout")).await;
+                    let (code, what) = if in_tx { ("25P03", "idle-in-transaction") } else { ("57P05", "idle-session") };
+                    self.send_fatal(code, &format!("terminating connection due to {what} timeout")).await;
                     return Ok(());
                 }
                 _ = shutdown.cancelled(), if !self.draining => {
@@ -241,26 +262,70 @@ impl ClientConnection {
                 .write_all(&self.to_client)
                 .await
                 .map_err(RelayError::ClientIo)?;
+            // A TLS write can return with records still in the TLS buffer (the socket was
+            // full); without a flush they would wait for the next write that may never come.
+            self.client.flush().await.map_err(RelayError::ClientIo)?;
             self.to_client.clear();
         }
         Ok(())
     }
 
-    /// Writes pending messages to the backend in one go (pipelined with any injected ones).
+    /// Writes pending messages to the backend (pipelined with any injected ones). While the
+    /// backend does not take them, its output is read and relayed: a backend blocked writing
+    /// the results of earlier messages reads nothing more, and waiting for it to read would
+    /// deadlock a client that pipelines many statements with large results.
     async fn flush_backend(&mut self) -> Result<(), RelayError> {
         if self.to_backend.is_empty() {
             return Ok(());
         }
-        let Some(backend) = self.backend.as_mut() else {
-            self.to_backend.clear();
-            return Ok(());
-        };
-        if let Err(e) = backend.stream.write_all(&self.to_backend).await {
-            backend.broken = true;
-            return Err(BackendError::Io(e).into());
+        loop {
+            let Some(backend) = self.backend.as_mut() else {
+                self.to_backend.clear();
+                return Ok(());
+            };
+            let backend: &mut BackendConn = backend;
+            let pending = &self.to_backend;
+            let step = std::future::poll_fn(|cx| {
+                let mut stream = Pin::new(&mut backend.stream);
+                // Once everything is written, flush what TLS may still hold.
+                let io = if pending.is_empty() {
+                    stream.as_mut().poll_flush(cx).map_ok(|()| 0)
+                } else {
+                    stream.as_mut().poll_write(cx, pending)
+                };
+                if let Poll::Ready(written) = io {
+                    return Poll::Ready(Step::Wrote(written));
+                }
+                tokio_util::io::poll_read_buf(
+                    Pin::new(&mut backend.stream),
+                    cx,
+                    &mut backend.read_buf,
+                )
+                .map(Step::Read)
+            })
+            .await;
+            match step {
+                Step::Wrote(Ok(n)) if n > 0 => {
+                    metrics::counter!("redveil_bytes_to_backend_total").increment(n as u64);
+                    self.to_backend.advance(n);
+                }
+                Step::Wrote(Ok(_)) if self.to_backend.is_empty() => return Ok(()),
+                Step::Wrote(Ok(_)) => {
+                    backend.broken = true;
+                    return Err(BackendError::Closed.into());
+                }
+                Step::Wrote(Err(e)) => {
+                    backend.broken = true;
+                    return Err(BackendError::Io(e).into());
+                }
+                Step::Read(Ok(0)) => return Err(BackendError::Closed.into()),
+                Step::Read(Ok(n)) => {
+                    metrics::counter!("redveil_bytes_from_backend_total").increment(n as u64);
+                    self.on_backend_bytes().await?;
+                }
+                Step::Read(Err(e)) => return Err(BackendError::Io(e).into()),
+            }
         }
-        self.to_backend.clear();
-        Ok(())
     }
 
     /// A client-visible error for a failure that ended the connection.
@@ -271,6 +336,8 @@ impl ClientConnection {
             }
             RelayError::ClientProtocol(e) => {
                 tracing::warn!(conn = self.id, error = %e, "client protocol violation");
+                metrics::counter!("redveil_errors_total", "class" => e.sqlstate()[..2].to_string())
+                    .increment(1);
                 self.send_fatal(e.sqlstate(), &format!("invalid frontend message: {e}"))
                     .await;
             }

@@ -56,6 +56,14 @@ impl ClientConnection {
             }
             return Ok(Flow::Continue);
         }
+        if self.discard_until_sync {
+            if message_tag != tag::SYNC {
+                return Ok(Flow::Continue);
+            }
+            // The error also ended any COPY IN: this Sync is answered.
+            self.discard_until_sync = false;
+            self.copy_in = false;
+        }
         if let Err(e) = self.ensure_backend().await {
             return self.backend_unavailable(e, message_tag).await;
         }
@@ -160,13 +168,21 @@ impl ClientConnection {
             }
             tag::SYNC => {
                 self.to_backend.extend_from_slice(&raw);
-                self.pipeline.push(Expect::Sync);
+                if !self.copy_in {
+                    self.pipeline.push(Expect::Sync);
+                }
             }
             tag::FUNCTION_CALL => {
                 self.to_backend.extend_from_slice(&raw);
                 self.pipeline.push(Expect::FunctionCall);
             }
-            tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
+            tag::COPY_DONE | tag::COPY_FAIL => {
+                self.to_backend.extend_from_slice(&raw);
+                if !std::mem::take(&mut self.copy_in) {
+                    self.copy_ends_early += 1;
+                }
+            }
+            tag::FLUSH | tag::COPY_DATA => {
                 self.to_backend.extend_from_slice(&raw);
             }
             other => return Err(ProtocolError::Unexpected(other as char).into()),
@@ -180,7 +196,7 @@ impl ClientConnection {
         message_tag: u8,
         raw: Bytes,
     ) -> Result<Flow, RelayError> {
-        if self.skip_until_sync {
+        if self.skip_until_sync || self.discard_until_sync {
             self.client_stream_forward = false;
             return Ok(Flow::Continue);
         }

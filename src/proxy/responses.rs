@@ -78,6 +78,7 @@ impl ClientConnection {
                     self.pipeline.pop();
                 }
             }
+            tag::COPY_IN_RESPONSE => self.on_copy_in(),
             tag::COMMAND_COMPLETE => self.on_command_complete(decode_command_tag(body)?),
             tag::PARAMETER_STATUS => {
                 let (name, value) = decode_parameter_status(body)?;
@@ -169,6 +170,20 @@ impl ClientConnection {
         Some(false)
     }
 
+    /// The backend entered COPY IN. Until the client's CopyDone or CopyFail it ignores Sync
+    /// (libpq and tokio-postgres send one right after the COPY's Execute), so Syncs the
+    /// client sent since the COPY started get no ReadyForQuery and must not be waited for.
+    fn on_copy_in(&mut self) {
+        if self.copy_ends_early > 0 {
+            // The client pipelined its CopyDone without waiting for CopyInResponse; the Syncs
+            // queued so far include ones after the CopyDone, which the backend will answer.
+            self.copy_ends_early -= 1;
+            return;
+        }
+        self.pipeline.drop_syncs_behind_front();
+        self.copy_in = true;
+    }
+
     fn on_command_complete(&mut self, command_tag: &str) {
         if command_tag == "ROLLBACK" {
             self.rolled_back = true;
@@ -241,6 +256,9 @@ impl ClientConnection {
                         backend.prepared.remove(&name);
                     }
                 }
+                // The client's Sync has not been read yet: what it sends before that Sync
+                // the backend discards, so it is dropped here and expects no reply.
+                self.discard_until_sync = self.pipeline.is_empty();
             }
         }
     }

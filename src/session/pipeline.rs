@@ -127,6 +127,14 @@ impl Pipeline {
         unprepared
     }
 
+    /// Removes the Syncs queued directly behind the front expectation (the backend entered
+    /// COPY IN for it and ignores them).
+    pub fn drop_syncs_behind_front(&mut self) {
+        while matches!(self.queue.get(1), Some(Expect::Sync)) {
+            self.queue.remove(1);
+        }
+    }
+
     /// Forgets everything (the backend connection is gone).
     pub fn clear(&mut self) {
         self.queue.clear();
@@ -151,6 +159,21 @@ mod tests {
         assert_eq!(p.skip_to_sync(), ["rv1"]);
         assert!(matches!(p.pop(), Some(Expect::Sync)));
         assert!(matches!(p.pop(), Some(Expect::Execute { .. })));
+    }
+
+    #[test]
+    fn copy_in_drops_only_the_syncs_directly_behind_the_copy() {
+        let mut p = Pipeline::default();
+        p.push(Expect::Execute { command: None });
+        p.push(Expect::Sync);
+        p.push(Expect::Sync);
+        p.push(Expect::BindComplete);
+        p.push(Expect::Sync);
+        p.drop_syncs_behind_front();
+        assert!(matches!(p.pop(), Some(Expect::Execute { .. })));
+        assert!(matches!(p.pop(), Some(Expect::BindComplete)));
+        assert!(matches!(p.pop(), Some(Expect::Sync)));
+        assert!(p.is_empty());
     }
 
     #[test]

@@ -75,3 +75,5 @@ pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client, tokio_pos
 }
 pub mod handmade;
 pub mod proxy;
+pub mod raw;
+pub mod spawned;

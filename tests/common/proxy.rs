@@ -14,12 +14,12 @@ pub struct TestProxy {
 
 pub const PASSWORD_OF: fn(&str) -> String = |user| format!("{user}-pw");
 
-/// A proxy with the demo users (`admin`, `analyst`, `bi_service`; password `<name>-pw`),
-/// configured by `extra` TOML appended to the base config.
-pub async fn start(extra: &str) -> TestProxy {
+/// The test proxy's configuration: the demo users (`admin`, `analyst`, `bi_service`; password
+/// `<name>-pw`), fresh dev certificates in `dir`, and `extra` TOML appended to the base config.
+/// Returns the TOML text and the CA certificate clients should trust.
+pub fn config_text(dir: &std::path::Path, extra: &str) -> (String, PathBuf) {
     let demo = super::demo();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let certs = redveil::devcert::generate(dir.path()).expect("dev certs");
+    let certs = redveil::devcert::generate(dir).expect("dev certs");
     let mut toml = format!(
         "[listen]\naddress = \"127.0.0.1:0\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[backend]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n[auth]\nfailure_delay_ms = 50\nfailure_backoff_ms = 0\n",
         certs.server_cert.display(),
@@ -46,6 +46,13 @@ pub async fn start(extra: &str) -> TestProxy {
             "\n[[users]]\nname = \"{user}\"\npassword = \"{verifier}\"\n{entitlements}\n"
         ));
     }
+    (toml, certs.ca_cert)
+}
+
+/// A proxy in this process, configured as [`config_text`] says.
+pub async fn start(extra: &str) -> TestProxy {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (toml, ca) = config_text(dir.path(), extra);
     let config = Config::parse(&toml, std::path::Path::new("test.toml")).expect("test config");
     let server = Server::bind(config).await.expect("bind");
     let addr = server.local_addr();
@@ -53,7 +60,7 @@ pub async fn start(extra: &str) -> TestProxy {
     tokio::spawn(server.serve());
     TestProxy {
         addr,
-        ca: certs.ca_cert,
+        ca,
         stopper,
         _dir: dir,
     }
@@ -80,25 +87,65 @@ impl TestProxy {
         &self,
         conn_string: &str,
     ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.client_tls());
-        let config: tokio_postgres::Config = format!("{conn_string} sslmode=require").parse()?;
-        let (client, connection) = config.connect(tls).await?;
-        tokio::spawn(connection);
-        Ok(client)
+        connect_tls(&self.ca, conn_string).await
     }
 
     pub fn client_tls(&self) -> rustls::ClientConfig {
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_file_iter(&self.ca).expect("ca") {
-            roots.add(cert.expect("ca cert")).expect("add ca");
-        }
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("tls versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+        client_tls(&self.ca)
     }
+
+    /// A client whose NoticeResponses arrive on the returned channel.
+    pub async fn connect_with_notices(
+        &self,
+        user: &str,
+    ) -> (
+        tokio_postgres::Client,
+        tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::error::DbError>,
+    ) {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.client_tls());
+        let config: tokio_postgres::Config = format!("{} sslmode=require", self.conn_string(user))
+            .parse()
+            .expect("connection string");
+        let (client, mut connection) = config.connect(tls).await.expect("connect");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                if let tokio_postgres::AsyncMessage::Notice(notice) = message {
+                    let _ = tx.send(notice);
+                }
+            }
+        });
+        (client, rx)
+    }
+}
+
+/// A tokio-postgres client over TLS trusting `ca`; the connection task runs on the current
+/// runtime.
+pub async fn connect_tls(
+    ca: &std::path::Path,
+    conn_string: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_tls(ca));
+    let config: tokio_postgres::Config = format!("{conn_string} sslmode=require").parse()?;
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// A rustls client configuration (ring) trusting only the test CA.
+pub fn client_tls(ca: &std::path::Path) -> rustls::ClientConfig {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("ca") {
+        roots.add(cert.expect("ca cert")).expect("add ca");
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("tls versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth()
 }

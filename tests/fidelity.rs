@@ -1,0 +1,248 @@
+//! Fidelity: for statements that touch no registered table, the backend messages a client
+//! receives through the proxy are byte-identical to those of a direct connection with the same
+//! session settings — in the simple protocol, and in the extended protocol with text and with
+//! binary result formats.
+
+mod common;
+
+use bytes::BytesMut;
+use common::proxy;
+use common::raw::{self, Msg, RawConn};
+use redveil::protocol::tag;
+
+/// Sent as startup parameters on both paths; deliberately not the server's defaults, so a
+/// proxy that failed to apply them would show in the compared bytes.
+const SETTINGS: &[(&str, &str)] = &[
+    ("application_name", "fidelity"),
+    ("TimeZone", "Asia/Kolkata"),
+    ("DateStyle", "ISO, DMY"),
+    ("IntervalStyle", "iso_8601"),
+    ("extra_float_digits", "3"),
+];
+
+/// Statements covering the types drivers decode, NULLs, errors, notices and odd replies.
+const QUERIES: &[&str] = &[
+    "SELECT 1::int2 AS a, 2::int4 AS b, 3::int8 AS c, -32768::int2, 2147483647::int4",
+    "SELECT 12345.6789::numeric(12,4), 'NaN'::numeric, -0.000001::numeric, 10::numeric ^ 300",
+    "SELECT 1.5::float4, 2.25::float8, 'Infinity'::float8, '-0'::float8, 0.1::float8",
+    "SELECT 12.34::money, 255::oid, 'x'::\"char\", 'abc'::name",
+    "SELECT '2024-02-29 13:14:15.123456+05:30'::timestamptz, 'epoch'::timestamptz, 'infinity'::timestamptz",
+    "SELECT '2024-02-29 13:14:15'::timestamp, '2024-02-29'::date, '-infinity'::date",
+    "SELECT '13:14:15.5'::time, '13:14:15+02'::timetz",
+    "SELECT '1 year 2 months 3 days 04:05:06.789'::interval, '-1 day'::interval, make_interval(days => 10, secs => 1.5)",
+    "SELECT ARRAY[1, 2, NULL, 4]::int[], '{{1,2},{3,4}}'::int[], '{}'::int8[]",
+    "SELECT ARRAY['a', 'b c', NULL, '\"q\"', '']::text[], ARRAY[1.5, NULL]::numeric[]",
+    "SELECT ARRAY['2024-01-01 00:00:00+00'::timestamptz], ARRAY['{\"a\":1}'::jsonb, NULL]",
+    "SELECT '{\"a\":1,\"b\":[1,2,{\"c\":null}],\"d\":\"\\u00e9\"}'::json",
+    "SELECT '{\"b\":[1,2],\"a\":{\"x\":\"y\"},\"n\":1.50}'::jsonb, '[]'::jsonb, 'null'::jsonb",
+    "SELECT jsonb_build_object('k', ARRAY[1,2], 'v', NULL), json_agg(g) FROM generate_series(1, 3) g",
+    "SELECT '\\xdeadbeef00ff'::bytea, ''::bytea, NULL::bytea",
+    "SELECT decode(repeat('00ff7f80', 20000), 'hex') AS big_bytea",
+    "SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, '00000000-0000-0000-0000-000000000000'::uuid",
+    "SELECT NULL::int, NULL::text, NULL::jsonb, NULL::uuid, NULL",
+    "SELECT true, false, NULL::bool",
+    "SELECT 'héllo wörld ✓'::text, ''::text, 'x'::char(5), 'y'::varchar(3), E'tab\\there'",
+    "SELECT '192.168.1.0/24'::cidr, '10.0.0.1'::inet, '08:00:2b:01:02:03'::macaddr",
+    "SELECT '(1,2)'::point, '[1,5)'::int4range, 'empty'::numrange, '[2024-01-01,2024-02-01)'::daterange",
+    "SELECT 'a fat cat sat'::tsvector, 'fat & cat'::tsquery, B'1011'::bit(4), 'pg_class'::regclass",
+    "SELECT ROW(1, 'x', NULL)",
+    "SELECT * FROM hr.employees ORDER BY id LIMIT 50",
+    "SELECT dept, region, count(*), sum(salary), avg(salary), min(hired) FROM hr.employees GROUP BY 1, 2 ORDER BY 1, 2",
+    "SELECT id, hired, salary, hired::timestamptz FROM hr.employees WHERE id BETWEEN 100 AND 300 ORDER BY id",
+    "SELECT n, n * 1.5, repeat('z', n % 17) FROM generate_series(1, 2000) n",
+    "SELECT 1 WHERE false",
+    "SELECT current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'), current_setting('application_name')",
+    "SHOW TimeZone",
+    "SELECT 1/0",
+    "SELECT * FROM no_such_table",
+    "SELECT 'not a number'::int",
+    "DO $$BEGIN RAISE NOTICE 'fidelity notice %', 42; RAISE WARNING 'careful' USING ERRCODE = '01R01'; END$$",
+    "",
+    "SELECT 1; SELECT 'two'",
+    "VALUES (1, 'one'), (2, NULL)",
+];
+
+/// A proxy, a client of it, and a direct connection, all with [`SETTINGS`].
+async fn both() -> (proxy::TestProxy, RawConn, RawConn) {
+    let p = proxy::start("").await;
+    let through = RawConn::proxy(&p, "analyst", SETTINGS).await;
+    let direct = RawConn::direct(SETTINGS).await;
+    (p, through, direct)
+}
+
+/// Sends the same bytes on both connections and returns both replies up to ReadyForQuery.
+async fn exchange(through: &mut RawConn, direct: &mut RawConn, bytes: &[u8]) -> Vec<Msg> {
+    through.send(bytes).await;
+    let via_proxy = through.until_ready().await;
+    direct.send(bytes).await;
+    let straight = direct.until_ready().await;
+    assert_same(&via_proxy, &straight, bytes);
+    via_proxy
+}
+
+fn assert_same(via_proxy: &[Msg], straight: &[Msg], request: &[u8]) {
+    let request = String::from_utf8_lossy(&request[..request.len().min(200)]);
+    for (i, (a, b)) in via_proxy.iter().zip(straight).enumerate() {
+        assert!(
+            a == b,
+            "message {i} differs for {request:?}\n proxy:  {a:?}\n direct: {b:?}"
+        );
+    }
+    assert_eq!(
+        via_proxy.len(),
+        straight.len(),
+        "message count differs for {request:?}\n proxy:  {via_proxy:?}\n direct: {straight:?}"
+    );
+}
+
+fn simple(sql: &str) -> BytesMut {
+    let mut out = BytesMut::new();
+    redveil::protocol::frontend::query(&mut out, sql);
+    out
+}
+
+/// Parse, Describe statement, Bind with the given result formats, Describe portal, Execute, Sync.
+fn extended(sql: &str, result_formats: &[i16]) -> BytesMut {
+    let mut out = BytesMut::new();
+    raw::parse(&mut out, "", sql);
+    raw::describe(&mut out, b'S', "");
+    raw::bind(&mut out, "", "", &[], result_formats);
+    raw::describe(&mut out, b'P', "");
+    raw::execute(&mut out, "", 0);
+    raw::sync(&mut out);
+    out
+}
+
+fn tags(messages: &[Msg]) -> String {
+    messages.iter().map(|m| m.tag as char).collect()
+}
+
+#[tokio::test]
+async fn simple_protocol_results_are_byte_identical() {
+    let (_proxy, mut through, mut direct) = both().await;
+    let mut rows = 0;
+    for sql in QUERIES {
+        let replies = exchange(&mut through, &mut direct, &simple(sql)).await;
+        rows += replies.iter().filter(|m| m.tag == tag::DATA_ROW).count();
+    }
+    assert!(
+        QUERIES.len() >= 30,
+        "the corpus covers at least 30 statements"
+    );
+    assert!(rows > 2_000, "the corpus returned rows ({rows})");
+}
+
+#[tokio::test]
+async fn extended_protocol_text_results_are_byte_identical() {
+    let (_proxy, mut through, mut direct) = both().await;
+    for sql in QUERIES {
+        exchange(&mut through, &mut direct, &extended(sql, &[])).await;
+    }
+}
+
+#[tokio::test]
+async fn extended_protocol_binary_results_are_byte_identical() {
+    let (_proxy, mut through, mut direct) = both().await;
+    let mut binary_rows = 0;
+    for sql in QUERIES {
+        let replies = exchange(&mut through, &mut direct, &extended(sql, &[1])).await;
+        binary_rows += replies.iter().filter(|m| m.tag == tag::DATA_ROW).count();
+    }
+    assert!(binary_rows > 2_000);
+    // Spot check that binary really was asked for and given: int4 2 as 4 big-endian bytes.
+    let replies = exchange(&mut through, &mut direct, &extended("SELECT 2::int4", &[1])).await;
+    let row = replies.iter().find(|m| m.tag == tag::DATA_ROW).unwrap();
+    assert_eq!(row.body(), &[0, 1, 0, 0, 0, 4, 0, 0, 0, 2]);
+}
+
+#[tokio::test]
+async fn session_settings_match_on_both_paths() {
+    let (_proxy, mut through, mut direct) = both().await;
+    let replies = exchange(
+        &mut through,
+        &mut direct,
+        &simple("SELECT current_setting('TimeZone'), current_setting('DateStyle'), '2024-02-29 12:00:00+00'::timestamptz::text"),
+    )
+    .await;
+    let row = replies.iter().find(|m| m.tag == tag::DATA_ROW).unwrap();
+    let text = String::from_utf8_lossy(row.body());
+    assert!(text.contains("Asia/Kolkata"), "{text}");
+    assert!(text.contains("ISO, DMY"), "{text}");
+    assert!(text.contains("2024-02-29 17:30:00+05:30"), "{text}");
+}
+
+#[tokio::test]
+async fn named_statements_portals_and_row_limits_are_byte_identical() {
+    let (_proxy, mut through, mut direct) = both().await;
+    // A named statement (renamed on the backend by the proxy), binary and text columns mixed,
+    // a parameter, a portal read three rows at a time, and Close.
+    let mut out = BytesMut::new();
+    raw::parse(
+        &mut out,
+        "fid_s1",
+        "SELECT id, name, salary, hired FROM hr.employees WHERE id <= $1 ORDER BY id",
+    );
+    raw::describe(&mut out, b'S', "fid_s1");
+    raw::bind(&mut out, "fid_p1", "fid_s1", &[Some(b"8")], &[1, 0, 1, 1]);
+    raw::describe(&mut out, b'P', "fid_p1");
+    raw::execute(&mut out, "fid_p1", 3);
+    raw::execute(&mut out, "fid_p1", 3);
+    raw::execute(&mut out, "fid_p1", 3);
+    raw::sync(&mut out);
+    let replies = exchange(&mut through, &mut direct, &out).await;
+    assert_eq!(tags(&replies), "1tT2TDDDsDDDsDDCZ");
+
+    // The same statement again in a new transaction, then closed; an unnamed portal of it.
+    let mut out = BytesMut::new();
+    raw::bind(&mut out, "", "fid_s1", &[Some(b"2")], &[1]);
+    raw::execute(&mut out, "", 0);
+    out.extend_from_slice(&{
+        let mut c = BytesMut::new();
+        redveil::protocol::frontend::close_statement(&mut c, "fid_s1");
+        c
+    });
+    raw::sync(&mut out);
+    let replies = exchange(&mut through, &mut direct, &out).await;
+    assert_eq!(tags(&replies), "2DDC3Z");
+
+    // Using it after Close fails the same way on both paths.
+    let mut out = BytesMut::new();
+    raw::bind(&mut out, "", "fid_s1", &[Some(b"2")], &[]);
+    raw::execute(&mut out, "", 0);
+    raw::sync(&mut out);
+    let replies = exchange(&mut through, &mut direct, &out).await;
+    assert_eq!(raw::error_codes(&replies), ["26000"]);
+}
+
+#[tokio::test]
+async fn transactions_and_parameter_status_changes_are_byte_identical() {
+    let (_proxy, mut through, mut direct) = both().await;
+    for sql in [
+        "BEGIN",
+        "SELECT txid_current() IS NOT NULL",
+        "SELECT 1/0",
+        "SELECT 1",
+        "ROLLBACK",
+        "SET application_name = 'fidelity-2'",
+        "SHOW application_name",
+        "BEGIN; SELECT 'in'; COMMIT",
+    ] {
+        exchange(&mut through, &mut direct, &simple(sql)).await;
+    }
+    let replies = exchange(
+        &mut through,
+        &mut direct,
+        &simple("SET DateStyle = 'SQL, MDY'"),
+    )
+    .await;
+    assert!(
+        replies.iter().any(|m| m.tag == tag::PARAMETER_STATUS),
+        "DateStyle change reported: {replies:?}"
+    );
+    exchange(
+        &mut through,
+        &mut direct,
+        &simple("SELECT '2024-02-29 13:14:15+00'::timestamptz"),
+    )
+    .await;
+}
