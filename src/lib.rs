@@ -8,6 +8,7 @@
 //! - `backend`: raw backend connections, their login, and the bb8 pool.
 //! - `session`: per-client state (statements, settings, transaction status, pipeline).
 //! - `rewrite`: SQL understanding on the query path, no I/O.
+//! - `policy`: the catalog model, the view compiler and the sync of views and profile.
 //! - `tls`: rustls configuration (ring provider).
 //! - `frontend`: the client edge (TLS negotiation, startup, authentication, cancel keys).
 //! - `proxy`: the per-client relay loop and transaction pooling.
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod devcert;
 pub mod frontend;
 pub mod net;
+pub mod policy;
 pub mod protocol;
 pub mod proxy;
 pub mod rewrite;

@@ -1,0 +1,812 @@
+//! Sync: makes one database's schemas, profile, views and grants match the catalog, in one
+//! transaction, touching only what differs, and reports every change (so a second run
+//! reports none).
+//!
+//! Order matters: first the checks that make the rest pointless (the query role must exist
+//! and must not read a registered table), then fixed objects, then views, then the profile
+//! rows, then the profile-table check. Any error rolls everything back: the cluster keeps the
+//! previous, consistent policy.
+
+use super::compile::{compile, CompileError, CompiledView};
+use super::masks::{Column, ColumnKind};
+use super::model::{Catalog, DataSource};
+use super::schema::{self, ManagedKind};
+use super::sql::{ident, qualified};
+use super::SYSTEM_SCHEMA;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use tokio_postgres::{Client, Transaction};
+
+/// Serializes concurrent syncs of one database (several proxy instances starting at once).
+const ADVISORY_LOCK: i64 = 0x7265_6476_6569_6c00; // "redveil\0"
+
+/// Where and for whom to sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// The database the client is connected to.
+    pub database: String,
+    /// The database of data sources that name none (`backend.database`).
+    pub default_database: String,
+    /// The query role (the pool's login) that gets the views.
+    pub query_role: String,
+}
+
+/// Something sync changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    CreatedSchema(String),
+    CreatedTable(String),
+    /// A secure view or the procedure, created or brought up to date.
+    InstalledObject(String),
+    CreatedView {
+        view: String,
+        data_source: String,
+    },
+    ReplacedView {
+        view: String,
+        data_source: String,
+    },
+    DroppedView {
+        view: String,
+        data_source: String,
+    },
+    Granted {
+        privilege: String,
+        object: String,
+    },
+    ProfileRows {
+        table: String,
+        added: usize,
+        removed: usize,
+    },
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::CreatedSchema(s) => write!(f, "created schema {s}"),
+            Change::CreatedTable(t) => write!(f, "created table {t}"),
+            Change::InstalledObject(o) => write!(f, "installed {o}"),
+            Change::CreatedView { view, data_source } => {
+                write!(f, "created view {view} for {data_source}")
+            }
+            Change::ReplacedView { view, data_source } => {
+                write!(f, "replaced view {view} for {data_source}")
+            }
+            Change::DroppedView { view, data_source } => {
+                write!(
+                    f,
+                    "dropped view {view} of removed data source {data_source}"
+                )
+            }
+            Change::Granted { privilege, object } => write!(f, "granted {privilege} on {object}"),
+            Change::ProfileRows {
+                table,
+                added,
+                removed,
+            } => write!(f, "{table}: {added} rows added, {removed} removed"),
+        }
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub database: String,
+    pub changes: Vec<Change>,
+}
+
+impl SyncReport {
+    /// True when the cluster already matched the catalog.
+    pub fn is_unchanged(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+impl fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.changes.is_empty() {
+            return write!(f, "{}: policy up to date", self.database);
+        }
+        write!(f, "{}: {} changes", self.database, self.changes.len())?;
+        for change in &self.changes {
+            write!(f, "\n  {change}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why sync failed; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{context}: {source}")]
+    Database {
+        context: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("query role {0:?} does not exist in the cluster (backend.user)")]
+    NoQueryRole(String),
+    #[error("{item}: table {table} does not exist, or the system role cannot see it")]
+    MissingTable { item: String, table: String },
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error("{item}: the cluster rejected the view {view}: {message}")]
+    ViewRejected {
+        item: String,
+        view: String,
+        message: String,
+    },
+    #[error("the query role {role} can read {} directly, bypassing the policy views; revoke it (e.g. REVOKE SELECT ON {} FROM {role})", tables.join(", "), tables.join(", "))]
+    DirectAccess { role: String, tables: Vec<String> },
+}
+
+impl SyncError {
+    fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SyncError {
+        let context = context.into();
+        move |source| SyncError::Database { context, source }
+    }
+}
+
+/// Syncs the data sources of `options.database`. The client must be logged in as the system
+/// role and connected to that database.
+pub async fn sync(
+    client: &mut Client,
+    catalog: &Catalog,
+    options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(SyncError::db("starting the sync transaction"))?;
+    tx.batch_execute(&format!(
+        "SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock({ADVISORY_LOCK})"
+    ))
+    .await
+    .map_err(SyncError::db("locking for sync"))?;
+    let sources: Vec<&DataSource> = catalog
+        .data_sources
+        .iter()
+        .filter(|ds| {
+            ds.table
+                .database
+                .as_deref()
+                .unwrap_or(&options.default_database)
+                == options.database
+        })
+        .collect();
+    let mut run = Run {
+        tx: &tx,
+        role: &options.query_role,
+        changes: Vec::new(),
+    };
+    run.check_role_and_raw_tables(&sources).await?;
+    run.install_fixed(&catalog.view_schema).await?;
+    let salts = run.sync_views(&sources, &catalog.view_schema).await?;
+    run.sync_profile(catalog, &sources, &salts).await?;
+    run.check_profile_tables().await?;
+    let changes = run.changes;
+    tx.commit()
+        .await
+        .map_err(SyncError::db("committing the sync"))?;
+    Ok(SyncReport {
+        database: options.database.clone(),
+        changes,
+    })
+}
+
+/// The table's columns in order, as the compiler needs them.
+pub async fn table_columns(
+    client: &impl tokio_postgres::GenericClient,
+    ds: &DataSource,
+) -> Result<Vec<Column>, SyncError> {
+    // information_schema gives the order and the type family; format_type the exact type
+    // with its modifiers (numeric(12,2)), which information_schema spreads over columns.
+    let rows = client
+        .query(
+            "SELECT c.column_name::text, c.data_type::text, format_type(a.atttypid, a.atttypmod) \
+             FROM information_schema.columns c \
+             JOIN pg_catalog.pg_namespace n ON n.nspname = c.table_schema \
+             JOIN pg_catalog.pg_class r ON r.relnamespace = n.oid AND r.relname = c.table_name \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attname = c.column_name \
+             WHERE c.table_schema = $1 AND c.table_name = $2 ORDER BY c.ordinal_position",
+            &[&ds.table.schema, &ds.table.table],
+        )
+        .await
+        .map_err(SyncError::db(format!(
+            "reading the columns of {}",
+            ds.table
+        )))?;
+    if rows.is_empty() {
+        return Err(SyncError::MissingTable {
+            item: format!("{}.table", ds.origin),
+            table: ds.table.to_string(),
+        });
+    }
+    Ok(rows
+        .iter()
+        .map(|row| Column {
+            name: row.get(0),
+            kind: ColumnKind::from_data_type(row.get(1)),
+            sql_type: row.get(2),
+        })
+        .collect())
+}
+
+struct Run<'a> {
+    tx: &'a Transaction<'a>,
+    role: &'a str,
+    changes: Vec<Change>,
+}
+
+impl Run<'_> {
+    async fn exec(&self, sql: &str, context: &str) -> Result<(), SyncError> {
+        self.tx
+            .batch_execute(sql)
+            .await
+            .map_err(SyncError::db(context.to_string()))
+    }
+
+    async fn flag(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        context: &str,
+    ) -> Result<bool, SyncError> {
+        let row = self
+            .tx
+            .query_one(sql, params)
+            .await
+            .map_err(SyncError::db(context.to_string()))?;
+        Ok(row.get(0))
+    }
+
+    async fn check_role_and_raw_tables(&self, sources: &[&DataSource]) -> Result<(), SyncError> {
+        let exists = self
+            .flag(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)",
+                &[&self.role],
+                "looking up the query role",
+            )
+            .await?;
+        if !exists {
+            return Err(SyncError::NoQueryRole(self.role.to_string()));
+        }
+        let mut readable = Vec::new();
+        for ds in sources {
+            let table = qualified(&ds.table.schema, &ds.table.table);
+            let found = self
+                .flag(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+                     ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+                    &[&ds.table.schema, &ds.table.table],
+                    "looking up a registered table",
+                )
+                .await?;
+            if !found {
+                return Err(SyncError::MissingTable {
+                    item: format!("{}.table", ds.origin),
+                    table: ds.table.to_string(),
+                });
+            }
+            let can_read = self
+                .flag(
+                    "SELECT has_any_column_privilege($1, $2, 'SELECT')",
+                    &[&self.role, &table],
+                    "checking the query role's privileges",
+                )
+                .await?;
+            if can_read {
+                readable.push(ds.table.key());
+            }
+        }
+        if readable.is_empty() {
+            Ok(())
+        } else {
+            Err(SyncError::DirectAccess {
+                role: self.role.to_string(),
+                tables: readable,
+            })
+        }
+    }
+
+    async fn relation_exists(&self, schema: &str, name: &str) -> Result<bool, SyncError> {
+        self.flag(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+             ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&schema, &name],
+            "looking up a relation",
+        )
+        .await
+    }
+
+    async fn grant(
+        &mut self,
+        check: &str,
+        object: &str,
+        privilege: &str,
+        grant: String,
+    ) -> Result<(), SyncError> {
+        let has = self
+            .flag(check, &[&self.role, &object], "checking a grant")
+            .await?;
+        if !has {
+            self.exec(&grant, &format!("granting {privilege} on {object}"))
+                .await?;
+            self.changes.push(Change::Granted {
+                privilege: privilege.into(),
+                object: object.into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn install_fixed(&mut self, view_schema: &str) -> Result<(), SyncError> {
+        for name in schema::SCHEMAS.iter().copied().chain([view_schema]) {
+            let exists = self
+                .flag(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+                    &[&name],
+                    "looking up a schema",
+                )
+                .await?;
+            if !exists {
+                self.exec(
+                    &format!("CREATE SCHEMA {}", ident(name)),
+                    "creating a schema",
+                )
+                .await?;
+                self.changes.push(Change::CreatedSchema(name.into()));
+            }
+        }
+        for (table, columns) in schema::TABLES {
+            if !self.relation_exists(SYSTEM_SCHEMA, table).await? {
+                let name = qualified(SYSTEM_SCHEMA, table);
+                self.exec(
+                    &format!("CREATE TABLE {name} ({columns})"),
+                    "creating a profile table",
+                )
+                .await?;
+                self.changes
+                    .push(Change::CreatedTable(format!("{SYSTEM_SCHEMA}.{table}")));
+            }
+        }
+        let installed: BTreeMap<String, String> = self
+            .tx
+            .query(
+                "SELECT object, definition_sha256 FROM immuta_system.managed_objects",
+                &[],
+            )
+            .await
+            .map_err(SyncError::db("reading managed objects"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for object in schema::managed_objects() {
+            let digest = sha256_hex(&object.ddl);
+            let (obj_schema, obj_name) = object.name.split_once('.').unwrap_or_default();
+            let present = match object.kind {
+                ManagedKind::View => self.relation_exists(obj_schema, obj_name).await?,
+                ManagedKind::Procedure { .. } => {
+                    self.flag(
+                        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n \
+                         ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2)",
+                        &[&obj_schema, &obj_name],
+                        "looking up a procedure",
+                    )
+                    .await?
+                }
+            };
+            if !present || installed.get(&object.name) != Some(&digest) {
+                self.exec(&object.ddl, &format!("installing {}", object.name))
+                    .await?;
+                self.tx
+                    .execute(
+                        "INSERT INTO immuta_system.managed_objects (object, definition_sha256) VALUES ($1, $2) \
+                         ON CONFLICT (object) DO UPDATE SET definition_sha256 = EXCLUDED.definition_sha256",
+                        &[&object.name, &digest],
+                    )
+                    .await
+                    .map_err(SyncError::db("recording a managed object"))?;
+                self.changes
+                    .push(Change::InstalledObject(object.name.clone()));
+            }
+            let role = ident(self.role);
+            match object.kind {
+                ManagedKind::View => {
+                    self.grant(
+                        "SELECT has_table_privilege($1, $2, 'SELECT')",
+                        &object.name,
+                        "SELECT",
+                        format!("GRANT SELECT ON {} TO {role}", object.name),
+                    )
+                    .await?
+                }
+                ManagedKind::Procedure { signature } => {
+                    self.grant(
+                        "SELECT has_function_privilege($1, $2, 'EXECUTE')",
+                        signature,
+                        "EXECUTE",
+                        format!("GRANT EXECUTE ON PROCEDURE {signature} TO {role}"),
+                    )
+                    .await?
+                }
+            }
+        }
+        for name in schema::SCHEMAS.iter().copied().chain([view_schema]) {
+            self.grant(
+                "SELECT has_schema_privilege($1, $2, 'USAGE')",
+                name,
+                "USAGE",
+                format!(
+                    "GRANT USAGE ON SCHEMA {} TO {}",
+                    ident(name),
+                    ident(self.role)
+                ),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates, replaces and drops views; returns each data source's salt.
+    async fn sync_views(
+        &mut self,
+        sources: &[&DataSource],
+        view_schema: &str,
+    ) -> Result<BTreeMap<String, String>, SyncError> {
+        struct Registered {
+            view_schema: String,
+            view_name: String,
+            salt: String,
+            digest: String,
+        }
+        let mut registry: BTreeMap<String, Registered> = self
+            .tx
+            .query(
+                "SELECT data_source, view_schema, view_name, salt, definition_sha256 FROM immuta_system.data_sources",
+                &[],
+            )
+            .await
+            .map_err(SyncError::db("reading the data source registry"))?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    Registered {
+                        view_schema: r.get(1),
+                        view_name: r.get(2),
+                        salt: r.get(3),
+                        digest: r.get(4),
+                    },
+                )
+            })
+            .collect();
+        let mut salts = BTreeMap::new();
+        for ds in sources {
+            let key = ds.table.key();
+            let columns = table_columns(self.tx, ds).await?;
+            let view = compile(ds, view_schema, &columns)?;
+            let digest = sha256_hex(&view.sql);
+            let previous = registry.remove(&key);
+            let salt = ds
+                .salt
+                .clone()
+                .or_else(|| previous.as_ref().map(|p| p.salt.clone()))
+                .unwrap_or_else(random_salt);
+            let view_name = ds.view_name();
+            let present = self.relation_exists(view_schema, &view_name).await?;
+            let unchanged = previous.as_ref().is_some_and(|p| {
+                p.digest == digest && p.view_schema == view_schema && p.view_name == view_name
+            });
+            if !(present && unchanged) {
+                if let Some(p) = &previous {
+                    let old = qualified(&p.view_schema, &p.view_name);
+                    self.exec(&format!("DROP VIEW IF EXISTS {old}"), "dropping a view")
+                        .await?;
+                }
+                self.create_view(ds, &view, present).await?;
+                self.changes.push(if previous.is_some() || present {
+                    Change::ReplacedView {
+                        view: format!("{view_schema}.{view_name}"),
+                        data_source: key.clone(),
+                    }
+                } else {
+                    Change::CreatedView {
+                        view: format!("{view_schema}.{view_name}"),
+                        data_source: key.clone(),
+                    }
+                });
+            }
+            if !unchanged || previous.as_ref().is_some_and(|p| p.salt != salt) {
+                self.tx
+                    .execute(
+                        "INSERT INTO immuta_system.data_sources (data_source, view_schema, view_name, salt, definition_sha256) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (data_source) DO UPDATE SET \
+                         view_schema = EXCLUDED.view_schema, view_name = EXCLUDED.view_name, \
+                         salt = EXCLUDED.salt, definition_sha256 = EXCLUDED.definition_sha256",
+                        &[&key, &view_schema, &view_name, &salt, &digest],
+                    )
+                    .await
+                    .map_err(SyncError::db("recording a data source"))?;
+            }
+            self.grant(
+                "SELECT has_table_privilege($1, $2, 'SELECT')",
+                &view.view,
+                "SELECT",
+                format!("GRANT SELECT ON {} TO {}", view.view, ident(self.role)),
+            )
+            .await?;
+            salts.insert(key, salt);
+        }
+        // Whatever is left in the registry was removed from the catalog.
+        for (data_source, old) in registry {
+            let view = qualified(&old.view_schema, &old.view_name);
+            self.exec(&format!("DROP VIEW IF EXISTS {view}"), "dropping a view")
+                .await?;
+            self.tx
+                .execute(
+                    "DELETE FROM immuta_system.data_sources WHERE data_source = $1",
+                    &[&data_source],
+                )
+                .await
+                .map_err(SyncError::db("forgetting a data source"))?;
+            self.changes.push(Change::DroppedView {
+                view: format!("{}.{}", old.view_schema, old.view_name),
+                data_source,
+            });
+        }
+        Ok(salts)
+    }
+
+    async fn create_view(
+        &self,
+        ds: &DataSource,
+        view: &CompiledView,
+        present: bool,
+    ) -> Result<(), SyncError> {
+        if present {
+            // Not CREATE OR REPLACE: it refuses column type changes after an ALTER TABLE.
+            self.exec(&format!("DROP VIEW {}", view.view), "dropping a view")
+                .await?;
+        }
+        self.tx
+            .batch_execute(&view.sql)
+            .await
+            .map_err(|e| SyncError::ViewRejected {
+                item: ds.origin.clone(),
+                view: view.view.clone(),
+                message: e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string()),
+            })
+    }
+
+    async fn sync_profile(
+        &mut self,
+        catalog: &Catalog,
+        sources: &[&DataSource],
+        salts: &BTreeMap<String, String>,
+    ) -> Result<(), SyncError> {
+        let mut users = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        let mut attributes = BTreeSet::new();
+        let mut access = BTreeSet::new();
+        for user in &catalog.users {
+            users.push_row([user.name.clone(), user.can_impersonate.to_string()]);
+            for group in &user.groups {
+                groups.push_row([user.name.clone(), group.clone()]);
+            }
+            for (key, values) in &user.attributes {
+                for value in values {
+                    attributes.push_row([user.name.clone(), key.clone(), value.clone()]);
+                }
+            }
+        }
+        for ds in sources {
+            let key = ds.table.key();
+            let plan = super::entitle::AccessPlan::of(ds);
+            for user in &catalog.users {
+                if let Some(row) = plan.row_for(ds, user) {
+                    access.push_row([
+                        user.name.clone(),
+                        key.clone(),
+                        row.flags,
+                        row.attribute_values,
+                        salts[&key].clone(),
+                    ]);
+                }
+            }
+        }
+        self.sync_rows("profile_users", &["user_name", "can_impersonate"], users)
+            .await?;
+        self.sync_rows("profile_groups", &["user_name", "group_name"], groups)
+            .await?;
+        self.sync_rows(
+            "profile_attributes",
+            &["user_name", "attribute", "value"],
+            attributes,
+        )
+        .await?;
+        self.sync_rows(
+            "profile_access",
+            &[
+                "user_name",
+                "data_source",
+                "flags",
+                "attribute_values",
+                "salt",
+            ],
+            access,
+        )
+        .await
+    }
+
+    /// Makes a profile table hold exactly `wanted` (all columns compared as text).
+    async fn sync_rows(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        wanted: BTreeSet<Vec<String>>,
+    ) -> Result<(), SyncError> {
+        let name = qualified(SYSTEM_SCHEMA, table);
+        let list = columns.join(", ");
+        let text_list: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
+        let current: BTreeSet<Vec<String>> = self
+            .tx
+            .query(&format!("SELECT {} FROM {name}", text_list.join(", ")), &[])
+            .await
+            .map_err(SyncError::db(format!("reading {name}")))?
+            .iter()
+            .map(|r| (0..columns.len()).map(|i| r.get::<_, String>(i)).collect())
+            .collect();
+        let removed: Vec<&Vec<String>> = current.difference(&wanted).collect();
+        let added: Vec<&Vec<String>> = wanted.difference(&current).collect();
+        if !removed.is_empty() {
+            let matches: Vec<String> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c}::text = ${}", i + 1))
+                .collect();
+            let delete = format!("DELETE FROM {name} WHERE {}", matches.join(" AND "));
+            for row in &removed {
+                self.tx
+                    .execute(&delete, &params(row))
+                    .await
+                    .map_err(SyncError::db(format!("deleting from {name}")))?;
+            }
+        }
+        if !added.is_empty() {
+            // Parameters are text; each is cast to its column's type (boolean for one).
+            let values: Vec<String> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("CAST(CAST(${} AS text) AS {})", i + 1, column_type(c)))
+                .collect();
+            let insert = format!("INSERT INTO {name} ({list}) VALUES ({})", values.join(", "));
+            let statement = self
+                .tx
+                .prepare(&insert)
+                .await
+                .map_err(SyncError::db(format!("preparing inserts into {name}")))?;
+            for row in &added {
+                self.tx
+                    .execute(&statement, &params(row))
+                    .await
+                    .map_err(SyncError::db(format!("inserting into {name}")))?;
+            }
+        }
+        if !added.is_empty() || !removed.is_empty() {
+            self.changes.push(Change::ProfileRows {
+                table: format!("{SYSTEM_SCHEMA}.{table}"),
+                added: added.len(),
+                removed: removed.len(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn check_profile_tables(&self) -> Result<(), SyncError> {
+        let mut readable = Vec::new();
+        for table in schema::PROFILE_TABLES {
+            let name = qualified(SYSTEM_SCHEMA, table);
+            if self
+                .flag(
+                    "SELECT has_any_column_privilege($1, $2, 'SELECT')",
+                    &[&self.role, &name],
+                    "checking the query role's privileges",
+                )
+                .await?
+            {
+                readable.push(format!("{SYSTEM_SCHEMA}.{table}"));
+            }
+        }
+        if readable.is_empty() {
+            Ok(())
+        } else {
+            Err(SyncError::DirectAccess {
+                role: self.role.to_string(),
+                tables: readable,
+            })
+        }
+    }
+}
+
+trait PushRow {
+    fn push_row<const N: usize>(&mut self, row: [String; N]);
+}
+
+impl PushRow for BTreeSet<Vec<String>> {
+    fn push_row<const N: usize>(&mut self, row: [String; N]) {
+        self.insert(row.into());
+    }
+}
+
+/// The profile tables' only non-text column.
+fn column_type(column: &str) -> &'static str {
+    if column == "can_impersonate" {
+        "boolean"
+    } else {
+        "text"
+    }
+}
+
+fn params(row: &[String]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    row.iter()
+        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
+fn sha256_hex(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 128 random bits as hex. No entropy means no safe salt, so that is fatal (as for SCRAM).
+fn random_salt() -> String {
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system random number generator failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lists_changes() {
+        let report = SyncReport {
+            database: "demo".into(),
+            changes: vec![
+                Change::CreatedView {
+                    view: "immuta.hr_employees".into(),
+                    data_source: "hr.employees".into(),
+                },
+                Change::ProfileRows {
+                    table: "immuta_system.profile_users".into(),
+                    added: 3,
+                    removed: 0,
+                },
+            ],
+        };
+        assert_eq!(
+            report.to_string(),
+            "demo: 2 changes\n  created view immuta.hr_employees for hr.employees\n  immuta_system.profile_users: 3 rows added, 0 removed"
+        );
+        assert_eq!(
+            SyncReport {
+                database: "demo".into(),
+                changes: vec![]
+            }
+            .to_string(),
+            "demo: policy up to date"
+        );
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(random_salt().len(), 32);
+    }
+}
