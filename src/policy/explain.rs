@@ -136,3 +136,52 @@ fn describe_user(user: &User) -> String {
     };
     format!("{groups}; {attributes}{permissions}")
 }
+
+/// Why explain-policy could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("invalid catalog: {}", .0.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))]
+    Catalog(Vec<(String, String)>),
+    #[error("no user named {0:?} in the catalog (such a login sees no rows in any view)")]
+    UnknownUser(String),
+    #[error(
+        "no data source {0:?} in the catalog (give its table, e.g. hr.employees, or its view)"
+    )]
+    UnknownDataSource(String),
+    #[error(transparent)]
+    Control(#[from] super::control::ControlError),
+    #[error("control connection: {0}")]
+    Checkout(String),
+    #[error(transparent)]
+    Sync(#[from] super::sync::SyncError),
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+}
+
+/// Explains with the configuration's catalog, reading the table's columns from the cluster
+/// as the system role.
+pub async fn explain_configured(
+    config: &crate::config::Config,
+    user: &str,
+    data_source: &str,
+) -> Result<String, ExplainError> {
+    let catalog = Catalog::from_config(config).map_err(ExplainError::Catalog)?;
+    let user = catalog
+        .user(user)
+        .ok_or_else(|| ExplainError::UnknownUser(user.to_string()))?;
+    let ds = catalog
+        .data_source(data_source)
+        .ok_or_else(|| ExplainError::UnknownDataSource(data_source.to_string()))?;
+    let database = ds
+        .table
+        .database
+        .clone()
+        .unwrap_or_else(|| config.backend.database.clone());
+    let pool = super::control::pool(config, &database).await?;
+    let conn = pool
+        .get()
+        .await
+        .map_err(|e| ExplainError::Checkout(e.to_string()))?;
+    let columns = super::sync::table_columns(&*conn, ds).await?;
+    Ok(explain(&catalog, user, ds, &columns)?)
+}

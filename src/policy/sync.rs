@@ -500,12 +500,15 @@ impl Run<'_> {
                 p.digest == digest && p.view_schema == view_schema && p.view_name == view_name
             });
             if !(present && unchanged) {
-                if let Some(p) = &previous {
+                if let Some(p) = previous
+                    .as_ref()
+                    .filter(|p| p.view_schema != view_schema || p.view_name != view_name)
+                {
                     let old = qualified(&p.view_schema, &p.view_name);
                     self.exec(&format!("DROP VIEW IF EXISTS {old}"), "dropping a view")
                         .await?;
                 }
-                self.create_view(ds, &view, present).await?;
+                self.create_view(ds, &view).await?;
                 self.changes.push(if previous.is_some() || present {
                     Change::ReplacedView {
                         view: format!("{view_schema}.{view_name}"),
@@ -559,17 +562,13 @@ impl Run<'_> {
         Ok(salts)
     }
 
-    async fn create_view(
-        &self,
-        ds: &DataSource,
-        view: &CompiledView,
-        present: bool,
-    ) -> Result<(), SyncError> {
-        if present {
-            // Not CREATE OR REPLACE: it refuses column type changes after an ALTER TABLE.
-            self.exec(&format!("DROP VIEW {}", view.view), "dropping a view")
-                .await?;
-        }
+    async fn create_view(&self, ds: &DataSource, view: &CompiledView) -> Result<(), SyncError> {
+        // Not CREATE OR REPLACE: it refuses column type changes after an ALTER TABLE.
+        self.exec(
+            &format!("DROP VIEW IF EXISTS {}", view.view),
+            "dropping a view",
+        )
+        .await?;
         self.tx
             .batch_execute(&view.sql)
             .await

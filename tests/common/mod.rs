@@ -73,4 +73,5 @@ pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client, tokio_pos
     });
     Ok(client)
 }
+pub mod policy;
 pub mod proxy;
