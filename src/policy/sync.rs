@@ -233,6 +233,19 @@ pub async fn table_columns(
         .collect())
 }
 
+/// A privilege the query role must hold.
+struct Grant<'a> {
+    /// `SELECT has_…_privilege($1, $2, '…')`.
+    check: &'a str,
+    /// `$2` of the check.
+    object: &'a str,
+    /// The object as reports name it.
+    display: &'a str,
+    privilege: &'a str,
+    /// What follows GRANT, e.g. `SELECT ON "immuta"."hr_employees"`.
+    what: String,
+}
+
 struct Run<'a> {
     tx: &'a Transaction<'a>,
     role: &'a str,
@@ -310,6 +323,35 @@ impl Run<'_> {
         }
     }
 
+    /// Replaces the row of `key` in a registry table (DELETE + INSERT: Redshift has no
+    /// ON CONFLICT).
+    async fn record(
+        &self,
+        table: &str,
+        key_column: &str,
+        key: &str,
+        row: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), SyncError> {
+        let name = qualified(SYSTEM_SCHEMA, table);
+        let context = format!("recording in {name}");
+        self.tx
+            .execute(
+                &format!("DELETE FROM {name} WHERE {key_column} = $1"),
+                &[&key],
+            )
+            .await
+            .map_err(SyncError::db(context.clone()))?;
+        let values: Vec<String> = (1..=row.len()).map(|i| format!("${i}")).collect();
+        self.tx
+            .execute(
+                &format!("INSERT INTO {name} VALUES ({})", values.join(", ")),
+                row,
+            )
+            .await
+            .map_err(SyncError::db(context))?;
+        Ok(())
+    }
+
     async fn relation_exists(&self, schema: &str, name: &str) -> Result<bool, SyncError> {
         self.flag(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
@@ -320,28 +362,36 @@ impl Run<'_> {
         .await
     }
 
-    async fn grant(
-        &mut self,
-        check: &str,
-        object: &str,
-        privilege: &str,
-        grant: String,
-    ) -> Result<(), SyncError> {
+    /// Grants `privilege` on `object` (as SQL text for the `has_*_privilege` check) unless
+    /// the query role has it. A grant that completes an object created in this run is part
+    /// of that change; only a repaired grant is reported on its own.
+    async fn grant(&mut self, grant: Grant<'_>, just_created: bool) -> Result<(), SyncError> {
         let has = self
-            .flag(check, &[&self.role, &object], "checking a grant")
+            .flag(
+                grant.check,
+                &[&self.role, &grant.object],
+                "checking a grant",
+            )
             .await?;
         if !has {
-            self.exec(&grant, &format!("granting {privilege} on {object}"))
-                .await?;
-            self.changes.push(Change::Granted {
-                privilege: privilege.into(),
-                object: object.into(),
-            });
+            let sql = format!("GRANT {} TO {}", grant.what, ident(self.role));
+            self.exec(
+                &sql,
+                &format!("granting {} on {}", grant.privilege, grant.display),
+            )
+            .await?;
+            if !just_created {
+                self.changes.push(Change::Granted {
+                    privilege: grant.privilege.into(),
+                    object: grant.display.into(),
+                });
+            }
         }
         Ok(())
     }
 
     async fn install_fixed(&mut self, view_schema: &str) -> Result<(), SyncError> {
+        let mut created = BTreeSet::new();
         for name in schema::SCHEMAS.iter().copied().chain([view_schema]) {
             let exists = self
                 .flag(
@@ -357,6 +407,7 @@ impl Run<'_> {
                 )
                 .await?;
                 self.changes.push(Change::CreatedSchema(name.into()));
+                created.insert(name);
             }
         }
         for (table, columns) in schema::TABLES {
@@ -397,54 +448,47 @@ impl Run<'_> {
                     .await?
                 }
             };
-            if !present || installed.get(&object.name) != Some(&digest) {
+            let install = !present || installed.get(&object.name) != Some(&digest);
+            if install {
                 self.exec(&object.ddl, &format!("installing {}", object.name))
                     .await?;
-                self.tx
-                    .execute(
-                        "INSERT INTO immuta_system.managed_objects (object, definition_sha256) VALUES ($1, $2) \
-                         ON CONFLICT (object) DO UPDATE SET definition_sha256 = EXCLUDED.definition_sha256",
-                        &[&object.name, &digest],
-                    )
-                    .await
-                    .map_err(SyncError::db("recording a managed object"))?;
+                self.record(
+                    "managed_objects",
+                    "object",
+                    &object.name,
+                    &[&object.name, &digest],
+                )
+                .await?;
                 self.changes
                     .push(Change::InstalledObject(object.name.clone()));
             }
-            let role = ident(self.role);
-            match object.kind {
-                ManagedKind::View => {
-                    self.grant(
-                        "SELECT has_table_privilege($1, $2, 'SELECT')",
-                        &object.name,
-                        "SELECT",
-                        format!("GRANT SELECT ON {} TO {role}", object.name),
-                    )
-                    .await?
-                }
-                ManagedKind::Procedure { signature } => {
-                    self.grant(
-                        "SELECT has_function_privilege($1, $2, 'EXECUTE')",
-                        signature,
-                        "EXECUTE",
-                        format!("GRANT EXECUTE ON PROCEDURE {signature} TO {role}"),
-                    )
-                    .await?
-                }
-            }
+            let grant = match object.kind {
+                ManagedKind::View => Grant {
+                    check: "SELECT has_table_privilege($1, $2, 'SELECT')",
+                    object: &object.name,
+                    display: &object.name,
+                    privilege: "SELECT",
+                    what: format!("SELECT ON {}", object.name),
+                },
+                ManagedKind::Procedure { signature } => Grant {
+                    check: "SELECT has_function_privilege($1, $2, 'EXECUTE')",
+                    object: signature,
+                    display: &object.name,
+                    privilege: "EXECUTE",
+                    what: format!("EXECUTE ON PROCEDURE {signature}"),
+                },
+            };
+            self.grant(grant, install).await?;
         }
         for name in schema::SCHEMAS.iter().copied().chain([view_schema]) {
-            self.grant(
-                "SELECT has_schema_privilege($1, $2, 'USAGE')",
-                name,
-                "USAGE",
-                format!(
-                    "GRANT USAGE ON SCHEMA {} TO {}",
-                    ident(name),
-                    ident(self.role)
-                ),
-            )
-            .await?;
+            let grant = Grant {
+                check: "SELECT has_schema_privilege($1, $2, 'USAGE')",
+                object: name,
+                display: name,
+                privilege: "USAGE",
+                what: format!("USAGE ON SCHEMA {}", ident(name)),
+            };
+            self.grant(grant, created.contains(name)).await?;
         }
         Ok(())
     }
@@ -522,24 +566,20 @@ impl Run<'_> {
                 });
             }
             if !unchanged || previous.as_ref().is_some_and(|p| p.salt != salt) {
-                self.tx
-                    .execute(
-                        "INSERT INTO immuta_system.data_sources (data_source, view_schema, view_name, salt, definition_sha256) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (data_source) DO UPDATE SET \
-                         view_schema = EXCLUDED.view_schema, view_name = EXCLUDED.view_name, \
-                         salt = EXCLUDED.salt, definition_sha256 = EXCLUDED.definition_sha256",
-                        &[&key, &view_schema, &view_name, &salt, &digest],
-                    )
-                    .await
-                    .map_err(SyncError::db("recording a data source"))?;
+                let row: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                    [&key, &view_schema, &view_name, &salt, &digest];
+                self.record("data_sources", "data_source", &key, &row)
+                    .await?;
             }
-            self.grant(
-                "SELECT has_table_privilege($1, $2, 'SELECT')",
-                &view.view,
-                "SELECT",
-                format!("GRANT SELECT ON {} TO {}", view.view, ident(self.role)),
-            )
-            .await?;
+            let display = format!("{view_schema}.{view_name}");
+            let grant = Grant {
+                check: "SELECT has_table_privilege($1, $2, 'SELECT')",
+                object: &view.view,
+                display: &display,
+                privilege: "SELECT",
+                what: format!("SELECT ON {}", view.view),
+            };
+            self.grant(grant, !(present && unchanged)).await?;
             salts.insert(key, salt);
         }
         // Whatever is left in the registry was removed from the catalog.
