@@ -119,7 +119,7 @@ impl fmt::Display for SyncReport {
 /// Why sync failed; nothing was changed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", db_message(.source))]
     Database {
         context: String,
         #[source]
@@ -139,6 +139,14 @@ pub enum SyncError {
     },
     #[error("the query role {role} can read {} directly, bypassing the policy views; revoke it (e.g. REVOKE SELECT ON {} FROM {role})", tables.join(", "), tables.join(", "))]
     DirectAccess { role: String, tables: Vec<String> },
+}
+
+/// The server's message when there is one: tokio-postgres's own Display says only "db error".
+fn db_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
 }
 
 impl SyncError {
@@ -552,7 +560,7 @@ impl Run<'_> {
                     self.exec(&format!("DROP VIEW IF EXISTS {old}"), "dropping a view")
                         .await?;
                 }
-                self.create_view(ds, &view).await?;
+                self.create_view(ds, &view, present).await?;
                 self.changes.push(if previous.is_some() || present {
                     Change::ReplacedView {
                         view: format!("{view_schema}.{view_name}"),
@@ -602,13 +610,17 @@ impl Run<'_> {
         Ok(salts)
     }
 
-    async fn create_view(&self, ds: &DataSource, view: &CompiledView) -> Result<(), SyncError> {
-        // Not CREATE OR REPLACE: it refuses column type changes after an ALTER TABLE.
-        self.exec(
-            &format!("DROP VIEW IF EXISTS {}", view.view),
-            "dropping a view",
-        )
-        .await?;
+    async fn create_view(
+        &self,
+        ds: &DataSource,
+        view: &CompiledView,
+        present: bool,
+    ) -> Result<(), SyncError> {
+        if present {
+            // Not CREATE OR REPLACE: it refuses column type changes after an ALTER TABLE.
+            self.exec(&format!("DROP VIEW {}", view.view), "dropping a view")
+                .await?;
+        }
         self.tx
             .batch_execute(&view.sql)
             .await
@@ -737,6 +749,10 @@ impl Run<'_> {
             }
         }
         if !added.is_empty() || !removed.is_empty() {
+            // Fresh statistics let the planner pick the primary-key lookup the views rely on
+            // once the table outgrows a page.
+            self.exec(&format!("ANALYZE {name}"), "analyzing a profile table")
+                .await?;
             self.changes.push(Change::ProfileRows {
                 table: format!("{SYSTEM_SCHEMA}.{table}"),
                 added: added.len(),
