@@ -153,7 +153,7 @@ pub enum ExplainError {
     #[error("control connection: {0}")]
     Checkout(String),
     #[error(transparent)]
-    Sync(#[from] super::sync::SyncError),
+    Sync(#[from] super::report::SyncError),
     #[error(transparent)]
     Compile(#[from] CompileError),
 }

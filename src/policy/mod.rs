@@ -5,7 +5,8 @@
 //!   rules), built from proxy.toml with errors naming key and line.
 //! - `entitle`: a user's entitlements per data source, precomputed into `profile_access`.
 //! - `masks`, `compile`: one `security_barrier` view per data source.
-//! - `schema`, `sync`: the cluster side, one idempotent transaction per database.
+//! - `schema`, `sync`, `profile`, `report`: the cluster side, one idempotent transaction per
+//!   database, and what it reports.
 //! - `control`: the system role's connection pool; `explain`: `redveil explain-policy`.
 //!
 //! Invariants: the query role reads views and secure profile views only (sync refuses to
@@ -29,6 +30,8 @@ pub mod explain;
 mod load;
 pub mod masks;
 pub mod model;
+mod profile;
+pub mod report;
 pub mod schema;
 pub mod sql;
 pub mod sync;
@@ -36,7 +39,8 @@ pub mod sync;
 pub use compile::{compile, CompileError, CompiledView};
 pub use load::{PERMISSIONS, RESERVED_SCHEMAS};
 pub use model::*;
-pub use sync::{sync, table_columns, Change, SyncError, SyncOptions, SyncReport};
+pub use report::{Change, SyncError, SyncReport};
+pub use sync::{sync, table_columns, SyncOptions};
 
 use crate::config::Config;
 use std::collections::BTreeSet;

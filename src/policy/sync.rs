@@ -7,14 +7,14 @@
 //! rows, then the profile-table check. Any error rolls everything back: the cluster keeps the
 //! previous, consistent policy.
 
-use super::compile::{compile, CompileError, CompiledView};
+use super::compile::{compile, CompiledView};
 use super::masks::{Column, ColumnKind};
 use super::model::{Catalog, DataSource};
+use super::report::{Change, SyncError, SyncReport};
 use super::schema::{self, ManagedKind};
 use super::sql::{ident, qualified};
 use super::SYSTEM_SCHEMA;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use tokio_postgres::{Client, Transaction};
 
 /// Serializes concurrent syncs of one database (several proxy instances starting at once).
@@ -30,132 +30,6 @@ pub struct SyncOptions {
     /// The query role (the pool's login) that gets the views.
     pub query_role: String,
 }
-
-/// Something sync changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    CreatedSchema(String),
-    CreatedTable(String),
-    /// A secure view or the procedure, created or brought up to date.
-    InstalledObject(String),
-    CreatedView {
-        view: String,
-        data_source: String,
-    },
-    ReplacedView {
-        view: String,
-        data_source: String,
-    },
-    DroppedView {
-        view: String,
-        data_source: String,
-    },
-    Granted {
-        privilege: String,
-        object: String,
-    },
-    ProfileRows {
-        table: String,
-        added: usize,
-        removed: usize,
-    },
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Change::CreatedSchema(s) => write!(f, "created schema {s}"),
-            Change::CreatedTable(t) => write!(f, "created table {t}"),
-            Change::InstalledObject(o) => write!(f, "installed {o}"),
-            Change::CreatedView { view, data_source } => {
-                write!(f, "created view {view} for {data_source}")
-            }
-            Change::ReplacedView { view, data_source } => {
-                write!(f, "replaced view {view} for {data_source}")
-            }
-            Change::DroppedView { view, data_source } => {
-                write!(
-                    f,
-                    "dropped view {view} of removed data source {data_source}"
-                )
-            }
-            Change::Granted { privilege, object } => write!(f, "granted {privilege} on {object}"),
-            Change::ProfileRows {
-                table,
-                added,
-                removed,
-            } => write!(f, "{table}: {added} rows added, {removed} removed"),
-        }
-    }
-}
-
-/// What one sync did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncReport {
-    pub database: String,
-    pub changes: Vec<Change>,
-}
-
-impl SyncReport {
-    /// True when the cluster already matched the catalog.
-    pub fn is_unchanged(&self) -> bool {
-        self.changes.is_empty()
-    }
-}
-
-impl fmt::Display for SyncReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.changes.is_empty() {
-            return write!(f, "{}: policy up to date", self.database);
-        }
-        write!(f, "{}: {} changes", self.database, self.changes.len())?;
-        for change in &self.changes {
-            write!(f, "\n  {change}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Why sync failed; nothing was changed.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error("{context}: {}", db_message(.source))]
-    Database {
-        context: String,
-        #[source]
-        source: tokio_postgres::Error,
-    },
-    #[error("query role {0:?} does not exist in the cluster (backend.user)")]
-    NoQueryRole(String),
-    #[error("{item}: table {table} does not exist, or the system role cannot see it")]
-    MissingTable { item: String, table: String },
-    #[error(transparent)]
-    Compile(#[from] CompileError),
-    #[error("{item}: the cluster rejected the view {view}: {message}")]
-    ViewRejected {
-        item: String,
-        view: String,
-        message: String,
-    },
-    #[error("the query role {role} can read {} directly, bypassing the policy views; revoke it (e.g. REVOKE SELECT ON {} FROM {role})", tables.join(", "), tables.join(", "))]
-    DirectAccess { role: String, tables: Vec<String> },
-}
-
-/// The server's message when there is one: tokio-postgres's own Display says only "db error".
-fn db_message(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => error.to_string(),
-    }
-}
-
-impl SyncError {
-    fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SyncError {
-        let context = context.into();
-        move |source| SyncError::Database { context, source }
-    }
-}
-
 /// Syncs the data sources of `options.database`. The client must be logged in as the system
 /// role and connected to that database.
 pub async fn sync(
@@ -254,21 +128,22 @@ struct Grant<'a> {
     what: String,
 }
 
-struct Run<'a> {
-    tx: &'a Transaction<'a>,
-    role: &'a str,
-    changes: Vec<Change>,
+/// One sync in progress; its profile half lives in profile.rs.
+pub(super) struct Run<'a> {
+    pub(super) tx: &'a Transaction<'a>,
+    pub(super) role: &'a str,
+    pub(super) changes: Vec<Change>,
 }
 
 impl Run<'_> {
-    async fn exec(&self, sql: &str, context: &str) -> Result<(), SyncError> {
+    pub(super) async fn exec(&self, sql: &str, context: &str) -> Result<(), SyncError> {
         self.tx
             .batch_execute(sql)
             .await
             .map_err(SyncError::db(context.to_string()))
     }
 
-    async fn flag(
+    pub(super) async fn flag(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -633,184 +508,6 @@ impl Run<'_> {
                     .unwrap_or_else(|| e.to_string()),
             })
     }
-
-    async fn sync_profile(
-        &mut self,
-        catalog: &Catalog,
-        sources: &[&DataSource],
-        salts: &BTreeMap<String, String>,
-    ) -> Result<(), SyncError> {
-        let mut users = BTreeSet::new();
-        let mut groups = BTreeSet::new();
-        let mut attributes = BTreeSet::new();
-        let mut access = BTreeSet::new();
-        for user in &catalog.users {
-            users.push_row([user.name.clone(), user.can_impersonate.to_string()]);
-            for group in &user.groups {
-                groups.push_row([user.name.clone(), group.clone()]);
-            }
-            for (key, values) in &user.attributes {
-                for value in values {
-                    attributes.push_row([user.name.clone(), key.clone(), value.clone()]);
-                }
-            }
-        }
-        for ds in sources {
-            let key = ds.table.key();
-            let plan = super::entitle::AccessPlan::of(ds);
-            for user in &catalog.users {
-                if let Some(row) = plan.row_for(ds, user) {
-                    access.push_row([
-                        user.name.clone(),
-                        key.clone(),
-                        row.flags,
-                        row.attribute_values,
-                        salts[&key].clone(),
-                    ]);
-                }
-            }
-        }
-        self.sync_rows("profile_users", &["user_name", "can_impersonate"], users)
-            .await?;
-        self.sync_rows("profile_groups", &["user_name", "group_name"], groups)
-            .await?;
-        self.sync_rows(
-            "profile_attributes",
-            &["user_name", "attribute", "value"],
-            attributes,
-        )
-        .await?;
-        self.sync_rows(
-            "profile_access",
-            &[
-                "user_name",
-                "data_source",
-                "flags",
-                "attribute_values",
-                "salt",
-            ],
-            access,
-        )
-        .await
-    }
-
-    /// Makes a profile table hold exactly `wanted` (all columns compared as text).
-    async fn sync_rows(
-        &mut self,
-        table: &str,
-        columns: &[&str],
-        wanted: BTreeSet<Vec<String>>,
-    ) -> Result<(), SyncError> {
-        let name = qualified(SYSTEM_SCHEMA, table);
-        let list = columns.join(", ");
-        let text_list: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
-        let current: BTreeSet<Vec<String>> = self
-            .tx
-            .query(&format!("SELECT {} FROM {name}", text_list.join(", ")), &[])
-            .await
-            .map_err(SyncError::db(format!("reading {name}")))?
-            .iter()
-            .map(|r| (0..columns.len()).map(|i| r.get::<_, String>(i)).collect())
-            .collect();
-        let removed: Vec<&Vec<String>> = current.difference(&wanted).collect();
-        let added: Vec<&Vec<String>> = wanted.difference(&current).collect();
-        if !removed.is_empty() {
-            let matches: Vec<String> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c}::text = ${}", i + 1))
-                .collect();
-            let delete = format!("DELETE FROM {name} WHERE {}", matches.join(" AND "));
-            for row in &removed {
-                self.tx
-                    .execute(&delete, &params(row))
-                    .await
-                    .map_err(SyncError::db(format!("deleting from {name}")))?;
-            }
-        }
-        if !added.is_empty() {
-            // Parameters are text; each is cast to its column's type (boolean for one).
-            let values: Vec<String> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("CAST(CAST(${} AS text) AS {})", i + 1, column_type(c)))
-                .collect();
-            let insert = format!("INSERT INTO {name} ({list}) VALUES ({})", values.join(", "));
-            let statement = self
-                .tx
-                .prepare(&insert)
-                .await
-                .map_err(SyncError::db(format!("preparing inserts into {name}")))?;
-            for row in &added {
-                self.tx
-                    .execute(&statement, &params(row))
-                    .await
-                    .map_err(SyncError::db(format!("inserting into {name}")))?;
-            }
-        }
-        if !added.is_empty() || !removed.is_empty() {
-            // Fresh statistics let the planner pick the primary-key lookup the views rely on
-            // once the table outgrows a page.
-            self.exec(&format!("ANALYZE {name}"), "analyzing a profile table")
-                .await?;
-            self.changes.push(Change::ProfileRows {
-                table: format!("{SYSTEM_SCHEMA}.{table}"),
-                added: added.len(),
-                removed: removed.len(),
-            });
-        }
-        Ok(())
-    }
-
-    async fn check_profile_tables(&self) -> Result<(), SyncError> {
-        let mut readable = Vec::new();
-        for table in schema::PROFILE_TABLES {
-            let name = qualified(SYSTEM_SCHEMA, table);
-            if self
-                .flag(
-                    "SELECT has_any_column_privilege($1, $2, 'SELECT')",
-                    &[&self.role, &name],
-                    "checking the query role's privileges",
-                )
-                .await?
-            {
-                readable.push(format!("{SYSTEM_SCHEMA}.{table}"));
-            }
-        }
-        if readable.is_empty() {
-            Ok(())
-        } else {
-            Err(SyncError::DirectAccess {
-                role: self.role.to_string(),
-                tables: readable,
-            })
-        }
-    }
-}
-
-trait PushRow {
-    fn push_row<const N: usize>(&mut self, row: [String; N]);
-}
-
-impl PushRow for BTreeSet<Vec<String>> {
-    fn push_row<const N: usize>(&mut self, row: [String; N]) {
-        self.insert(row.into());
-    }
-}
-
-/// The profile tables' only non-text column.
-fn column_type(column: &str) -> &'static str {
-    if column == "can_impersonate" {
-        "boolean"
-    } else {
-        "text"
-    }
-}
-
-fn params(row: &[String]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
-    row.iter()
-        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-        .collect()
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -831,33 +528,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn report_lists_changes() {
-        let report = SyncReport {
-            database: "demo".into(),
-            changes: vec![
-                Change::CreatedView {
-                    view: "immuta.hr_employees".into(),
-                    data_source: "hr.employees".into(),
-                },
-                Change::ProfileRows {
-                    table: "immuta_system.profile_users".into(),
-                    added: 3,
-                    removed: 0,
-                },
-            ],
-        };
-        assert_eq!(
-            report.to_string(),
-            "demo: 2 changes\n  created view immuta.hr_employees for hr.employees\n  immuta_system.profile_users: 3 rows added, 0 removed"
-        );
-        assert_eq!(
-            SyncReport {
-                database: "demo".into(),
-                changes: vec![]
-            }
-            .to_string(),
-            "demo: policy up to date"
-        );
+    fn digests_and_salts_are_hex() {
         assert_eq!(
             sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
