@@ -9,6 +9,7 @@
 //! - `session`: per-client state (statements, settings, transaction status, pipeline).
 //! - `rewrite`: SQL understanding on the query path, no I/O.
 //! - `intercept`: impersonation statements the proxy answers itself.
+//! - `policy`: the catalog model, the view compiler and the sync of views and profile.
 //! - `tls`: rustls configuration (ring provider).
 //! - `frontend`: the client edge (TLS negotiation, startup, authentication, cancel keys).
 //! - `proxy`: the per-client relay loop and transaction pooling.
@@ -25,6 +26,7 @@ pub mod devcert;
 pub mod frontend;
 pub mod intercept;
 pub mod net;
+pub mod policy;
 pub mod protocol;
 pub mod proxy;
 pub mod rewrite;

@@ -1,5 +1,5 @@
-//! The `redveil` command line: run the proxy, check a config, make a password verifier, or
-//! start the demo.
+//! The `redveil` command line: run the proxy, check a config, make a password verifier,
+//! explain a policy, or start the demo.
 
 use clap::{Parser, Subcommand};
 use redveil::config::Config;
@@ -28,6 +28,17 @@ enum Command {
     CheckConfig { file: PathBuf },
     /// Read a password (from the terminal, or a line of stdin) and print a SCRAM-SHA-256 verifier.
     Passwd,
+    /// Show which subscription, masking and row rules apply to a user on a data source, and
+    /// the view's SQL (reads the table's columns from the cluster as the control role).
+    ExplainPolicy {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        user: String,
+        /// The registered table (`[database.]schema.table`) or its view.
+        #[arg(long)]
+        data_source: String,
+    },
     /// Start an ephemeral PostgreSQL with demo data and the proxy in front of it.
     Demo {
         #[arg(long, default_value = "127.0.0.1:5439")]
@@ -43,6 +54,11 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::Passwd) => passwd(),
+        Some(Command::ExplainPolicy {
+            config,
+            user,
+            data_source,
+        }) => explain_policy(&config, &user, &data_source),
         Some(Command::Demo { listen, keep }) => {
             init_logging("info");
             runtime(|| async move { redveil::demo::run::run(listen, keep).await })
@@ -68,6 +84,23 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn explain_policy(path: &std::path::Path, user: &str, data_source: &str) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (user, data_source) = (user.to_string(), data_source.to_string());
+    runtime(|| async move {
+        let text =
+            redveil::policy::explain::explain_configured(&config, &user, &data_source).await?;
+        print!("{text}");
+        Ok(())
+    })
 }
 
 fn passwd() -> ExitCode {

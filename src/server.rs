@@ -36,6 +36,8 @@ pub struct Shared {
 pub enum ServerError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("policy sync at start: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -63,7 +65,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads certificates and binds the listener (port 0 picks a free port).
+    /// Loads certificates, syncs the policy catalog (when it has data sources) and binds the
+    /// listener (port 0 picks a free port).
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let tls = match (config.tls.mode, &config.tls.cert, &config.tls.key) {
             (TlsMode::Disable, _, _) => None,
@@ -88,6 +91,12 @@ impl Server {
             connect_timeout: Duration::from_secs(config.backend.connect_timeout_s.max(1)),
             prepared_capacity: config.pool.prepared_statements_per_connection,
         };
+        // The views must match the catalog before the first client can reach them.
+        if !config.data_sources.is_empty() {
+            for report in crate::policy::sync_configured(&config).await? {
+                tracing::info!("{report}");
+            }
+        }
         let addr = config.listen.address;
         let listener = TcpListener::bind(addr)
             .await

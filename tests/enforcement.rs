@@ -1,13 +1,10 @@
 //! The query path end to end: registered tables reach clients only through their view, the
 //! view sees the client's identity pinned by the proxy, and attempts to read or forge that
 //! identity are refused with 42501 while the session stays usable.
-//!
-//! The view here is hand-written (a row filter and one masked column keyed on `immuta.user`)
-//! so this file tests the proxy's part alone; the policy compiler has its own tests.
 
 mod common;
 
-use common::handmade::{count, eu_rows, sqlstate, start};
+use common::demo_views::{count, eu_rows, sqlstate, start};
 
 #[tokio::test]
 async fn each_user_sees_their_view_of_the_table() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::handmade::{count, eu_rows, sqlstate, start};
+use common::demo_views::{count, eu_rows, sqlstate, start};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 const ROWS: &str = "SELECT count(*) FROM hr.employees";

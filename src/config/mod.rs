@@ -6,7 +6,10 @@ mod impersonation;
 mod locate;
 mod sections;
 
-pub use catalog::{DataSourceConfig, UserConfig, ViewsConfig};
+pub use catalog::{
+    ControlConfig, DataSourceConfig, MaskConfig, NumberConfig, RowRuleConfig, SubscriptionConfig,
+    UserConfig, ViewsConfig,
+};
 pub use impersonation::ImpersonationConfig;
 pub use sections::*;
 
@@ -40,6 +43,8 @@ pub struct Config {
     pub data_sources: Vec<DataSourceConfig>,
     #[serde(default)]
     pub impersonation: ImpersonationConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
 }
 
 /// One thing wrong with a configuration file.
@@ -223,6 +228,20 @@ impl Config {
                     "required when auth.method = \"md5\"".into(),
                 );
             }
+        }
+        if self.control.pool_size == 0 {
+            bad("control.pool_size", "must be at least 1".into());
+        }
+        if let Some(name) = &self.control.password_env {
+            if std::env::var_os(name).is_none() {
+                bad(
+                    "control.password_env",
+                    format!("environment variable {name} is not set"),
+                );
+            }
+        }
+        if let Err(catalog_problems) = crate::policy::Catalog::from_config(self) {
+            problems.extend(catalog_problems);
         }
         problems
     }

@@ -5,8 +5,11 @@
 //! work extends this module rather than scattering DDL. Loading is idempotent: running it
 //! again resets roles' passwords and the table's contents to the same state.
 //!
-//! Grants to `redveil_query` are made *by* `redveil_system`, so the proxy's catalog sync,
-//! which logs in as `redveil_system`, can later revoke them (only a grantor or an owner can).
+//! Grants to `redveil_query` are made *by* `redveil_system`, so they can be revoked as
+//! `redveil_system` (only a grantor or an owner can). [`load`] leaves the query role able to
+//! read `hr.employees` directly, which pass-through tests rely on; [`revoke_raw_access`] takes
+//! that away, as policy sync requires (it refuses to run while the query role can bypass the
+//! views).
 
 use tokio_postgres::Client;
 
@@ -168,10 +171,29 @@ GRANT USAGE ON SCHEMA hr TO {system} WITH GRANT OPTION;
 GRANT SELECT ON hr.employees TO {system} WITH GRANT OPTION;
 SET ROLE {system};
 GRANT USAGE ON SCHEMA hr TO {query};
--- Temporary: a later change revokes this in favour of the policy views.
+-- Pass-through tests read the raw table; revoke_raw_access() removes this for the policy views.
 GRANT SELECT ON hr.employees TO {query};
 RESET ROLE;"
     )
+}
+
+/// Takes the query role's direct access to `hr.employees` away, so policy sync can run and
+/// the query role reaches the data only through the policy views. Idempotent.
+pub async fn revoke_raw_access(cluster: &EphemeralCluster) -> Result<(), ClusterError> {
+    let demo = cluster.connect_superuser(DEMO_DATABASE).await?;
+    // As the grantor: a superuser's REVOKE acts as the table owner and would leave the system
+    // role's grant in place.
+    let (query, system) = (DEMO_QUERY_USER, DEMO_SYSTEM_USER);
+    exec(
+        &demo,
+        &format!(
+            "SET ROLE {system};
+REVOKE SELECT ON hr.employees FROM {query};
+REVOKE USAGE ON SCHEMA hr FROM {query};
+RESET ROLE;"
+        ),
+    )
+    .await
 }
 
 async fn exec(client: &Client, sql: &str) -> Result<(), ClusterError> {

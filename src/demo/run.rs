@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 pub async fn run(listen: SocketAddr, keep: bool) -> Result<(), Box<dyn std::error::Error>> {
     let mut cluster = EphemeralCluster::start(ClusterOptions { port: None, keep }).await?;
     let backend = dataset::load(&cluster).await?;
+    dataset::revoke_raw_access(&cluster).await?;
     let dir = cluster
         .data_dir()
         .parent()
@@ -45,6 +46,8 @@ pub async fn run(listen: SocketAddr, keep: bool) -> Result<(), Box<dyn std::erro
         addr.port(),
         certs.ca_cert.display()
     );
+    println!("policy views (synced at start; see `redveil explain-policy --config {} --user analyst --data-source hr.employees`):", config_path.display());
+    println!("  immuta.hr_employees: admin (group hr) sees raw rows, analyst (region EU) masked EU rows, bi_service none");
     println!("redveil demo ready on {addr} (Ctrl-C to stop)");
     wait_for_signal().await;
     stopper.immediate();

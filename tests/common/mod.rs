@@ -73,7 +73,8 @@ pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client, tokio_pos
     });
     Ok(client)
 }
-pub mod handmade;
+pub mod demo_views;
+pub mod policy;
 pub mod proxy;
 pub mod raw;
 pub mod spawned;

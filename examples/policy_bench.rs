@@ -1,0 +1,351 @@
+//! What a policy view costs inside PostgreSQL, and how long sync takes: run by
+//! `bench/policy_view.sh` (see bench/README.md for the method and saved results).
+//!
+//! `cargo run --example policy_bench -- [--seconds N] [--rounds N] [--clients N]`
+//! runs pgbench primary-key lookups of one row of the demo's 10 000-row `hr.employees`: on
+//! the raw table and on its policy view (as `analyst`, whom every mask and the row rule
+//! apply to, and as `admin`, who is exempt), plus two variants built only for comparison:
+//! the same view without `security_barrier`, and the shape that computes the user's flags
+//! per statement from the secure profile views. Each in `-M extended` (planned every time)
+//! and `-M prepared` (cached plan), interleaved round by round so a busy machine hurts all
+//! alike; reported are the median TPS and the median of each round's ratio to the raw table.
+//!
+//! `cargo run --example policy_bench -- --sync-scale` times sync of 100 data sources of 20
+//! columns each (20 users): the first sync, a second one (no changes) and one after a mask
+//! changed.
+
+use redveil::cluster::{ClusterOptions, EphemeralCluster};
+use redveil::config::Config;
+use redveil::demo::{catalog, dataset};
+use redveil::policy::{self, Catalog, SyncOptions};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+type Error = Box<dyn std::error::Error>;
+
+struct Args {
+    seconds: u32,
+    rounds: usize,
+    clients: u32,
+    sync_scale: bool,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        seconds: 3,
+        rounds: 5,
+        clients: 8,
+        sync_scale: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().and_then(|v| v.parse().ok()).expect("a number");
+        match arg.as_str() {
+            "--seconds" => args.seconds = value(),
+            "--rounds" => args.rounds = value() as usize,
+            "--clients" => args.clients = value(),
+            "--sync-scale" => args.sync_scale = true,
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    args
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let args = args();
+    let mut cluster = EphemeralCluster::start(ClusterOptions::default()).await?;
+    let backend = dataset::load(&cluster).await?;
+    dataset::revoke_raw_access(&cluster).await?;
+    let base = format!(
+        "[tls]\nmode = \"disable\"\n[backend]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n",
+        backend.host, backend.port, backend.database, backend.query_user, backend.query_password
+    );
+    let result = if args.sync_scale {
+        sync_scale(&cluster, &backend, &base).await
+    } else {
+        let text = base
+            + &catalog::catalog_toml(&backend, |u| {
+                redveil::auth::ScramVerifier::generate(u).to_string()
+            });
+        let config = Config::parse(&text, Path::new("bench.toml"))?;
+        policy::sync_configured(&config).await?;
+        views(&cluster, &backend, &args).await
+    };
+    cluster.shutdown();
+    result
+}
+
+/// Views built only to compare shapes, owned by the system role like the real one.
+const VARIANTS_SQL: &str = "
+CREATE SCHEMA immuta_bench;
+GRANT USAGE ON SCHEMA immuta_bench TO redveil_query;
+CREATE VIEW immuta_bench.profile_views WITH (security_barrier) AS
+SELECT t.id,
+  CASE WHEN f.hr THEN t.name ELSE regexp_replace(t.name, '^(.).*$', '\\1***', 'g') END AS name,
+  CASE WHEN f.hr THEN t.email ELSE encode(sha256(convert_to(f.salt || t.email, 'UTF8')), 'hex') END AS email,
+  CASE WHEN f.hr THEN t.ssn END AS ssn,
+  CASE WHEN f.hr THEN t.salary ELSE CAST(round(t.salary / 10000) * 10000 AS numeric(12,2)) END AS salary,
+  t.dept, t.region, t.hired
+FROM hr.employees t
+CROSS JOIN (SELECT EXISTS (SELECT 1 FROM immuta_system.user_groups WHERE group_name = 'hr') AS hr,
+                   ARRAY(SELECT value FROM immuta_system.user_attributes WHERE attribute = 'region') AS regions,
+                   (SELECT salt FROM immuta_system.data_sources WHERE data_source = 'hr.employees') AS salt
+            WHERE EXISTS (SELECT 1 FROM immuta_system.user_access WHERE data_source = 'hr.employees')
+            OFFSET 0) f
+WHERE f.hr OR t.region = ANY (f.regions);
+GRANT SELECT ON immuta_bench.profile_views TO redveil_query;";
+
+async fn views(
+    cluster: &EphemeralCluster,
+    backend: &dataset::DemoBackend,
+    args: &Args,
+) -> Result<(), Error> {
+    let admin = cluster.connect_superuser(&backend.database).await?;
+    let definition: String = admin
+        .query_one(
+            "SELECT pg_get_viewdef('immuta.hr_employees'::regclass)",
+            &[],
+        )
+        .await?
+        .get(0);
+    admin
+        .batch_execute(&format!(
+            "SET ROLE redveil_system; {VARIANTS_SQL}
+             CREATE VIEW immuta_bench.no_barrier AS {definition}
+             GRANT SELECT ON immuta_bench.no_barrier TO redveil_query; RESET ROLE;"
+        ))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    // (label, login, password, relation, immuta.user)
+    let system = (
+        backend.system_user.as_str(),
+        backend.system_password.as_str(),
+    );
+    let query = (backend.query_user.as_str(), backend.query_password.as_str());
+    let workloads = [
+        ("raw table", system, "hr.employees", None),
+        (
+            "policy view, analyst",
+            query,
+            "immuta.hr_employees",
+            Some("analyst"),
+        ),
+        (
+            "policy view, admin (exempt)",
+            query,
+            "immuta.hr_employees",
+            Some("admin"),
+        ),
+        (
+            "  same, no security_barrier, analyst",
+            query,
+            "immuta_bench.no_barrier",
+            Some("analyst"),
+        ),
+        (
+            "  flags from secure profile views, analyst",
+            query,
+            "immuta_bench.profile_views",
+            Some("analyst"),
+        ),
+    ];
+    let modes = ["extended", "prepared"];
+    let mut tps = vec![vec![Vec::new(); modes.len()]; workloads.len()];
+    for round in 0..args.rounds {
+        for (m, mode) in modes.iter().enumerate() {
+            for (w, (label, (user, password), relation, as_user)) in workloads.iter().enumerate() {
+                let script = dir.path().join(format!("w{w}.sql"));
+                std::fs::write(
+                    &script,
+                    format!(
+                        "\\set id random(1, 10000)\nSELECT * FROM {relation} WHERE id = :id;\n"
+                    ),
+                )?;
+                let value = pgbench(
+                    cluster, backend, args, mode, &script, user, password, *as_user,
+                )?;
+                eprintln!("round {} {mode:9} {label}: {value:.0} tps", round + 1);
+                tps[w][m].push(value);
+            }
+        }
+    }
+    let mut out = format!(
+        "\nPostgreSQL primary-key lookup, {} clients, {} rounds x {} s per cell, load average {}\n\
+         median TPS, and in parentheses the median over rounds of (TPS / raw-table TPS of the same round)\n",
+        args.clients,
+        args.rounds,
+        args.seconds,
+        load_average()
+    );
+    let _ = writeln!(
+        out,
+        "| workload | -M extended | -M prepared |\n|---|---|---|"
+    );
+    for (w, (label, ..)) in workloads.iter().enumerate() {
+        let cells: Vec<String> = (0..modes.len())
+            .map(|m| {
+                let ratios: Vec<f64> = tps[w][m]
+                    .iter()
+                    .zip(&tps[0][m])
+                    .map(|(v, raw)| v / raw)
+                    .collect();
+                format!("{:.0} ({:.2})", median(&tps[w][m]), median(&ratios))
+            })
+            .collect();
+        let _ = writeln!(out, "| {} | {} |", label.trim(), cells.join(" | "));
+    }
+    println!("{out}");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pgbench(
+    cluster: &EphemeralCluster,
+    backend: &dataset::DemoBackend,
+    args: &Args,
+    mode: &str,
+    script: &Path,
+    user: &str,
+    password: &str,
+    as_user: Option<&str>,
+) -> Result<f64, Error> {
+    let mut command = Command::new("pgbench");
+    command
+        .args(["-n", "-j", "2", "-M", mode])
+        .args([
+            "-c",
+            &args.clients.to_string(),
+            "-T",
+            &args.seconds.to_string(),
+        ])
+        .args([
+            "-h",
+            cluster.host(),
+            "-p",
+            &cluster.port().to_string(),
+            "-U",
+            user,
+        ])
+        .arg("-f")
+        .arg(script)
+        .arg(&backend.database)
+        .env("PGPASSWORD", password);
+    if let Some(name) = as_user {
+        command.env("PGOPTIONS", format!("-c immuta.user={name}"));
+    }
+    let output = command.output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "pgbench failed: {stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into()
+        })
+}
+
+/// The machine's 1-minute load average: results on a busy machine say so.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    sorted[sorted.len() / 2]
+}
+
+const SCALE_SOURCES: usize = 100;
+const SCALE_USERS: usize = 20;
+
+async fn sync_scale(
+    cluster: &EphemeralCluster,
+    backend: &dataset::DemoBackend,
+    base: &str,
+) -> Result<(), Error> {
+    let types = ["text", "numeric(12,2)", "date", "integer", "timestamp"];
+    let mut ddl = String::from("CREATE SCHEMA scale;\n");
+    for t in 0..SCALE_SOURCES {
+        let columns: Vec<String> = (1..20)
+            .map(|c| format!("c{c:02} {}", types[c % types.len()]))
+            .collect();
+        let _ = writeln!(
+            ddl,
+            "CREATE TABLE scale.t{t:03} (id integer PRIMARY KEY, {});",
+            columns.join(", ")
+        );
+    }
+    let system = cluster_connect(cluster, backend).await?;
+    system.batch_execute(&ddl).await?;
+    let mut toml = format!(
+        "{base}[control]\nuser = \"{}\"\npassword = \"{}\"\n",
+        backend.system_user, backend.system_password
+    );
+    let verifier = redveil::auth::ScramVerifier::generate("bench").to_string();
+    for u in 0..SCALE_USERS {
+        let _ = write!(
+            toml,
+            "\n[[users]]\nname = \"u{u:02}\"\npassword = \"{verifier}\"\ngroups = [\"g{}\"]\nattributes = {{ region = [\"r{}\"] }}\n",
+            u % 4,
+            u % 3
+        );
+    }
+    for t in 0..SCALE_SOURCES {
+        let _ = write!(
+            toml,
+            "\n[[data_sources]]\ntable = \"scale.t{t:03}\"\n\
+             [[data_sources.masks]]\ncolumn = \"c05\"\nmethod = \"hash\"\nunless_groups = [\"g0\"]\n\
+             [[data_sources.masks]]\ncolumn = \"c01\"\nmethod = \"round\"\nstep = 100\nunless_groups = [\"g0\"]\n\
+             [[data_sources.masks]]\ncolumn = \"c02\"\nmethod = \"truncate\"\nunit = \"month\"\nunless_groups = [\"g1\"]\n\
+             [[data_sources.masks]]\ncolumn = \"c10\"\nmethod = \"regex\"\npattern = \"[0-9]\"\nreplacement = \"#\"\n\
+             [[data_sources.masks]]\ncolumn = \"c04\"\nmethod = \"null\"\nunless_attributes = {{ region = [\"r0\"] }}\n\
+             [[data_sources.row_rules]]\ncolumn = \"c15\"\nattribute = \"region\"\nunless_groups = [\"g0\"]\n"
+        );
+    }
+    let timed = |label: &'static str, text: String| async move {
+        let config = Config::parse(&text, Path::new("scale.toml"))?;
+        let catalog = Catalog::from_config(&config).map_err(|p| format!("{p:?}"))?;
+        let mut client = cluster_connect(cluster, backend).await?;
+        let options = SyncOptions {
+            database: backend.database.clone(),
+            default_database: backend.database.clone(),
+            query_role: backend.query_user.clone(),
+        };
+        let start = Instant::now();
+        let report = policy::sync(&mut client, &catalog, &options).await?;
+        println!(
+            "{label}: {:.0} ms, {} changes",
+            start.elapsed().as_secs_f64() * 1e3,
+            report.changes.len()
+        );
+        Ok::<(), Error>(())
+    };
+    println!("sync of {SCALE_SOURCES} data sources x 20 columns, {SCALE_USERS} users:");
+    timed("first sync (creates everything)", toml.clone()).await?;
+    timed("second sync (no changes)", toml.clone()).await?;
+    let changed = toml.replacen("step = 100", "step = 1000", 1);
+    timed("after one mask changed", changed).await?;
+    Ok(())
+}
+
+async fn cluster_connect(
+    cluster: &EphemeralCluster,
+    backend: &dataset::DemoBackend,
+) -> Result<tokio_postgres::Client, Error> {
+    let (client, connection) =
+        tokio_postgres::connect(&backend.system_conn_string(cluster), tokio_postgres::NoTls)
+            .await?;
+    tokio::spawn(connection);
+    Ok(client)
+}

@@ -1,0 +1,361 @@
+//! Masking methods as SQL expressions over one column, with the type checks each needs.
+//!
+//! Every expression is plain SQL (no extensions, no UDFs) and keeps the column's type by
+//! casting back to it, except `hash`, whose result is text. PostgreSQL spellings are
+//! generated; where Amazon Redshift spells something differently the doc of the function
+//! says so (see also the module doc of `policy`).
+//!
+//! Randomized response (DESIGN.md decision 7): over a declared domain of k values, the true
+//! value is kept with probability p = e^ε / (e^ε + k − 1), otherwise one of the k − 1 other
+//! values is shown, uniformly. This is ε-local differential privacy: for any two true values
+//! the probability of any output differs by at most a factor p / ((1 − p) / (k − 1)) = e^ε.
+//! The randomness is a hash of (salt, column, row key), so a row shows the same noisy value on
+//! every read and repeating a query cannot average the noise away. Two independent 32-bit
+//! draws are taken from SHA-256 with different tags: `keep` decides whether to keep (kept iff
+//! draw < ⌊p · 2³²⌋), `pick` chooses among the others (draw mod (k − 1), a bias below
+//! k / 2³²). Values outside the domain (and NULL) come out as NULL.
+
+use super::model::MaskMethod;
+use super::sql::literal;
+
+/// Largest randomized-response domain; the expression grows linearly with k.
+pub const MAX_DOMAIN: usize = 256;
+
+/// p = e^ε / (e^ε + k − 1).
+pub fn keep_probability(epsilon: f64, k: usize) -> f64 {
+    let e = epsilon.exp();
+    e / (e + k as f64 - 1.0)
+}
+
+/// The integer threshold a 32-bit draw is compared with: ⌊p · 2³²⌋.
+pub fn keep_threshold(epsilon: f64, k: usize) -> u64 {
+    (keep_probability(epsilon, k) * 4_294_967_296.0).floor() as u64
+}
+
+/// What the compiler knows about a column, from information_schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// `format_type` of the column (`numeric(12,2)`, `character varying(40)`, …).
+    pub sql_type: String,
+    pub kind: ColumnKind,
+}
+
+/// The families of types the masks care about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Text,
+    Number,
+    Date,
+    Timestamp,
+    Other,
+}
+
+impl ColumnKind {
+    /// From information_schema.columns.data_type.
+    pub fn from_data_type(data_type: &str) -> ColumnKind {
+        match data_type {
+            "text" | "character varying" | "character" => ColumnKind::Text,
+            "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision" => {
+                ColumnKind::Number
+            }
+            "date" => ColumnKind::Date,
+            "timestamp without time zone" | "timestamp with time zone" => ColumnKind::Timestamp,
+            _ => ColumnKind::Other,
+        }
+    }
+}
+
+/// SQL the masks need from the view: the raw column and the salt.
+pub struct Context<'a> {
+    /// `"employees"."salary"`.
+    pub raw: &'a str,
+    pub column: &'a Column,
+    /// Expression of the data source's salt.
+    pub salt: &'a str,
+    /// Raw key column expression and its name, for randomized response.
+    pub key: Option<&'a str>,
+}
+
+/// The masked expression, or why the method does not fit the column.
+pub fn masked_expression(method: &MaskMethod, cx: &Context<'_>) -> Result<String, String> {
+    let (raw, column) = (cx.raw, cx.column);
+    let typed = |expr: String| format!("CAST({expr} AS {})", column.sql_type);
+    let need = |kinds: &[ColumnKind], what: &str| {
+        if kinds.contains(&column.kind) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} needs a {what} column, but {} is {}",
+                method_name(method),
+                column.name,
+                column.sql_type
+            ))
+        }
+    };
+    Ok(match method {
+        MaskMethod::Null => typed("NULL".into()),
+        MaskMethod::Constant(value) => typed(literal(value)),
+        MaskMethod::Hash { cast_to_text } => {
+            if !cast_to_text {
+                need(&[ColumnKind::Text], "text").map_err(|e| {
+                    format!("{e} (hash yields text; set cast_to_text = true to hash its text form)")
+                })?;
+            }
+            sha256_hex(&format!("{} || {}", cx.salt, as_text(raw, column)))
+        }
+        MaskMethod::Regex {
+            pattern,
+            replacement,
+        } => {
+            need(&[ColumnKind::Text], "text")?;
+            typed(format!(
+                "regexp_replace({raw}, {}, {}, 'g')",
+                literal(pattern),
+                literal(replacement)
+            ))
+        }
+        MaskMethod::Round { step } => {
+            need(&[ColumnKind::Number], "numeric")?;
+            typed(format!("round(CAST({raw} AS numeric) / {step}) * {step}"))
+        }
+        MaskMethod::Truncate { unit } => {
+            need(
+                &[ColumnKind::Date, ColumnKind::Timestamp],
+                "date or timestamp",
+            )?;
+            if column.kind == ColumnKind::Date && !unit.fits_date() {
+                return Err(format!(
+                    "truncate to {} needs a timestamp column, but {} is a date",
+                    unit.as_str(),
+                    column.name
+                ));
+            }
+            typed(format!("date_trunc({}, {raw})", literal(unit.as_str())))
+        }
+        MaskMethod::RandomizedResponse {
+            epsilon, domain, ..
+        } => {
+            need(&[ColumnKind::Text], "text")?;
+            let key = cx.key.ok_or("randomized_response needs its key column")?;
+            typed(randomized_response(cx, *epsilon, domain, key))
+        }
+    })
+}
+
+/// The raw value as the view shows it to exempt users: unchanged, except that a hashed
+/// column is text for everyone so the view's column has one type.
+pub fn exempt_expression(method: &MaskMethod, raw: &str, column: &Column) -> String {
+    match method {
+        MaskMethod::Hash { .. } => as_text(raw, column),
+        _ => raw.to_string(),
+    }
+}
+
+/// The type the view's column has.
+pub fn view_type(method: Option<&MaskMethod>, column: &Column) -> String {
+    match method {
+        Some(MaskMethod::Hash { .. }) => "text".into(),
+        _ => column.sql_type.clone(),
+    }
+}
+
+fn as_text(raw: &str, column: &Column) -> String {
+    if column.sql_type == "text" {
+        raw.to_string()
+    } else {
+        format!("CAST({raw} AS text)")
+    }
+}
+
+/// Hex SHA-256 of a text expression. Redshift: `sha2(<expr>, 256)`.
+fn sha256_hex(expr: &str) -> String {
+    format!("encode(sha256(convert_to({expr}, 'UTF8')), 'hex')")
+}
+
+/// A 32-bit draw from the first 8 hex digits of a hash.
+/// Redshift: `strtol(substring(<hash>, 1, 8), 16)`.
+fn draw(cx: &Context<'_>, key: &str, tag: &str) -> String {
+    let input = format!(
+        "{} || {} || CAST({key} AS text) || {}",
+        cx.salt,
+        literal(&format!(":{}:", cx.column.name)),
+        literal(&format!(":{tag}"))
+    );
+    format!(
+        "CAST(CAST('x' || substr({}, 1, 8) AS bit(32)) AS bigint)",
+        sha256_hex(&input)
+    )
+}
+
+/// `CASE MOD(index(v) + shift, k) WHEN 0 THEN d0 …`: shift is 0 when the value is kept,
+/// else 1 + (pick mod (k − 1)), which lands uniformly on the other k − 1 values. `index(v)`
+/// is NULL outside the domain, which makes the whole expression NULL.
+fn randomized_response(cx: &Context<'_>, epsilon: f64, domain: &[String], key: &str) -> String {
+    let k = domain.len();
+    let index: String = domain
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!(" WHEN {} THEN {i}", literal(v)))
+        .collect();
+    let outputs: String = domain
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!(" WHEN {i} THEN {}", literal(v)))
+        .collect();
+    format!(
+        "CASE MOD(CASE {raw}{index} END + CASE WHEN {keep} < {threshold} THEN 0 ELSE 1 + MOD({pick}, {others}) END, {k}){outputs} END",
+        raw = cx.raw,
+        keep = draw(cx, key, "keep"),
+        threshold = keep_threshold(epsilon, k),
+        pick = draw(cx, key, "pick"),
+        others = k - 1,
+    )
+}
+
+fn method_name(method: &MaskMethod) -> &'static str {
+    match method {
+        MaskMethod::Null => "null",
+        MaskMethod::Constant(_) => "constant",
+        MaskMethod::Hash { .. } => "hash",
+        MaskMethod::Regex { .. } => "regex",
+        MaskMethod::Round { .. } => "round",
+        MaskMethod::Truncate { .. } => "truncate",
+        MaskMethod::RandomizedResponse { .. } => "randomized_response",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::TruncateUnit;
+
+    fn column(name: &str, sql_type: &str, data_type: &str) -> Column {
+        Column {
+            name: name.into(),
+            sql_type: sql_type.into(),
+            kind: ColumnKind::from_data_type(data_type),
+        }
+    }
+
+    fn cx<'a>(raw: &'a str, column: &'a Column) -> Context<'a> {
+        Context {
+            raw,
+            column,
+            salt: "s",
+            key: Some("t.id"),
+        }
+    }
+
+    #[test]
+    fn keep_probability_matches_the_formula() {
+        assert!((keep_probability(1.0, 4) - 0.475_367_3).abs() < 1e-6);
+        assert!((keep_probability(0.0, 2) - 0.5).abs() < 1e-12);
+        assert_eq!(keep_threshold(1.0, 4), 2_041_685_230);
+    }
+
+    #[test]
+    fn expressions_keep_the_column_type() {
+        let salary = column("salary", "numeric(12,2)", "numeric");
+        assert_eq!(
+            masked_expression(
+                &MaskMethod::Round {
+                    step: "10000".into()
+                },
+                &cx("t.salary", &salary)
+            )
+            .unwrap(),
+            "CAST(round(CAST(t.salary AS numeric) / 10000) * 10000 AS numeric(12,2))"
+        );
+        let name = column("name", "text", "text");
+        assert_eq!(
+            masked_expression(
+                &MaskMethod::Regex {
+                    pattern: "^(.).*$".into(),
+                    replacement: "\\1***".into()
+                },
+                &cx("t.name", &name)
+            )
+            .unwrap(),
+            "CAST(regexp_replace(t.name, '^(.).*$', '\\1***', 'g') AS text)"
+        );
+        assert_eq!(
+            masked_expression(
+                &MaskMethod::Hash {
+                    cast_to_text: false
+                },
+                &cx("t.name", &name)
+            )
+            .unwrap(),
+            "encode(sha256(convert_to(s || t.name, 'UTF8')), 'hex')"
+        );
+        let hired = column("hired", "date", "date");
+        assert_eq!(
+            masked_expression(
+                &MaskMethod::Truncate {
+                    unit: TruncateUnit::Month
+                },
+                &cx("t.hired", &hired)
+            )
+            .unwrap(),
+            "CAST(date_trunc('month', t.hired) AS date)"
+        );
+    }
+
+    #[test]
+    fn methods_refuse_columns_of_the_wrong_type() {
+        let id = column("id", "integer", "integer");
+        assert_eq!(
+            masked_expression(&MaskMethod::Hash { cast_to_text: false }, &cx("t.id", &id)).unwrap_err(),
+            "hash needs a text column, but id is integer (hash yields text; set cast_to_text = true to hash its text form)"
+        );
+        assert_eq!(
+            masked_expression(&MaskMethod::Hash { cast_to_text: true }, &cx("t.id", &id)).unwrap(),
+            "encode(sha256(convert_to(s || CAST(t.id AS text), 'UTF8')), 'hex')"
+        );
+        let hired = column("hired", "date", "date");
+        assert_eq!(
+            masked_expression(
+                &MaskMethod::Truncate {
+                    unit: TruncateUnit::Hour
+                },
+                &cx("t.hired", &hired)
+            )
+            .unwrap_err(),
+            "truncate to hour needs a timestamp column, but hired is a date"
+        );
+        assert_eq!(
+            masked_expression(
+                &MaskMethod::Round { step: "5".into() },
+                &cx("t.hired", &hired)
+            )
+            .unwrap_err(),
+            "round needs a numeric column, but hired is date"
+        );
+    }
+
+    #[test]
+    fn randomized_response_expression() {
+        let dept = column("dept", "text", "text");
+        let sql = masked_expression(
+            &MaskMethod::RandomizedResponse {
+                epsilon: 1.0,
+                domain: vec!["a".into(), "b".into()],
+                key: "id".into(),
+            },
+            &cx("t.dept", &dept),
+        )
+        .unwrap();
+        let draw = |tag: &str| {
+            format!("CAST(CAST('x' || substr(encode(sha256(convert_to(s || ':dept:' || CAST(t.id AS text) || ':{tag}', 'UTF8')), 'hex'), 1, 8) AS bit(32)) AS bigint)")
+        };
+        assert_eq!(
+            sql,
+            format!(
+                "CAST(CASE MOD(CASE t.dept WHEN 'a' THEN 0 WHEN 'b' THEN 1 END + CASE WHEN {} < 3139872686 THEN 0 ELSE 1 + MOD({}, 1) END, 2) WHEN 0 THEN 'a' WHEN 1 THEN 'b' END AS text)",
+                draw("keep"),
+                draw("pick")
+            )
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The fixed objects sync installs in every database with data sources: schemas, profile
+//! tables, the secure profile views and the impersonation stub.
+//!
+//! Profile tables are normalized (rows, not arrays or JSON) so the same SQL runs on Redshift.
+//! They are owned by the system role and never granted to the query role; what a session may
+//! see of its own profile goes through the secure views, each filtered to
+//! `current_setting('immuta.user', true)` and marked `security_barrier` so a client's
+//! predicate cannot look at other users' rows. `profile_access` holds the precomputed
+//! entitlement rows the policy views join (see entitle.rs); its `salt` is deliberately not
+//! part of `user_access`.
+
+use super::{FUNCTIONS_SCHEMA, PROCEDURES_SCHEMA, SYSTEM_SCHEMA};
+
+/// Tables sync creates when missing: (name, columns).
+pub const TABLES: [(&str, &str); 6] = [
+    (
+        "profile_users",
+        "user_name text PRIMARY KEY, can_impersonate boolean NOT NULL",
+    ),
+    (
+        "profile_groups",
+        "user_name text NOT NULL, group_name text NOT NULL, PRIMARY KEY (user_name, group_name)",
+    ),
+    (
+        "profile_attributes",
+        "user_name text NOT NULL, attribute text NOT NULL, value text NOT NULL, \
+         PRIMARY KEY (user_name, attribute, value)",
+    ),
+    (
+        "profile_access",
+        "user_name text NOT NULL, data_source text NOT NULL, flags text NOT NULL, \
+         attribute_values text NOT NULL, salt text NOT NULL, PRIMARY KEY (user_name, data_source)",
+    ),
+    // One row per synced data source: how sync finds views to drop, keeps salts stable and
+    // tells whether a view's definition changed.
+    (
+        "data_sources",
+        "data_source text PRIMARY KEY, view_schema text NOT NULL, view_name text NOT NULL, \
+         salt text NOT NULL, definition_sha256 text NOT NULL",
+    ),
+    // Fingerprints of the secure views and the procedure, so they are replaced only when
+    // this code changes them.
+    (
+        "managed_objects",
+        "object text PRIMARY KEY, definition_sha256 text NOT NULL",
+    ),
+];
+
+/// Profile tables the query role must never read.
+pub const PROFILE_TABLES: [&str; 4] = [
+    "profile_users",
+    "profile_groups",
+    "profile_attributes",
+    "profile_access",
+];
+
+/// The secure views: (name, select list, profile table).
+const SECURE_VIEWS: [(&str, &str, &str); 4] = [
+    (
+        "user_profile",
+        "user_name, can_impersonate",
+        "profile_users",
+    ),
+    ("user_groups", "group_name", "profile_groups"),
+    ("user_attributes", "attribute, value", "profile_attributes"),
+    ("user_access", "data_source", "profile_access"),
+];
+
+/// A fixed object: its qualified name, the DDL that (re)creates it, and the privilege the
+/// query role gets on it.
+pub struct Managed {
+    pub name: String,
+    pub ddl: String,
+    pub kind: ManagedKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedKind {
+    /// The query role gets SELECT.
+    View,
+    /// The query role gets EXECUTE; `signature` is for `has_function_privilege`.
+    Procedure { signature: &'static str },
+}
+
+/// The secure views and the impersonation stub.
+pub fn managed_objects() -> Vec<Managed> {
+    let mut objects: Vec<Managed> = SECURE_VIEWS
+        .iter()
+        .map(|(name, columns, table)| Managed {
+            name: format!("{SYSTEM_SCHEMA}.{name}"),
+            ddl: format!(
+                "CREATE OR REPLACE VIEW {SYSTEM_SCHEMA}.{name} WITH (security_barrier) AS \
+                 SELECT {columns} FROM {SYSTEM_SCHEMA}.{table} \
+                 WHERE user_name = current_setting('immuta.user', true)"
+            ),
+            kind: ManagedKind::View,
+        })
+        .collect();
+    // Direct connections reach the cluster without the proxy, which is what answers this
+    // call; say so instead of failing with "procedure does not exist".
+    objects.push(Managed {
+        name: format!("{PROCEDURES_SCHEMA}.impersonate_user"),
+        ddl: format!(
+            "CREATE OR REPLACE PROCEDURE {PROCEDURES_SCHEMA}.impersonate_user(user_name text) \
+             LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION \
+             'immuta_procedures.impersonate_user works only through the redveil proxy; connect through it to impersonate a user' \
+             USING ERRCODE = '0A000'; END $$"
+        ),
+        kind: ManagedKind::Procedure {
+            signature: "immuta_procedures.impersonate_user(text)",
+        },
+    });
+    objects
+}
+
+/// Schemas sync creates, besides the view schema. `immuta_functions` is where masking helpers
+/// would live; today's masks are inline expressions (cheaper to plan), but the schema is part
+/// of the layout clients and tools expect.
+pub const SCHEMAS: [&str; 3] = [SYSTEM_SCHEMA, FUNCTIONS_SCHEMA, PROCEDURES_SCHEMA];

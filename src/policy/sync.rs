@@ -1,0 +1,538 @@
+//! Sync: makes one database's schemas, profile, views and grants match the catalog, in one
+//! transaction, touching only what differs, and reports every change (so a second run
+//! reports none).
+//!
+//! Order matters: first the checks that make the rest pointless (the query role must exist
+//! and must not read a registered table), then fixed objects, then views, then the profile
+//! rows, then the profile-table check. Any error rolls everything back: the cluster keeps the
+//! previous, consistent policy.
+
+use super::compile::{compile, CompiledView};
+use super::masks::{Column, ColumnKind};
+use super::model::{Catalog, DataSource};
+use super::report::{Change, SyncError, SyncReport};
+use super::schema::{self, ManagedKind};
+use super::sql::{ident, qualified};
+use super::SYSTEM_SCHEMA;
+use std::collections::{BTreeMap, BTreeSet};
+use tokio_postgres::{Client, Transaction};
+
+/// Serializes concurrent syncs of one database (several proxy instances starting at once).
+const ADVISORY_LOCK: i64 = 0x7265_6476_6569_6c00; // "redveil\0"
+
+/// Where and for whom to sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// The database the client is connected to.
+    pub database: String,
+    /// The database of data sources that name none (`backend.database`).
+    pub default_database: String,
+    /// The query role (the pool's login) that gets the views.
+    pub query_role: String,
+}
+/// Syncs the data sources of `options.database`. The client must be logged in as the system
+/// role and connected to that database.
+pub async fn sync(
+    client: &mut Client,
+    catalog: &Catalog,
+    options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(SyncError::db("starting the sync transaction"))?;
+    tx.batch_execute(&format!(
+        "SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock({ADVISORY_LOCK})"
+    ))
+    .await
+    .map_err(SyncError::db("locking for sync"))?;
+    let sources: Vec<&DataSource> = catalog
+        .data_sources
+        .iter()
+        .filter(|ds| {
+            ds.table
+                .database
+                .as_deref()
+                .unwrap_or(&options.default_database)
+                == options.database
+        })
+        .collect();
+    let mut run = Run {
+        tx: &tx,
+        role: &options.query_role,
+        changes: Vec::new(),
+    };
+    run.check_role_and_raw_tables(&sources).await?;
+    run.install_fixed(&catalog.view_schema).await?;
+    let salts = run.sync_views(&sources, &catalog.view_schema).await?;
+    run.sync_profile(catalog, &sources, &salts).await?;
+    run.check_profile_tables().await?;
+    let changes = run.changes;
+    tx.commit()
+        .await
+        .map_err(SyncError::db("committing the sync"))?;
+    Ok(SyncReport {
+        database: options.database.clone(),
+        changes,
+    })
+}
+
+/// The table's columns in order, as the compiler needs them.
+pub async fn table_columns(
+    client: &impl tokio_postgres::GenericClient,
+    ds: &DataSource,
+) -> Result<Vec<Column>, SyncError> {
+    // information_schema gives the order and the type family; format_type the exact type
+    // with its modifiers (numeric(12,2)), which information_schema spreads over columns.
+    let rows = client
+        .query(
+            "SELECT c.column_name::text, c.data_type::text, format_type(a.atttypid, a.atttypmod) \
+             FROM information_schema.columns c \
+             JOIN pg_catalog.pg_namespace n ON n.nspname = c.table_schema \
+             JOIN pg_catalog.pg_class r ON r.relnamespace = n.oid AND r.relname = c.table_name \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attname = c.column_name \
+             WHERE c.table_schema = $1 AND c.table_name = $2 ORDER BY c.ordinal_position",
+            &[&ds.table.schema, &ds.table.table],
+        )
+        .await
+        .map_err(SyncError::db(format!(
+            "reading the columns of {}",
+            ds.table
+        )))?;
+    if rows.is_empty() {
+        return Err(SyncError::MissingTable {
+            item: format!("{}.table", ds.origin),
+            table: ds.table.to_string(),
+        });
+    }
+    Ok(rows
+        .iter()
+        .map(|row| Column {
+            name: row.get(0),
+            kind: ColumnKind::from_data_type(row.get(1)),
+            sql_type: row.get(2),
+        })
+        .collect())
+}
+
+/// A privilege the query role must hold.
+struct Grant<'a> {
+    /// `SELECT has_…_privilege($1, $2, '…')`.
+    check: &'a str,
+    /// `$2` of the check.
+    object: &'a str,
+    /// The object as reports name it.
+    display: &'a str,
+    privilege: &'a str,
+    /// What follows GRANT, e.g. `SELECT ON "immuta"."hr_employees"`.
+    what: String,
+}
+
+/// One sync in progress; its profile half lives in profile.rs.
+pub(super) struct Run<'a> {
+    pub(super) tx: &'a Transaction<'a>,
+    pub(super) role: &'a str,
+    pub(super) changes: Vec<Change>,
+}
+
+impl Run<'_> {
+    pub(super) async fn exec(&self, sql: &str, context: &str) -> Result<(), SyncError> {
+        self.tx
+            .batch_execute(sql)
+            .await
+            .map_err(SyncError::db(context.to_string()))
+    }
+
+    pub(super) async fn flag(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        context: &str,
+    ) -> Result<bool, SyncError> {
+        let row = self
+            .tx
+            .query_one(sql, params)
+            .await
+            .map_err(SyncError::db(context.to_string()))?;
+        Ok(row.get(0))
+    }
+
+    async fn check_role_and_raw_tables(&self, sources: &[&DataSource]) -> Result<(), SyncError> {
+        let exists = self
+            .flag(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)",
+                &[&self.role],
+                "looking up the query role",
+            )
+            .await?;
+        if !exists {
+            return Err(SyncError::NoQueryRole(self.role.to_string()));
+        }
+        let mut readable = Vec::new();
+        for ds in sources {
+            let table = qualified(&ds.table.schema, &ds.table.table);
+            let found = self
+                .flag(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+                     ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+                    &[&ds.table.schema, &ds.table.table],
+                    "looking up a registered table",
+                )
+                .await?;
+            if !found {
+                return Err(SyncError::MissingTable {
+                    item: format!("{}.table", ds.origin),
+                    table: ds.table.to_string(),
+                });
+            }
+            let can_read = self
+                .flag(
+                    "SELECT has_any_column_privilege($1, $2, 'SELECT')",
+                    &[&self.role, &table],
+                    "checking the query role's privileges",
+                )
+                .await?;
+            if can_read {
+                readable.push(ds.table.key());
+            }
+        }
+        if readable.is_empty() {
+            Ok(())
+        } else {
+            Err(SyncError::DirectAccess {
+                role: self.role.to_string(),
+                tables: readable,
+            })
+        }
+    }
+
+    /// Replaces the row of `key` in a registry table (DELETE + INSERT: Redshift has no
+    /// ON CONFLICT).
+    async fn record(
+        &self,
+        table: &str,
+        key_column: &str,
+        key: &str,
+        row: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), SyncError> {
+        let name = qualified(SYSTEM_SCHEMA, table);
+        let context = format!("recording in {name}");
+        self.tx
+            .execute(
+                &format!("DELETE FROM {name} WHERE {key_column} = $1"),
+                &[&key],
+            )
+            .await
+            .map_err(SyncError::db(context.clone()))?;
+        let values: Vec<String> = (1..=row.len()).map(|i| format!("${i}")).collect();
+        self.tx
+            .execute(
+                &format!("INSERT INTO {name} VALUES ({})", values.join(", ")),
+                row,
+            )
+            .await
+            .map_err(SyncError::db(context))?;
+        Ok(())
+    }
+
+    async fn relation_exists(&self, schema: &str, name: &str) -> Result<bool, SyncError> {
+        self.flag(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+             ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&schema, &name],
+            "looking up a relation",
+        )
+        .await
+    }
+
+    /// Grants `privilege` on `object` (as SQL text for the `has_*_privilege` check) unless
+    /// the query role has it. A grant that completes an object created in this run is part
+    /// of that change; only a repaired grant is reported on its own.
+    async fn grant(&mut self, grant: Grant<'_>, just_created: bool) -> Result<(), SyncError> {
+        let has = self
+            .flag(
+                grant.check,
+                &[&self.role, &grant.object],
+                "checking a grant",
+            )
+            .await?;
+        if !has {
+            let sql = format!("GRANT {} TO {}", grant.what, ident(self.role));
+            self.exec(
+                &sql,
+                &format!("granting {} on {}", grant.privilege, grant.display),
+            )
+            .await?;
+            if !just_created {
+                self.changes.push(Change::Granted {
+                    privilege: grant.privilege.into(),
+                    object: grant.display.into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn install_fixed(&mut self, view_schema: &str) -> Result<(), SyncError> {
+        let mut created = BTreeSet::new();
+        for name in schema::SCHEMAS.iter().copied().chain([view_schema]) {
+            let exists = self
+                .flag(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+                    &[&name],
+                    "looking up a schema",
+                )
+                .await?;
+            if !exists {
+                self.exec(
+                    &format!("CREATE SCHEMA {}", ident(name)),
+                    "creating a schema",
+                )
+                .await?;
+                self.changes.push(Change::CreatedSchema(name.into()));
+                created.insert(name);
+            }
+        }
+        for (table, columns) in schema::TABLES {
+            if !self.relation_exists(SYSTEM_SCHEMA, table).await? {
+                let name = qualified(SYSTEM_SCHEMA, table);
+                self.exec(
+                    &format!("CREATE TABLE {name} ({columns})"),
+                    "creating a profile table",
+                )
+                .await?;
+                self.changes
+                    .push(Change::CreatedTable(format!("{SYSTEM_SCHEMA}.{table}")));
+            }
+        }
+        let installed: BTreeMap<String, String> = self
+            .tx
+            .query(
+                "SELECT object, definition_sha256 FROM immuta_system.managed_objects",
+                &[],
+            )
+            .await
+            .map_err(SyncError::db("reading managed objects"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for object in schema::managed_objects() {
+            let digest = sha256_hex(&object.ddl);
+            let (obj_schema, obj_name) = object.name.split_once('.').unwrap_or_default();
+            let present = match object.kind {
+                ManagedKind::View => self.relation_exists(obj_schema, obj_name).await?,
+                ManagedKind::Procedure { .. } => {
+                    self.flag(
+                        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n \
+                         ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2)",
+                        &[&obj_schema, &obj_name],
+                        "looking up a procedure",
+                    )
+                    .await?
+                }
+            };
+            let install = !present || installed.get(&object.name) != Some(&digest);
+            if install {
+                self.exec(&object.ddl, &format!("installing {}", object.name))
+                    .await?;
+                self.record(
+                    "managed_objects",
+                    "object",
+                    &object.name,
+                    &[&object.name, &digest],
+                )
+                .await?;
+                self.changes
+                    .push(Change::InstalledObject(object.name.clone()));
+            }
+            let grant = match object.kind {
+                ManagedKind::View => Grant {
+                    check: "SELECT has_table_privilege($1, $2, 'SELECT')",
+                    object: &object.name,
+                    display: &object.name,
+                    privilege: "SELECT",
+                    what: format!("SELECT ON {}", object.name),
+                },
+                ManagedKind::Procedure { signature } => Grant {
+                    check: "SELECT has_function_privilege($1, $2, 'EXECUTE')",
+                    object: signature,
+                    display: &object.name,
+                    privilege: "EXECUTE",
+                    what: format!("EXECUTE ON PROCEDURE {signature}"),
+                },
+            };
+            self.grant(grant, install).await?;
+        }
+        for name in schema::SCHEMAS.iter().copied().chain([view_schema]) {
+            let grant = Grant {
+                check: "SELECT has_schema_privilege($1, $2, 'USAGE')",
+                object: name,
+                display: name,
+                privilege: "USAGE",
+                what: format!("USAGE ON SCHEMA {}", ident(name)),
+            };
+            self.grant(grant, created.contains(name)).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates, replaces and drops views; returns each data source's salt.
+    async fn sync_views(
+        &mut self,
+        sources: &[&DataSource],
+        view_schema: &str,
+    ) -> Result<BTreeMap<String, String>, SyncError> {
+        struct Registered {
+            view_schema: String,
+            view_name: String,
+            salt: String,
+            digest: String,
+        }
+        let mut registry: BTreeMap<String, Registered> = self
+            .tx
+            .query(
+                "SELECT data_source, view_schema, view_name, salt, definition_sha256 FROM immuta_system.data_sources",
+                &[],
+            )
+            .await
+            .map_err(SyncError::db("reading the data source registry"))?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    Registered {
+                        view_schema: r.get(1),
+                        view_name: r.get(2),
+                        salt: r.get(3),
+                        digest: r.get(4),
+                    },
+                )
+            })
+            .collect();
+        let mut salts = BTreeMap::new();
+        for ds in sources {
+            let key = ds.table.key();
+            let columns = table_columns(self.tx, ds).await?;
+            let view = compile(ds, view_schema, &columns)?;
+            let digest = sha256_hex(&view.sql);
+            let previous = registry.remove(&key);
+            let salt = ds
+                .salt
+                .clone()
+                .or_else(|| previous.as_ref().map(|p| p.salt.clone()))
+                .unwrap_or_else(random_salt);
+            let view_name = ds.view_name();
+            let present = self.relation_exists(view_schema, &view_name).await?;
+            let unchanged = previous.as_ref().is_some_and(|p| {
+                p.digest == digest && p.view_schema == view_schema && p.view_name == view_name
+            });
+            if !(present && unchanged) {
+                if let Some(p) = previous
+                    .as_ref()
+                    .filter(|p| p.view_schema != view_schema || p.view_name != view_name)
+                {
+                    let old = qualified(&p.view_schema, &p.view_name);
+                    self.exec(&format!("DROP VIEW IF EXISTS {old}"), "dropping a view")
+                        .await?;
+                }
+                self.create_view(ds, &view, present).await?;
+                self.changes.push(if previous.is_some() || present {
+                    Change::ReplacedView {
+                        view: format!("{view_schema}.{view_name}"),
+                        data_source: key.clone(),
+                    }
+                } else {
+                    Change::CreatedView {
+                        view: format!("{view_schema}.{view_name}"),
+                        data_source: key.clone(),
+                    }
+                });
+            }
+            if !unchanged || previous.as_ref().is_some_and(|p| p.salt != salt) {
+                let row: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                    [&key, &view_schema, &view_name, &salt, &digest];
+                self.record("data_sources", "data_source", &key, &row)
+                    .await?;
+            }
+            let display = format!("{view_schema}.{view_name}");
+            let grant = Grant {
+                check: "SELECT has_table_privilege($1, $2, 'SELECT')",
+                object: &view.view,
+                display: &display,
+                privilege: "SELECT",
+                what: format!("SELECT ON {}", view.view),
+            };
+            self.grant(grant, !(present && unchanged)).await?;
+            salts.insert(key, salt);
+        }
+        // Whatever is left in the registry was removed from the catalog.
+        for (data_source, old) in registry {
+            let view = qualified(&old.view_schema, &old.view_name);
+            self.exec(&format!("DROP VIEW IF EXISTS {view}"), "dropping a view")
+                .await?;
+            self.tx
+                .execute(
+                    "DELETE FROM immuta_system.data_sources WHERE data_source = $1",
+                    &[&data_source],
+                )
+                .await
+                .map_err(SyncError::db("forgetting a data source"))?;
+            self.changes.push(Change::DroppedView {
+                view: format!("{}.{}", old.view_schema, old.view_name),
+                data_source,
+            });
+        }
+        Ok(salts)
+    }
+
+    async fn create_view(
+        &self,
+        ds: &DataSource,
+        view: &CompiledView,
+        present: bool,
+    ) -> Result<(), SyncError> {
+        if present {
+            // Not CREATE OR REPLACE: it refuses column type changes after an ALTER TABLE.
+            self.exec(&format!("DROP VIEW {}", view.view), "dropping a view")
+                .await?;
+        }
+        self.tx
+            .batch_execute(&view.sql)
+            .await
+            .map_err(|e| SyncError::ViewRejected {
+                item: ds.origin.clone(),
+                view: view.view.clone(),
+                message: e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string()),
+            })
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 128 random bits as hex. No entropy means no safe salt, so that is fatal (as for SCRAM).
+fn random_salt() -> String {
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system random number generator failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_and_salts_are_hex() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(random_salt().len(), 32);
+    }
+}
