@@ -8,6 +8,7 @@ Record kinds (first column):
   pgbench  MODE CLIENTS TARGET ROUND TPS MEAN_MS P99_MS TRANSACTIONS PROXY_CPU_S
   stream   KIND TARGET ROWS SECONDS RSS_BEFORE_KB PEAK_RSS_KB
   idle     TARGET COUNT RSS_BEFORE_KB RSS_AFTER_KB OPEN_TIME
+  callgrind MODE TARGET N INSTRUCTIONS_N INSTRUCTIONS_2N
 """
 import statistics
 import sys
@@ -36,7 +37,7 @@ def ratio(a, b):
 
 
 def load(path):
-    meta, bench, stream, idle = {}, defaultdict(list), {}, []
+    meta, bench, stream, idle, cg = {}, defaultdict(list), {}, [], {}
     with open(path) as f:
         for line in f:
             rec = line.rstrip("\n").split("\t")
@@ -56,7 +57,10 @@ def load(path):
             elif rec[0] == "idle":
                 target, count, before, after, opened = rec[1:6]
                 idle.append((target, int(count), num(before), num(after), opened))
-    return meta, bench, stream, idle
+            elif rec[0] == "callgrind":
+                mode, target, n, i1, i2 = rec[1:6]
+                cg[(mode, target)] = (int(i2) - int(i1)) / int(n)
+    return meta, bench, stream, idle, cg
 
 
 def median(values):
@@ -162,8 +166,28 @@ def idle_section(idle, out):
     out.append("")
 
 
+def callgrind_section(cg, out):
+    if not cg:
+        return
+    out.append("### CPU per statement: instructions counted by callgrind (1 client, noise-free)")
+    out.append("")
+    out.append("| mode | PgBouncer | redveil | redveil / PgBouncer |")
+    out.append("|---|---:|---:|---:|")
+    for mode in ("simple", "extended", "prepared"):
+        pgb, rv = cg.get((mode, "pgbouncer")), cg.get((mode, "redveil"))
+        if pgb is None and rv is None:
+            continue
+        out.append(f"| {mode} | {fmt(pgb) if pgb is not None else 'n/a¹'} | {fmt(rv)} | {ratio(rv, pgb)} |")
+    out.append("")
+    out.append(
+        "Instructions the proxy process executes per `pgbench -S` statement, TLS to the client "
+        "included: (I(2N) − I(N)) / N from two callgrind runs, so start-up, handshake and login cancel out."
+    )
+    out.append("")
+
+
 def main():
-    meta, bench, stream, idle = load(sys.argv[1])
+    meta, bench, stream, idle, cg = load(sys.argv[1])
     command = sys.argv[2]
     settings = meta.get("settings", "")
     out = [f"## Bench run {meta.get('date', '')}", ""]
@@ -189,6 +213,7 @@ def main():
     pgbench_section(meta, bench, out)
     stream_section(stream, out)
     idle_section(idle, out)
+    callgrind_section(cg, out)
     print("\n".join(out))
 
 

@@ -15,6 +15,7 @@
 #   POOL_SIZE [10]      backend connections per proxy (same for both)
 #   STREAM_ROWS [1000000] rows of repeat('x', 1000) in the large-result runs (0 = skip)
 #   IDLE_COUNTS [1000 10000] idle TLS clients held open per proxy (empty = skip)
+#   CALLGRIND_N [2000]  statements per callgrind run (instructions per statement; 0 = skip)
 #   BENCH_TLS [on]      TLS between clients and both proxies (off: cleartext to both)
 #   OUT [bench/results/<date>.md]
 #   HOLD [0]            1: start everything, print psql/pgbench environments, wait for
@@ -34,6 +35,7 @@ STREAM_ROWS=${STREAM_ROWS:-1000000}
 IDLE_COUNTS=${IDLE_COUNTS-1000 10000}
 BENCH_TLS=${BENCH_TLS:-on}
 HOLD=${HOLD:-0}
+CALLGRIND_N=${CALLGRIND_N:-2000}
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -88,9 +90,11 @@ free_port() {
 }
 
 # Runs a command as the OS user the proxies and the cluster run as (PgBouncer refuses root).
+# runuser's PAM session resets the soft open-files limit (1024 on Debian): raise it again,
+# or PgBouncer cannot hold the idle-client test's connections.
 as_service() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
+        runuser -u postgres -- bash -c 'ulimit -n "$(ulimit -Hn)" && exec "$@"' as_service "$@"
     else
         "$@"
     fi
@@ -199,7 +203,12 @@ pids+=("$rv_pid")
 
 pgb_port=$(free_port)
 mkdir -p "$tmp/pgbouncer"
-printf '"%s" "%s"\n' "$query_user" "$query_password" >"$tmp/pgbouncer/userlist.txt"
+# The role's SCRAM verifier, as PostgreSQL stores it: PgBouncer then checks clients without
+# deriving the key from a plaintext password on every login (as redveil does with its
+# verifiers), and logs in to PostgreSQL with the client's SCRAM proof.
+query_verifier=$(env "${su_env[@]}" PGDATABASE=postgres psql -X -A -t \
+    -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$query_user'")
+printf '"%s" "%s"\n' "$query_user" "$query_verifier" >"$tmp/pgbouncer/userlist.txt"
 if [ "$BENCH_TLS" = on ]; then
     pgb_tls="client_tls_sslmode = require
 client_tls_cert_file = $tmp/certs/server.crt
@@ -283,8 +292,8 @@ results=$tmp/results.tsv
     printf 'meta\tpgbouncer\t%s\n' "$("$pgbouncer_bin" --version | head -n1)"
     printf 'meta\tpgbench\t%s\n' "$(pgbench --version)"
     printf 'meta\tload_start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-    printf 'meta\tsettings\tCLIENTS="%s" JOBS=%s DURATION=%s ROUNDS=%s SCALE=%s POOL_SIZE=%s BENCH_TLS=%s STREAM_ROWS=%s IDLE_COUNTS="%s"\n' \
-        "$CLIENTS" "$JOBS" "$DURATION" "$ROUNDS" "$SCALE" "$POOL_SIZE" "$BENCH_TLS" "$STREAM_ROWS" "$IDLE_COUNTS"
+    printf 'meta\tsettings\tCLIENTS="%s" JOBS=%s DURATION=%s ROUNDS=%s SCALE=%s POOL_SIZE=%s BENCH_TLS=%s STREAM_ROWS=%s IDLE_COUNTS="%s" CALLGRIND_N=%s\n' \
+        "$CLIENTS" "$JOBS" "$DURATION" "$ROUNDS" "$SCALE" "$POOL_SIZE" "$BENCH_TLS" "$STREAM_ROWS" "$IDLE_COUNTS" "$CALLGRIND_N"
 } >>"$results"
 
 # ---------------------------------------------------------------- pgbench -S
@@ -402,7 +411,7 @@ idle_one() {
         fi
         sleep 0.5
         waited=$((waited + 1))
-        [ "$waited" -lt 1200 ] || die "idle clients against $target: timed out"
+        [ "$waited" -lt 600 ] || die "idle clients against $target: timed out"
     done
     sleep 2
     after=$(status_kb "$pid" VmRSS)
@@ -418,6 +427,16 @@ for count in $IDLE_COUNTS; do
         idle_one "$target" "$count"
     done
 done
+
+# shellcheck source=bench/callgrind.sh
+. "$repo/bench/callgrind.sh"
+if [ "$CALLGRIND_N" -gt 0 ]; then
+    if command -v valgrind >/dev/null; then
+        callgrind_phase "$CALLGRIND_N"
+    else
+        log "valgrind not found: no instruction counts (scripts/install-deps.sh --bench)"
+    fi
+fi
 
 printf 'meta\tload_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 

@@ -26,6 +26,8 @@ struct Args {
     conn: String,
 }
 
+const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 type Held = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
 
 #[tokio::main(flavor = "current_thread")]
@@ -49,12 +51,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (config, tls, gate) = (config.clone(), tls.clone(), gate.clone());
         opening.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            open(&config, tls).await
+            // A proxy that stops accepting (e.g. out of file descriptors) must fail the
+            // measurement, not hang it.
+            tokio::time::timeout(LOGIN_TIMEOUT, open(&config, tls))
+                .await
+                .map_err(|_| "login timed out")?
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         });
     }
     let mut held = Vec::with_capacity(args.count);
     while let Some(joined) = opening.join_next().await {
-        held.push(joined??);
+        held.push(joined?.map_err(|e| e as Box<dyn std::error::Error>)?);
     }
     println!(
         "open {} in {:.1} s",
