@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what redveil's tests and demo need, when it is missing (Debian/Ubuntu, apt-get):
 #   PostgreSQL server binaries (initdb, postgres, pg_ctl) and the psql client;
-#   with --bench also pgbouncer.
+#   with --bench also PgBouncer, pgbench, python3 and valgrind (for bench/run.sh).
 # Idempotent and silent when everything is present. Runs apt-get update only when a
 # package must be installed. Never creates or starts a system PostgreSQL cluster: the
 # tests and the demo start their own private server on a free port.
@@ -55,6 +55,12 @@ have_server || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 if [ "$bench" -eq 1 ]; then
     command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+    # pgbench ships in Debian's postgresql-client-NN (postgresql-contrib on older releases).
+    if ! command -v pgbench >/dev/null 2>&1 && [[ " ${missing[*]} " != *" postgresql-client "* ]]; then
+        missing+=(postgresql-client)
+    fi
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 fi
 
 if [ "${#missing[@]}" -eq 0 ]; then

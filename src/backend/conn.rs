@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Where and as whom the pool logs in.
@@ -250,10 +250,16 @@ impl BackendConn {
         if self.broken || !self.read_buf.is_empty() {
             return false;
         }
+        // One poll of the socket, no timer: tokio's timer has millisecond resolution, so
+        // even a zero timeout parked the task until the next tick, adding up to 1 ms to
+        // every checkout (bench/: 10x fewer TPS than PgBouncer at 1 client).
         let mut probe = [0u8; 1];
-        match tokio::time::timeout(Duration::ZERO, self.stream.read(&mut probe)).await {
-            Err(_elapsed) => true,
-            Ok(_) => false,
-        }
+        let mut probe = tokio::io::ReadBuf::new(&mut probe);
+        let stream = &mut self.stream;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::pin::Pin::new(&mut *stream).poll_read(cx, &mut probe))
+        })
+        .await
+        .is_pending()
     }
 }
