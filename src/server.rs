@@ -5,6 +5,7 @@ use crate::backend::{BackendTarget, Pools};
 use crate::config::{BackendTlsMode, Config, TlsMode};
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::login::FailureTracker;
+use crate::policy::Catalog;
 use crate::rewrite::{Registry, RewriteCache};
 use crate::tls::{self, ServerTls};
 use std::net::SocketAddr;
@@ -23,6 +24,8 @@ pub struct Shared {
     pub pools: Pools,
     pub cancels: Arc<CancelRegistry>,
     pub failures: FailureTracker,
+    /// The validated catalog: users, data sources and their policies.
+    pub catalog: Arc<Catalog>,
     /// Registered tables per database, built from the catalog on first use.
     pub registries: dashmap::DashMap<String, Arc<Registry>>,
     pub rewrites: Arc<RewriteCache>,
@@ -53,7 +56,13 @@ impl Shared {
     pub fn registry(&self, database: &str) -> Arc<Registry> {
         self.registries
             .entry(database.to_string())
-            .or_insert_with(|| Arc::new(Registry::from_config(&self.config, database)))
+            .or_insert_with(|| {
+                Arc::new(Registry::from_catalog(
+                    &self.catalog,
+                    database,
+                    &self.config.backend.database,
+                ))
+            })
             .clone()
     }
 }
@@ -97,6 +106,11 @@ impl Server {
                 tracing::info!("{report}");
             }
         }
+        // Config::load validated it already; a config built another way is checked here.
+        let catalog = Arc::new(
+            Catalog::from_config(&config)
+                .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?,
+        );
         let addr = config.listen.address;
         let listener = TcpListener::bind(addr)
             .await
@@ -107,6 +121,7 @@ impl Server {
             tls,
             cancels: Arc::new(CancelRegistry::default()),
             failures: FailureTracker::default(),
+            catalog,
             registries: Default::default(),
             rewrites: Arc::new(RewriteCache::new(REWRITE_CACHE_ENTRIES)),
             shutdown: CancellationToken::new(),

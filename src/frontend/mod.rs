@@ -96,6 +96,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let settings = RelaySettings {
         mode: shared.config.pool.mode,
         config: shared.config.clone(),
+        catalog: shared.catalog.clone(),
         registry: shared.registry(&session.database),
         rewrites: shared.rewrites.clone(),
         backend_role: shared.config.backend.user.clone(),

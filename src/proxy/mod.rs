@@ -41,8 +41,10 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct RelaySettings {
     pub mode: PoolMode,
-    /// The catalog: who may impersonate whom.
+    /// The configuration: who may impersonate whom.
     pub config: Arc<crate::config::Config>,
+    /// Who is subscribed to which data source.
+    pub catalog: Arc<crate::policy::Catalog>,
     /// Registered tables of the session's database, and their views.
     pub registry: Arc<Registry>,
     pub rewrites: Arc<RewriteCache>,

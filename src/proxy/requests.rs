@@ -288,7 +288,7 @@ impl ClientConnection {
     /// Sends registered-table references to their views, with the session's search_path.
     pub(super) fn rewrite(&self, sql: &str) -> Outcome {
         let search_path = self.session.state.search_path(&self.settings.backend_role);
-        self.settings.rewrites.rewrite(
+        let outcome = self.settings.rewrites.rewrite(
             sql,
             Scope {
                 registry: &self.settings.registry,
@@ -296,7 +296,21 @@ impl ClientConnection {
                 search_path: &search_path,
                 backend_role: &self.settings.backend_role,
             },
-        )
+        );
+        // Subscription is the effective user's, so it is checked on every use, cached or not.
+        if let Ok(rewritten) = outcome.as_ref() {
+            let user = self.session.effective_user();
+            if let Some(source) = rewritten
+                .data_sources
+                .iter()
+                .find(|source| !self.settings.catalog.subscribed(user, source))
+            {
+                return std::sync::Arc::new(Err(Denial::new(format!(
+                    "user \"{user}\" is not subscribed to data source \"{source}\""
+                ))));
+            }
+        }
+        outcome
     }
 
     /// Answers a refused statement with 42501. The backend gets a syntax error in its place,
