@@ -5,8 +5,8 @@ use crate::backend::{BackendTarget, Pools};
 use crate::config::{BackendTlsMode, Config, TlsMode};
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::login::FailureTracker;
-use crate::policy::Catalog;
-use crate::rewrite::{Registry, RewriteCache};
+use crate::policy::{Catalog, LivePolicy, PolicyHandle, SyncReport};
+use crate::rewrite::RewriteCache;
 use crate::tls::{self, ServerTls};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,10 +24,8 @@ pub struct Shared {
     pub pools: Pools,
     pub cancels: Arc<CancelRegistry>,
     pub failures: FailureTracker,
-    /// The validated catalog: users, data sources and their policies.
-    pub catalog: Arc<Catalog>,
-    /// Registered tables per database, built from the catalog on first use.
-    pub registries: dashmap::DashMap<String, Arc<Registry>>,
+    /// The catalog in force (replaced by a reload).
+    pub policy: Arc<PolicyHandle>,
     pub rewrites: Arc<RewriteCache>,
     /// Stop accepting; sessions close once their transaction ends.
     pub shutdown: CancellationToken,
@@ -50,22 +48,6 @@ pub enum ServerError {
 
 /// Distinct statement texts whose rewrite is remembered, across all clients.
 const REWRITE_CACHE_ENTRIES: usize = 8192;
-
-impl Shared {
-    /// The registry of `database`'s registered tables.
-    pub fn registry(&self, database: &str) -> Arc<Registry> {
-        self.registries
-            .entry(database.to_string())
-            .or_insert_with(|| {
-                Arc::new(Registry::from_catalog(
-                    &self.catalog,
-                    database,
-                    &self.config.backend.database,
-                ))
-            })
-            .clone()
-    }
-}
 
 /// A bound, not yet serving proxy.
 pub struct Server {
@@ -107,22 +89,20 @@ impl Server {
             }
         }
         // Config::load validated it already; a config built another way is checked here.
-        let catalog = Arc::new(
-            Catalog::from_config(&config)
-                .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?,
-        );
+        let catalog = Catalog::from_config(&config)
+            .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?;
         let addr = config.listen.address;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let config = Arc::new(config);
         let shared = Arc::new(Shared {
             pools: Pools::new(target, config.pool.clone()),
-            config: Arc::new(config),
+            config: config.clone(),
             tls,
             cancels: Arc::new(CancelRegistry::default()),
             failures: FailureTracker::default(),
-            catalog,
-            registries: Default::default(),
+            policy: Arc::new(PolicyHandle::new(LivePolicy::new(config, catalog))),
             rewrites: Arc::new(RewriteCache::new(REWRITE_CACHE_ENTRIES)),
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
@@ -139,6 +119,10 @@ impl Server {
     /// A handle that stops this server: `graceful` drains, otherwise sessions end at once.
     pub fn stopper(&self) -> Stopper {
         Stopper(self.shared.clone())
+    }
+
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
     }
 
     /// Accepts clients until stopped, then drains.
@@ -200,5 +184,30 @@ impl Stopper {
     pub fn immediate(&self) {
         self.0.shutdown.cancel();
         self.0.hard_stop.cancel();
+    }
+}
+
+/// Applies a changed catalog to a running proxy.
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Syncs `config`'s catalog into the cluster, then puts it in force: every session uses it
+    /// from its next statement. Only the catalog (users, data sources, views, impersonation)
+    /// changes; listener, TLS, backend and pool settings need a restart.
+    pub async fn reload(&self, config: Config) -> Result<Vec<SyncReport>, ServerError> {
+        let catalog = Catalog::from_config(&config)
+            .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?;
+        let reports = if config.data_sources.is_empty() {
+            Vec::new()
+        } else {
+            crate::policy::sync_configured(&config).await?
+        };
+        self.0
+            .policy
+            .replace(LivePolicy::new(Arc::new(config), catalog));
+        // Entries for the old catalog can never hit again.
+        self.0.rewrites.clear();
+        Ok(reports)
     }
 }

@@ -9,17 +9,24 @@ use common::proxy;
 
 const ROWS: &str = "SELECT count(*) FROM hr.employees";
 
-#[tokio::test]
-async fn only_subscribers_reach_the_data_source() {
+/// The demo catalog, with `subscription` TOML for `hr.employees` when given.
+fn catalog(subscription: &str) -> String {
     let demo = common::demo();
-    let _sync = common::policy::lock().await;
-    let p = proxy::start(&format!(
-        "[control]\nuser = \"{}\"\npassword = \"{}\"\n{}\n[data_sources.subscription]\ngroups = [\"hr\"]\nusers = [\"bi_service\"]\n",
+    format!(
+        "[control]\nuser = \"{}\"\npassword = \"{}\"\n{}\n{subscription}",
         demo.system_user,
         demo.system_password,
         redveil::demo::catalog::DATA_SOURCES_TOML
-    ))
-    .await;
+    )
+}
+
+const HR_AND_BI_ONLY: &str =
+    "[data_sources.subscription]\ngroups = [\"hr\"]\nusers = [\"bi_service\"]\n";
+
+#[tokio::test]
+async fn only_subscribers_reach_the_data_source() {
+    let _sync = common::policy::lock().await;
+    let p = proxy::start(&catalog(HR_AND_BI_ONLY)).await;
     let admin = p.connect("admin").await.unwrap();
     assert_eq!(count(&admin, ROWS).await, 10_000);
 
@@ -52,4 +59,18 @@ async fn only_subscribers_reach_the_data_source() {
     // Subscribed, but the region rule leaves bi_service (no region) nothing.
     let bi = p.connect("bi_service").await.unwrap();
     assert_eq!(count(&bi, ROWS).await, 0);
+}
+
+#[tokio::test]
+async fn a_reloaded_catalog_applies_to_live_sessions_at_their_next_statement() {
+    let _sync = common::policy::lock().await;
+    let p = proxy::start(&catalog("")).await;
+    let analyst = p.connect("analyst").await.unwrap();
+    let eu = count(&analyst, ROWS).await;
+    assert!(eu > 0);
+    p.reload(&catalog(HR_AND_BI_ONLY)).await;
+    let err = analyst.simple_query(ROWS).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42501", "same session, next statement");
+    p.reload(&catalog("")).await;
+    assert_eq!(count(&analyst, ROWS).await, eu);
 }

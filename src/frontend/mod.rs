@@ -95,9 +95,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let settings = RelaySettings {
         mode: shared.config.pool.mode,
-        config: shared.config.clone(),
-        catalog: shared.catalog.clone(),
-        registry: shared.registry(&session.database),
+        policy: shared.policy.clone(),
         rewrites: shared.rewrites.clone(),
         backend_role: shared.config.backend.user.clone(),
         max_message: limits.max_client_message_bytes,

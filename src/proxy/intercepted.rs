@@ -166,8 +166,9 @@ impl ClientConnection {
     /// Checks and applies a change of identity; audited either way.
     fn impersonate(&mut self, target: Option<String>) -> Result<(), intercept::Refusal> {
         let login = &self.session.login;
+        let policy = self.settings.policy.current();
         let result = intercept::authorize(
-            &self.settings.config,
+            &policy.config,
             login,
             self.session.impersonation.first(),
             target.as_deref(),

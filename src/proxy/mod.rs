@@ -14,7 +14,7 @@ use crate::net::Stream;
 use crate::protocol::backend::{self as msg, Severity};
 use crate::protocol::scan::{Direction, Scanner};
 use crate::protocol::ProtocolError;
-use crate::rewrite::{Registry, RewriteCache, SessionCommand};
+use crate::rewrite::{RewriteCache, SessionCommand};
 use crate::session::{Pipeline, Session};
 use bytes::{Buf, BytesMut};
 use std::pin::Pin;
@@ -41,12 +41,8 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct RelaySettings {
     pub mode: PoolMode,
-    /// The configuration: who may impersonate whom.
-    pub config: Arc<crate::config::Config>,
-    /// Who is subscribed to which data source.
-    pub catalog: Arc<crate::policy::Catalog>,
-    /// Registered tables of the session's database, and their views.
-    pub registry: Arc<Registry>,
+    /// The catalog in force: registered tables, subscriptions, who may impersonate whom.
+    pub policy: Arc<crate::policy::PolicyHandle>,
     pub rewrites: Arc<RewriteCache>,
     /// The pool's login role: what `$user` in `search_path` means on the backend.
     pub backend_role: String,

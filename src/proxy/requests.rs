@@ -288,10 +288,13 @@ impl ClientConnection {
     /// Sends registered-table references to their views, with the session's search_path.
     pub(super) fn rewrite(&self, sql: &str) -> Outcome {
         let search_path = self.session.state.search_path(&self.settings.backend_role);
+        // Read per statement, so a reloaded catalog applies from the next one.
+        let policy = self.settings.policy.current();
+        let registry = policy.registry(&self.session.database);
         let outcome = self.settings.rewrites.rewrite(
             sql,
             Scope {
-                registry: &self.settings.registry,
+                registry: &registry,
                 database: &self.session.database,
                 search_path: &search_path,
                 backend_role: &self.settings.backend_role,
@@ -303,7 +306,7 @@ impl ClientConnection {
             if let Some(source) = rewritten
                 .data_sources
                 .iter()
-                .find(|source| !self.settings.catalog.subscribed(user, source))
+                .find(|source| !policy.catalog.subscribed(user, source))
             {
                 return std::sync::Arc::new(Err(Denial::new(format!(
                     "user \"{user}\" is not subscribed to data source \"{source}\""
