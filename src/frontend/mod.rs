@@ -95,6 +95,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let settings = RelaySettings {
         mode: shared.config.pool.mode,
+        cache_rewritten_plans: shared.config.pool.cache_rewritten_plans,
         policy: shared.policy.clone(),
         rewrites: shared.rewrites.clone(),
         backend_role: shared.config.backend.user.clone(),

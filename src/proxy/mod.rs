@@ -41,6 +41,8 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct RelaySettings {
     pub mode: PoolMode,
+    /// See `pool.cache_rewritten_plans`.
+    pub cache_rewritten_plans: bool,
     /// The catalog in force: registered tables, subscriptions, who may impersonate whom.
     pub policy: Arc<crate::policy::PolicyHandle>,
     pub rewrites: Arc<RewriteCache>,

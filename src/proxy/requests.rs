@@ -248,9 +248,12 @@ impl ClientConnection {
         };
         if parse.name.is_empty() {
             self.unnamed_command = command.clone();
-            if rewritten.sql.is_none() {
+            if rewritten.sql.is_none() || !self.settings.cache_rewritten_plans {
                 self.unnamed_prepared = None;
-                self.to_backend.extend_from_slice(raw);
+                match rewritten.sql {
+                    Some(_) => parse.encode_as(&mut self.to_backend, ""),
+                    None => self.to_backend.extend_from_slice(raw),
+                }
                 self.pipeline.push(Expect::ParseComplete {
                     forward: true,
                     backend_name: None,
