@@ -224,3 +224,31 @@ async fn impersonation_never_leaks_through_the_pool() {
     let bi = p.connect("bi_service").await.unwrap();
     assert_eq!(count(&bi, ROWS).await, 0);
 }
+
+#[tokio::test]
+async fn connect_time_impersonation_follows_the_same_rules() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let as_analyst = format!(
+        "{} options='-c immuta.immuta_user=analyst'",
+        p.conn_string("admin")
+    );
+    let admin = p.connect_with(&as_analyst).await.unwrap();
+    assert_eq!(count(&admin, ROWS).await, eu);
+    assert_eq!(
+        show(&admin, "SHOW immuta_user").await,
+        ("analyst".into(), "admin".into())
+    );
+    let as_admin = format!(
+        "{} options='-c immuta.immuta_user=admin'",
+        p.conn_string("analyst")
+    );
+    let err = p.connect_with(&as_admin).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42501");
+    let unknown = format!(
+        "{} options='-c immuta.immuta_user=nobody'",
+        p.conn_string("admin")
+    );
+    let err = p.connect_with(&unknown).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42704");
+}

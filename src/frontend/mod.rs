@@ -207,7 +207,9 @@ async fn login(
     peer: SocketAddr,
     shared: &Arc<Shared>,
 ) -> Result<(Session, cancel::CancelGuard), LoginError> {
-    let config = &shared.config;
+    // Users come from the catalog in force, so a reload adds and removes them.
+    let policy = shared.policy.current();
+    let config = &policy.config;
     if !wire.stream.is_tls() && config.tls.mode == TlsMode::Require {
         return Err(LoginError::Refused(
             "redveil requires TLS: connect with sslmode=require (or stricter)".into(),
@@ -241,12 +243,43 @@ async fn login(
         return Err(e);
     }
     shared.failures.succeed(peer.ip());
-    if let Some((name, _)) = params
-        .settings
+    // `-c immuta.immuta_user=name` impersonates from the first statement (Trino's session
+    // user), under the same rules as the SQL forms; every other reserved setting is refused.
+    let mut settings = params.settings.clone();
+    let mut impersonate = None;
+    settings.retain(
+        |(name, value)| match crate::intercept::startup_target(name, value) {
+            Some(crate::intercept::Target::User(target)) => {
+                impersonate = Some(target);
+                false
+            }
+            Some(_) => false,
+            None => true,
+        },
+    );
+    if let Some((name, _)) = settings
         .iter()
         .find(|(n, _)| crate::rewrite::is_reserved_setting(n))
     {
         return Err(LoginError::Reserved(name.clone()));
+    }
+    if let Some(target) = &impersonate {
+        let allowed = crate::intercept::authorize(&policy.config, &user_name, None, Some(target));
+        tracing::info!(
+            target: "redveil::audit",
+            event = "impersonation_start",
+            login_user = %user_name,
+            target_user = %target,
+            client = %peer,
+            outcome = if allowed.is_ok() { "allowed" } else { "refused" },
+            "impersonation at connect time"
+        );
+        if let Err(refusal) = allowed {
+            return Err(LoginError::Impersonation {
+                code: refusal.code,
+                message: refusal.message,
+            });
+        }
     }
     msg::auth_ok(&mut wire.out);
     let pool = shared.pools.get(&database);
@@ -268,7 +301,11 @@ async fn login(
     wire.flush().await?;
     tracing::info!(%peer, user = %user_name, %database, "client logged in");
     metrics::counter!("redveil_logins_total").increment(1);
-    let mut session = Session::new(user_name, database, params.settings);
+    let mut session = Session::new(user_name, database, settings);
     session.peer = peer.to_string();
+    if let Some(target) = impersonate {
+        session.impersonation.set(Some(target));
+        session.impersonation.commit();
+    }
     Ok((session, cancel))
 }
