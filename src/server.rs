@@ -1,6 +1,7 @@
 //! Wires the proxy together: shared state, the accept loop with its connection limit, and
 //! phased shutdown (stop accepting, let transactions finish, then end sessions with 57P01).
 
+use crate::audit::AuditLog;
 use crate::backend::{BackendTarget, Pools};
 use crate::config::{BackendTlsMode, Config, TlsMode};
 use crate::frontend::cancel::CancelRegistry;
@@ -24,6 +25,7 @@ pub struct Shared {
     pub pools: Pools,
     pub cancels: Arc<CancelRegistry>,
     pub failures: FailureTracker,
+    pub audit: AuditLog,
     /// The catalog in force (replaced by a reload).
     pub policy: Arc<PolicyHandle>,
     pub rewrites: Arc<RewriteCache>,
@@ -39,6 +41,11 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
     #[error("policy sync at start: {0}")]
     Policy(#[from] crate::policy::PolicyError),
+    #[error("cannot open the audit log {}: {source}", path.display())]
+    Audit {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -95,8 +102,18 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let audit = match &config.audit.path {
+            Some(path) => AuditLog::open(path, config.audit.buffer)
+                .await
+                .map_err(|source| ServerError::Audit {
+                    path: path.clone(),
+                    source,
+                })?,
+            None => AuditLog::default(),
+        };
         let config = Arc::new(config);
         let shared = Arc::new(Shared {
+            audit,
             pools: Pools::new(target, config.pool.clone()),
             config: config.clone(),
             tls,

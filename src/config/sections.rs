@@ -244,3 +244,22 @@ impl Default for LogConfig {
         }
     }
 }
+
+/// `[audit]`: JSON-lines audit records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// File the records are appended to; no audit file when unset.
+    pub path: Option<PathBuf>,
+    /// Records that may wait for the writer before new ones are dropped (and counted).
+    pub buffer: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            buffer: 10_000,
+        }
+    }
+}

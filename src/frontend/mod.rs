@@ -96,6 +96,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let settings = RelaySettings {
         mode: shared.config.pool.mode,
         cache_rewritten_plans: shared.config.pool.cache_rewritten_plans,
+        audit: shared.audit.clone(),
         policy: shared.policy.clone(),
         rewrites: shared.rewrites.clone(),
         backend_role: shared.config.backend.user.clone(),
@@ -265,15 +266,22 @@ async fn login(
     }
     if let Some(target) = &impersonate {
         let allowed = crate::intercept::authorize(&policy.config, &user_name, None, Some(target));
-        tracing::info!(
-            target: "redveil::audit",
-            event = "impersonation_start",
-            login_user = %user_name,
-            target_user = %target,
-            client = %peer,
-            outcome = if allowed.is_ok() { "allowed" } else { "refused" },
-            "impersonation at connect time"
-        );
+        let client_address = peer.to_string();
+        shared
+            .audit
+            .impersonation(&crate::audit::ImpersonationRecord {
+                event: "impersonation_start",
+                login_user: &user_name,
+                target_user: target,
+                client_address: &client_address,
+                connection: 0,
+                outcome: if allowed.is_ok() {
+                    "allowed"
+                } else {
+                    "refused"
+                },
+                sqlstate: allowed.as_ref().err().map(|r| r.code),
+            });
         if let Err(refusal) = allowed {
             return Err(LoginError::Impersonation {
                 code: refusal.code,

@@ -41,6 +41,7 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct RelaySettings {
     pub mode: PoolMode,
+    pub audit: crate::audit::AuditLog,
     /// See `pool.cache_rewritten_plans`.
     pub cache_rewritten_plans: bool,
     /// The catalog in force: registered tables, subscriptions, who may impersonate whom.
