@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// State every connection task shares; read-only apart from the concurrent maps inside.
 pub struct Shared {
@@ -163,10 +164,15 @@ impl Server {
                     metrics::counter!("redveil_connections_total").increment(1);
                     let id = ids.fetch_add(1, Ordering::Relaxed);
                     let shared = shared.clone();
-                    tracker.spawn(async move {
-                        crate::frontend::serve_client(socket, peer, shared, id).await;
-                        drop(permit);
-                    });
+                    // Every log line of the connection carries its id (and the client address).
+                    let span = tracing::info_span!("conn", id, %peer);
+                    tracker.spawn(
+                        async move {
+                            crate::frontend::serve_client(socket, peer, shared, id).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
