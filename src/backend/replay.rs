@@ -28,6 +28,19 @@ pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool) -> String {
     sql
 }
 
+/// Drops what a previous client may have left in the session (see
+/// `BackendConn::session_objects_of`). Not DISCARD ALL: settings, pin and prepared statements
+/// are tracked and replayed by the proxy.
+pub const DROP_SESSION_OBJECTS_SQL: &str = "CLOSE ALL; UNLISTEN *; DISCARD TEMP";
+
+/// Whether a statement may leave objects in the session that outlive its transaction. An
+/// over-approximation on the text: a false hit costs one cleanup when another client next
+/// takes the connection.
+pub fn may_leave_session_objects(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    ["temp", "hold", "listen"].iter().any(|w| lower.contains(w))
+}
+
 /// Pins the identity the policy views read. Sent as its own simple query, pipelined ahead of
 /// the client's next message; its replies are dropped.
 pub fn pin_sql(user: &str) -> String {
