@@ -312,19 +312,17 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
             ));
         }
     }
-    match classify(statement) {
-        Some(SessionCommand::Set { name, value }) if is_refused_setting(&name, &value) => {
-            return Err(Denial::new(format!(
-                "SET {name} to {value} is not allowed through redveil"
-            )))
-        }
+    // Settings by the name the server resolves (`SET session_authorization = ...`,
+    // `SET standard_conforming_strings = off`), after the more specific rules below.
+    let refused = match classify(statement) {
+        Some(SessionCommand::Set { name, value }) if is_refused_setting(&name, &value) => Some(
+            format!("SET {name} to {value} is not allowed through redveil"),
+        ),
         Some(SessionCommand::Reset { name }) if is_reserved_setting(&name) => {
-            return Err(Denial::new(format!(
-                "RESET {name} is not allowed through redveil"
-            )))
+            Some(format!("RESET {name} is not allowed through redveil"))
         }
-        _ => {}
-    }
+        _ => None,
+    };
     let switches_role = matches!(
         w.as_slice(),
         ["set", "role", ..]
@@ -342,6 +340,7 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
         ["reset", "role", ..] | ["reset", "session", "authorization", ..] => Err(Denial::new(
             "RESET ROLE and RESET SESSION AUTHORIZATION are not allowed through redveil",
         )),
+        _ if refused.is_some() => Err(Denial::new(refused.unwrap_or_default())),
         ["reset", "all", ..] | ["discard", "all", ..] => Ok(Head::ResetsSession),
         ["do", ..] | ["create", "function", ..] | ["create", "procedure", ..]
         | ["create", "or", "replace", "function" | "procedure", ..]
