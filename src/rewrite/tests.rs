@@ -998,6 +998,15 @@ fn a_search_path_set_earlier_in_the_string_applies_after_it() {
     assert_eq!(r.unwrap().sql, None);
 }
 
+/// Under standard_conforming_strings = on (which the proxy enforces) this is one SELECT of one
+/// string literal; with it off the server would run the set_config after the `;`.
+#[test]
+fn a_backslash_does_not_end_a_string() {
+    let sql = r"SELECT '\''; SELECT set_config($q$immuta.user$q$, $q$admin$q$, false) --'";
+    assert_eq!(split_statements(sql).len(), 1);
+    assert_eq!(run(sql, "public").unwrap().sql, None);
+}
+
 #[test]
 fn an_empty_registry_still_guards_identity() {
     let empty = Registry::new("immuta", []);
