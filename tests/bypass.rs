@@ -374,6 +374,7 @@ impl Harness {
     }
 
     fn finish(self, family: &str, at_least: usize) {
+        eprintln!("{family}: {} attempts", self.attempts);
         assert!(
             self.attempts >= at_least,
             "{family}: {} attempts",
@@ -1540,6 +1541,7 @@ async fn prepared_statements_and_protocol_tricks() {
         assert_eq!(own(&replies), Some(eu), "after FunctionCall {oid}");
         attempts += 1;
     }
+    eprintln!("prepared_statements_and_protocol_tricks: {attempts} attempts");
     assert!(attempts >= 15, "{attempts}");
 }
 
@@ -1651,5 +1653,6 @@ async fn pooled_connection_reuse() {
         }
         attempts += 1;
     }
+    eprintln!("pooled_connection_reuse: {attempts} attempts");
     assert!(attempts >= 10);
 }
