@@ -260,7 +260,7 @@ async fn login(
     );
     if let Some((name, _)) = settings
         .iter()
-        .find(|(n, _)| crate::rewrite::is_reserved_setting(n))
+        .find(|(n, v)| crate::rewrite::is_refused_setting(n, v))
     {
         return Err(LoginError::Reserved(name.clone()));
     }

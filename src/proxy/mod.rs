@@ -380,10 +380,42 @@ impl ClientConnection {
             let backend = self.pool.checkout().await?;
             self.cancel.set(backend.peer, backend.key).await;
             self.backend = Some(backend);
+            self.drop_session_objects();
         }
         self.replay_session_state();
         self.pin_identity();
         Ok(())
+    }
+
+    /// A connection another client may have left temporary objects, held cursors or LISTENs
+    /// on is cleaned before this client's first statement, pipelined; its replies are dropped.
+    fn drop_session_objects(&mut self) {
+        let Some(backend) = self.backend.as_mut() else {
+            return;
+        };
+        match backend.session_objects_of {
+            Some(owner) if owner != self.id => {}
+            _ => return,
+        }
+        backend.session_objects_of = None;
+        crate::protocol::frontend::query(
+            &mut self.to_backend,
+            crate::backend::DROP_SESSION_OBJECTS_SQL,
+        );
+        self.pipeline.push(crate::session::Expect::Query {
+            forward: false,
+            commands: Default::default(),
+            substitutions: Default::default(),
+        });
+    }
+
+    /// Records that this client's statement may leave session objects on its connection.
+    fn note_session_objects(&mut self, sql: &str) {
+        if crate::backend::may_leave_session_objects(sql) {
+            if let Some(backend) = self.backend.as_mut() {
+                backend.session_objects_of = Some(self.id);
+            }
+        }
     }
 
     /// Makes `immuta.user` on the backend connection the client's effective user, pipelined

@@ -85,6 +85,7 @@ impl ClientConnection {
                 };
                 // A simple query destroys the unnamed statement.
                 self.unnamed_prepared = None;
+                self.note_session_objects(text);
                 let commands: std::collections::VecDeque<_> = split_statements(text)
                     .into_iter()
                     .filter_map(classify)
@@ -135,6 +136,13 @@ impl ClientConnection {
                     return Ok(Flow::Continue);
                 }
                 let command = self.portal_command(portal);
+                if matches!(
+                    command,
+                    Some(SessionCommand::ResetAll | SessionCommand::DiscardAll)
+                ) {
+                    // The pin sent before this batch is undone when the portal runs.
+                    self.repin_after_sync = true;
+                }
                 if command.as_ref().is_some_and(drops_backend_statements) {
                     self.backend
                         .as_mut()
@@ -172,10 +180,7 @@ impl ClientConnection {
                     self.pipeline.push(Expect::Sync);
                 }
             }
-            tag::FUNCTION_CALL => {
-                self.to_backend.extend_from_slice(&raw);
-                self.pipeline.push(Expect::FunctionCall);
-            }
+            tag::FUNCTION_CALL => self.refuse_function_call(),
             tag::COPY_DONE | tag::COPY_FAIL => {
                 self.to_backend.extend_from_slice(&raw);
                 if !std::mem::take(&mut self.copy_in) {
@@ -213,8 +218,8 @@ impl ClientConnection {
                 self.write_bind(&head, &raw[5 + head.rest_offset..], rest_len)?;
             }
             tag::FUNCTION_CALL => {
-                self.pipeline.push(Expect::FunctionCall);
-                self.to_backend.extend_from_slice(&raw);
+                self.client_stream_forward = false;
+                self.refuse_function_call();
             }
             _ => self.to_backend.extend_from_slice(&raw),
         }
@@ -236,6 +241,7 @@ impl ClientConnection {
             // Takes effect when executed; the identity is pinned again after the Sync.
             self.repin_after_sync = true;
         }
+        self.note_session_objects(original.query);
         let command = split_statements(original.query)
             .first()
             .and_then(|s| classify(s));
@@ -317,6 +323,15 @@ impl ClientConnection {
             }
         }
         outcome
+    }
+
+    /// A fast-path FunctionCall names its function by OID, past every check on SQL text (it
+    /// could call set_config): refused, as a simple query would be.
+    fn refuse_function_call(&mut self) {
+        self.refuse(
+            &Denial::new("fast-path function calls are not allowed through redveil"),
+            tag::QUERY,
+        );
     }
 
     /// Answers a refused statement with 42501. The backend gets a syntax error in its place,
@@ -487,5 +502,10 @@ fn backend_statement_name(query: &str, param_types: &[u8]) -> String {
     param_types.hash(&mut h);
     let first = h.finish();
     query.len().hash(&mut h);
-    format!("redveil_{:016x}{:016x}", first, h.finish())
+    format!(
+        "{}{:016x}{:016x}",
+        crate::rewrite::BACKEND_STATEMENT_PREFIX,
+        first,
+        h.finish()
+    )
 }
