@@ -1,0 +1,131 @@
+//! Table-driven rewrite cases: input SQL, search_path, and the text sent or the refusal.
+
+use super::*;
+use cases::{Expect::*, CASES};
+
+mod cases;
+
+fn registry() -> Registry {
+    let entry = |schema: &str, table: &str, writable: bool| {
+        (
+            QualifiedName::new(schema, table),
+            Registered {
+                data_source: format!("{schema}.{table}"),
+                view: QualifiedName::new("immuta", format!("{schema}_{table}")),
+                writable,
+            },
+        )
+    };
+    Registry::new(
+        "immuta",
+        [
+            entry("hr", "employees", false),
+            entry("public", "orders", false),
+            entry("Sales", "Deals", false),
+            entry("ops", "tickets", true),
+        ],
+    )
+}
+
+fn run(sql: &str, search_path: &str) -> Result<Rewritten, Denial> {
+    let registry = registry();
+    let path = parse_search_path_list(search_path, "redveil_query");
+    rewrite(
+        sql,
+        Scope {
+            registry: &registry,
+            database: "demo",
+            search_path: &path,
+            backend_role: "redveil_query",
+        },
+    )
+}
+
+#[test]
+fn rewrite_cases() {
+    assert!(CASES.len() >= 120);
+    let mut failures = Vec::new();
+    for (path, sql, expect) in CASES {
+        let got = run(sql, path);
+        let ok = match (expect, &got) {
+            (Same, Ok(r)) => r.sql.is_none(),
+            (To(text), Ok(r)) => r.sql.as_deref() == Some(*text),
+            (Deny(part), Err(d)) => d.message.contains(part),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("{sql} [{path}] => {got:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failing:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn data_sources_and_session_resets_are_reported() {
+    let r = run(
+        "SELECT * FROM hr.employees e JOIN orders o ON true",
+        "\"$user\", public",
+    )
+    .unwrap();
+    assert_eq!(
+        r.data_sources.into_iter().collect::<Vec<_>>(),
+        ["hr.employees", "public.orders"]
+    );
+    assert!(run("RESET ALL", "public").unwrap().resets_session);
+    assert!(
+        run("SELECT 1; DISCARD ALL", "public")
+            .unwrap()
+            .resets_session
+    );
+    assert!(!run("DISCARD PLANS", "public").unwrap().resets_session);
+    assert!(
+        run("DO $$ BEGIN RESET ALL; END $$", "public")
+            .unwrap()
+            .resets_session
+    );
+}
+
+#[test]
+fn a_search_path_set_earlier_in_the_string_applies_after_it() {
+    let r = run("SET search_path = hr; SELECT * FROM employees", "public").unwrap();
+    assert_eq!(
+        r.sql.as_deref(),
+        Some("SET search_path = hr;\nSELECT * FROM immuta.hr_employees AS employees")
+    );
+    let r = run(
+        "SET search_path = hr; RESET search_path; SELECT * FROM employees",
+        "public",
+    );
+    assert_eq!(r.unwrap().sql, None);
+}
+
+/// Under standard_conforming_strings = on (which the proxy enforces) this is one SELECT of one
+/// string literal; with it off the server would run the set_config after the `;`.
+#[test]
+fn a_backslash_does_not_end_a_string() {
+    let sql = r"SELECT '\''; SELECT set_config($q$immuta.user$q$, $q$admin$q$, false) --'";
+    assert_eq!(split_statements(sql).len(), 1);
+    assert_eq!(run(sql, "public").unwrap().sql, None);
+}
+
+#[test]
+fn an_empty_registry_still_guards_identity() {
+    let empty = Registry::new("immuta", []);
+    let scope = Scope {
+        registry: &empty,
+        database: "demo",
+        search_path: &[],
+        backend_role: "redveil_query",
+    };
+    assert!(rewrite("SELECT set_config('immuta.user', 'x', false)", scope).is_err());
+    assert!(rewrite("SET immuta.user = 'x'", scope).is_err());
+    assert_eq!(
+        rewrite("SELECT * FROM t", scope).unwrap(),
+        Rewritten::default()
+    );
+}
