@@ -178,3 +178,42 @@ async fn psql_connects_with_require_and_verify_full() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3", "{ssl}");
     }
 }
+
+/// With no data source registered the proxy is a plain pooler: fast-path function calls are
+/// relayed (with policy in force they are refused; see tests/bypass.rs).
+#[tokio::test]
+async fn function_calls_are_relayed_without_policy() {
+    use bytes::BufMut;
+    use redveil::protocol::{frontend, tag};
+    let p = proxy::start("").await;
+    let oid: u32 = {
+        let c = p.connect("analyst").await.unwrap();
+        c.query_one(
+            "SELECT 'pg_catalog.int4pl(integer, integer)'::regprocedure::oid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    };
+    let mut conn = common::raw::RawConn::proxy(&p, "analyst", &[]).await;
+    let mut body = bytes::BytesMut::new();
+    body.put_u32(oid);
+    body.put_i16(0);
+    body.put_i16(2);
+    for arg in [&b"2"[..], b"40"] {
+        body.put_i32(arg.len() as i32);
+        body.put_slice(arg);
+    }
+    body.put_i16(0);
+    let mut out = bytes::BytesMut::new();
+    frontend::put_message(&mut out, tag::FUNCTION_CALL, &body);
+    conn.send(&out).await;
+    let replies = conn.until_ready().await;
+    let tags: String = replies.iter().map(|m| m.tag as char).collect();
+    if let Some(e) = replies.iter().find(|m| m.tag == tag::ERROR_RESPONSE) {
+        panic!("{:?}", e.fields());
+    }
+    assert_eq!(tags, "VZ", "FunctionCallResponse, ReadyForQuery");
+    assert!(replies[0].body().ends_with(b"42"));
+}

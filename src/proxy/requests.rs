@@ -180,6 +180,10 @@ impl ClientConnection {
                     self.pipeline.push(Expect::Sync);
                 }
             }
+            tag::FUNCTION_CALL if self.function_calls_allowed() => {
+                self.to_backend.extend_from_slice(&raw);
+                self.pipeline.push(Expect::FunctionCall);
+            }
             tag::FUNCTION_CALL => self.refuse_function_call(),
             tag::COPY_DONE | tag::COPY_FAIL => {
                 self.to_backend.extend_from_slice(&raw);
@@ -216,6 +220,10 @@ impl ClientConnection {
                 let head = BindHead::decode(&raw[5..])?;
                 let rest_len = declared - head.rest_offset;
                 self.write_bind(&head, &raw[5 + head.rest_offset..], rest_len)?;
+            }
+            tag::FUNCTION_CALL if self.function_calls_allowed() => {
+                self.pipeline.push(Expect::FunctionCall);
+                self.to_backend.extend_from_slice(&raw);
             }
             tag::FUNCTION_CALL => {
                 self.client_stream_forward = false;
@@ -327,6 +335,18 @@ impl ClientConnection {
 
     /// A fast-path FunctionCall names its function by OID, past every check on SQL text (it
     /// could call set_config): refused, as a simple query would be.
+    /// A fast-path call names a function by OID with binary arguments, past every SQL rule
+    /// (`set_config` by OID would forge the identity), so it is relayed only while no data
+    /// source is registered: then the proxy is a plain pooler with nothing to protect.
+    fn function_calls_allowed(&self) -> bool {
+        self.settings
+            .policy
+            .current()
+            .catalog
+            .data_sources
+            .is_empty()
+    }
+
     fn refuse_function_call(&mut self) {
         self.refuse(
             &Denial::new("fast-path function calls are not allowed through redveil"),
