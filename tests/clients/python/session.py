@@ -81,13 +81,15 @@ def check_simple(row):
     check("simple query", tuple(row), (1, "redveil"))
 
 
-def check_params(row, timestamp=TIMESTAMP):
+def check_params(row, timestamp=TIMESTAMP, bytea=BYTEA):
+    """The parameters came back as sent. Drivers that return bytea as its text form
+    (redshift_connector) pass `bytea` as that form."""
     text, integer, numeric, ts, data, is_null, null = row
     check("text parameter", text, TEXT)
     check("integer parameter", integer, INT)
     check("numeric parameter", decimal.Decimal(str(numeric)), NUMERIC)
     check("timestamp parameter", ts, timestamp)
-    check("bytea parameter", bytes(data), BYTEA)
+    check("bytea parameter", data if isinstance(bytea, str) else bytes(data), bytea)
     check("null parameter IS NULL", is_null, True)
     check("null parameter", null, None)
 
