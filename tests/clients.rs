@@ -100,13 +100,14 @@ async fn scratch_table() {
         .await;
 }
 
-/// A proxy for one client's session and the environment the client script reads.
-async fn setup(client: &str) -> (TestProxy, Vec<(String, String)>) {
+/// A proxy for one client's session and the environment the client script reads. `auth` is
+/// TOML appended to the harness config's `[auth]` table.
+async fn setup(client: &str, auth: &str) -> (TestProxy, Vec<(String, String)>) {
     scratch_table().await;
-    let proxy = demo_views::start(POOL).await;
+    let proxy = demo_views::start(&format!("{auth}{POOL}")).await;
     let eu = demo_views::eu_rows().await;
     let env = [
-        ("REDVEIL_HOST", "localhost".to_string()),
+        ("REDVEIL_HOST", "127.0.0.1".to_string()),
         ("REDVEIL_PORT", proxy.addr.port().to_string()),
         ("REDVEIL_DATABASE", "demo".into()),
         ("REDVEIL_CA", proxy.ca.display().to_string()),
@@ -158,18 +159,159 @@ async fn run_session(client: &str, mut command: Command, env: &[(String, String)
     );
 }
 
-/// One Python driver's session script from `tests/clients/python/`.
-async fn python_session(client: &str, module: &str, script: &str) {
+/// One Python driver's session script from `tests/clients/python/`, with `args`.
+async fn python_session(client: &str, module: &str, script: &str, args: &[&str], auth: &str) {
     if skip_or_require(client, missing_python_module(module)) {
         return;
     }
-    let (_proxy, env) = setup(client).await;
+    let (proxy, mut env) = setup(client, auth).await;
+    // redshift_connector trusts the system store (and its bundled Redshift CA); this points
+    // Python's default store at the test CA, for this process only.
+    env.push(("SSL_CERT_FILE".into(), proxy.ca.display().to_string()));
     let mut command = Command::new(venv_python());
-    command.arg(clients_dir().join("python").join(script));
+    command
+        .arg(clients_dir().join("python").join(script))
+        .args(args);
     run_session(client, command, &env).await;
 }
 
 #[tokio::test]
+async fn psql() {
+    if skip_or_require("psql", missing_command("psql")) {
+        return;
+    }
+    let (_proxy, env) = setup("psql", "").await;
+    let mut command = Command::new("bash");
+    command.arg(clients_dir().join("psql/session.sh"));
+    run_session("psql", command, &env).await;
+}
+
+/// pgjdbc: the session is compiled with javac against Debian's jar, then run.
+#[tokio::test]
+async fn pgjdbc() {
+    const JAR: &str = "/usr/share/java/postgresql.jar";
+    let missing = missing_file(Path::new(JAR))
+        .or_else(|| missing_command("javac"))
+        .or_else(|| missing_command("java"));
+    if skip_or_require("pgjdbc", missing) {
+        return;
+    }
+    let classes = tempfile::tempdir().expect("tempdir");
+    let javac = Command::new("javac")
+        .arg("-d")
+        .arg(classes.path())
+        .args(["-cp", JAR])
+        .arg(clients_dir().join("java/JdbcSession.java"))
+        .output()
+        .await
+        .expect("running javac");
+    assert!(
+        javac.status.success(),
+        "javac failed:\n{}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let (_proxy, env) = setup("pgjdbc", "").await;
+    let mut command = Command::new("java");
+    command
+        .arg("-cp")
+        .arg(format!("{}:{JAR}", classes.path().display()))
+        .arg("JdbcSession");
+    run_session("pgjdbc", command, &env).await;
+}
+
+#[tokio::test]
+async fn psqlodbc() {
+    const DRIVER: &str = "/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so";
+    let missing = missing_python_module("pyodbc").or_else(|| {
+        let registered = std::fs::read_to_string("/etc/odbcinst.ini")
+            .is_ok_and(|ini| ini.contains("[PostgreSQL Unicode]"));
+        (!registered).then(|| format!("psqlODBC (\"PostgreSQL Unicode\", {DRIVER})"))
+    });
+    if skip_or_require("psqlodbc", missing) {
+        return;
+    }
+    let (_proxy, env) = setup("psqlodbc", "").await;
+    let mut command = Command::new(venv_python());
+    command.arg(clients_dir().join("python/odbc_session.py"));
+    run_session("psqlodbc", command, &env).await;
+}
+
+#[tokio::test]
 async fn psycopg3() {
-    python_session("psycopg3", "psycopg", "psycopg3_session.py").await;
+    python_session("psycopg3", "psycopg", "psycopg3_session.py", &[], "").await;
+}
+
+#[tokio::test]
+async fn psycopg2() {
+    python_session("psycopg2", "psycopg2", "psycopg2_session.py", &[], "").await;
+}
+
+#[tokio::test]
+async fn asyncpg() {
+    python_session("asyncpg", "asyncpg", "asyncpg_session.py", &[], "").await;
+}
+
+#[tokio::test]
+async fn sqlalchemy_psycopg() {
+    python_session(
+        "sqlalchemy_psycopg",
+        "sqlalchemy",
+        "sqlalchemy_session.py",
+        &["psycopg"],
+        "",
+    )
+    .await;
+}
+
+/// redshift_connector with the default `auth.redshift_driver_method` (cleartext over TLS).
+#[tokio::test]
+async fn redshift_connector() {
+    python_session(
+        "redshift_connector",
+        "redshift_connector",
+        "redshift_connector_session.py",
+        &[],
+        "",
+    )
+    .await;
+}
+
+/// redshift_connector offered md5, as a Redshift cluster itself would.
+#[tokio::test]
+async fn redshift_connector_md5() {
+    python_session(
+        "redshift_connector_md5",
+        "redshift_connector",
+        "redshift_connector_session.py",
+        &[],
+        "redshift_driver_method = \"md5\"\n",
+    )
+    .await;
+}
+
+/// sqlalchemy-redshift's `redshift+redshift_connector` dialect.
+#[tokio::test]
+async fn sqlalchemy_redshift() {
+    python_session(
+        "sqlalchemy_redshift",
+        "sqlalchemy_redshift",
+        "sqlalchemy_session.py",
+        &["redshift_connector"],
+        "",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn node_postgres() {
+    let node_dir = clients_dir().join("node");
+    let missing = missing_command("node")
+        .or_else(|| missing_file(&node_dir.join("node_modules/pg/package.json")));
+    if skip_or_require("node_postgres", missing) {
+        return;
+    }
+    let (_proxy, env) = setup("node_postgres", "").await;
+    let mut command = Command::new("node");
+    command.arg(node_dir.join("session.js"));
+    run_session("node_postgres", command, &env).await;
 }
