@@ -183,6 +183,27 @@ public class JdbcSession {
                 check("after the error", rs.getInt(1), 1);
             }
             ok("error with SQLSTATE 22012");
+
+            // A query timeout: the driver sends a cancel request on a connection of its own.
+            try (Statement st = c.createStatement()) {
+                st.setQueryTimeout(1);
+                long started = System.nanoTime();
+                try {
+                    st.executeQuery("SELECT pg_sleep(30)");
+                    throw new AssertionError("pg_sleep(30) did not time out");
+                } catch (SQLException e) {
+                    check("SQLSTATE", e.getSQLState(), "57014");
+                }
+                long seconds = (System.nanoTime() - started) / 1_000_000_000L;
+                if (seconds > 10) {
+                    throw new AssertionError("cancel took " + seconds + "s");
+                }
+            }
+            try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT 1")) {
+                rs.next();
+                check("after the cancel", rs.getInt(1), 1);
+            }
+            ok("cancel on query timeout 57014");
         }
 
         try (Connection c = connect("admin")) {

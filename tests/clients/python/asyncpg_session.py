@@ -59,6 +59,19 @@ async def run_async(env):
         s.check("SQLSTATE", e.sqlstate, s.DIVISION_BY_ZERO)
     s.check_simple(await conn.fetchrow(s.SIMPLE_SQL))
     s.ok("error with SQLSTATE", s.DIVISION_BY_ZERO)
+
+    # A timeout makes asyncpg send a cancel request (over TLS) and wait for the backend.
+    started = asyncio.get_running_loop().time()
+    try:
+        await conn.fetchval("SELECT pg_sleep(30)", timeout=0.5)
+        raise AssertionError("pg_sleep(30) did not time out")
+    except asyncio.TimeoutError:
+        pass
+    s.check_simple(await conn.fetchrow(s.SIMPLE_SQL))
+    elapsed = asyncio.get_running_loop().time() - started
+    if elapsed > 10:
+        raise AssertionError(f"the cancelled statement held the connection for {elapsed:.1f}s")
+    s.ok("cancel on timeout")
     await conn.close()
 
     conn = await connect(env, "admin")

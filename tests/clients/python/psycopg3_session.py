@@ -1,5 +1,7 @@
 """psycopg 3 (binary build, libpq underneath): the scripted session."""
 
+import threading
+
 import psycopg
 
 import session as s
@@ -67,6 +69,28 @@ def run(env):
             s.check("SQLSTATE", e.sqlstate, s.DIVISION_BY_ZERO)
         s.check_simple(conn.execute(s.SIMPLE_SQL).fetchone())
         s.ok("error with SQLSTATE", s.DIVISION_BY_ZERO)
+
+        # cancel_safe() is libpq 17's cancel API: the cancel request goes over TLS too.
+        cancel_errors = []
+
+        def cancel():
+            try:
+                conn.cancel_safe(timeout=10)
+            except Exception as e:  # noqa: BLE001 - reported below
+                cancel_errors.append(e)
+
+        timer = threading.Timer(0.5, cancel)
+        timer.start()
+        try:
+            conn.execute("SELECT pg_sleep(30)")
+            raise AssertionError("pg_sleep(30) was not cancelled")
+        except psycopg.errors.QueryCanceled as e:
+            s.check("SQLSTATE", e.sqlstate, s.QUERY_CANCELED)
+        timer.join()
+        if cancel_errors:
+            raise AssertionError(f"cancel_safe failed: {cancel_errors[0]!r}")
+        s.check_simple(conn.execute(s.SIMPLE_SQL).fetchone())
+        s.ok("cancel over TLS", s.QUERY_CANCELED)
 
     with connect(env, "admin") as conn:
         conn.autocommit = True

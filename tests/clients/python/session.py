@@ -35,6 +35,7 @@ BIG_SQL = "SELECT g, repeat('x', 100) FROM generate_series(1, 100000) AS g"
 BIG_ROWS = 100_000
 
 DIVISION_BY_ZERO = "22012"
+QUERY_CANCELED = "57014"
 
 # The prepared statement runs this often, one transaction each: past pgjdbc's
 # prepareThreshold (5) and psycopg's prepare_threshold (5).
