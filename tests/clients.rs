@@ -48,13 +48,13 @@ fn venv_python() -> PathBuf {
 /// Skips (returns true) when the suite is switched off; otherwise fails if `missing` names
 /// something not installed.
 /// Ignored under CI (`CI=true`), where every client must run.
-fn skip_or_require(client: &str, missing: Option<String>) -> bool {
+fn skip_or_require(client: &str, missing: impl FnOnce() -> Option<String>) -> bool {
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if !in_ci && std::env::var("REDVEIL_SKIP_CLIENTS").is_ok_and(|v| v == "1") {
         eprintln!("{client}: skipped (REDVEIL_SKIP_CLIENTS=1)");
         return true;
     }
-    if let Some(what) = missing {
+    if let Some(what) = missing() {
         panic!("{client}: {what} is not installed; run scripts/install-clients.sh");
     }
     false
@@ -176,7 +176,7 @@ async fn run_session(client: &str, mut command: Command, env: &[(String, String)
 
 /// One Python driver's session script from `tests/clients/python/`, with `args`.
 async fn python_session(client: &str, module: &str, script: &str, args: &[&str], auth: &str) {
-    if skip_or_require(client, missing_python_module(module)) {
+    if skip_or_require(client, || missing_python_module(module)) {
         return;
     }
     let (proxy, mut env) = setup(client, auth).await;
@@ -192,7 +192,7 @@ async fn python_session(client: &str, module: &str, script: &str, args: &[&str],
 
 #[tokio::test]
 async fn psql() {
-    if skip_or_require("psql", missing_command("psql")) {
+    if skip_or_require("psql", || missing_command("psql")) {
         return;
     }
     let (_proxy, env) = setup("psql", "").await;
@@ -205,9 +205,11 @@ async fn psql() {
 #[tokio::test]
 async fn pgjdbc() {
     const JAR: &str = "/usr/share/java/postgresql.jar";
-    let missing = missing_file(Path::new(JAR))
-        .or_else(|| missing_command("javac"))
-        .or_else(|| missing_command("java"));
+    let missing = || {
+        missing_file(Path::new(JAR))
+            .or_else(|| missing_command("javac"))
+            .or_else(|| missing_command("java"))
+    };
     if skip_or_require("pgjdbc", missing) {
         return;
     }
@@ -237,11 +239,13 @@ async fn pgjdbc() {
 #[tokio::test]
 async fn psqlodbc() {
     const DRIVER: &str = "/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so";
-    let missing = missing_python_module("pyodbc").or_else(|| {
-        let registered = std::fs::read_to_string("/etc/odbcinst.ini")
-            .is_ok_and(|ini| ini.contains("[PostgreSQL Unicode]"));
-        (!registered).then(|| format!("psqlODBC (\"PostgreSQL Unicode\", {DRIVER})"))
-    });
+    let missing = || {
+        missing_python_module("pyodbc").or_else(|| {
+            let registered = std::fs::read_to_string("/etc/odbcinst.ini")
+                .is_ok_and(|ini| ini.contains("[PostgreSQL Unicode]"));
+            (!registered).then(|| format!("psqlODBC (\"PostgreSQL Unicode\", {DRIVER})"))
+        })
+    };
     if skip_or_require("psqlodbc", missing) {
         return;
     }
@@ -320,8 +324,10 @@ async fn sqlalchemy_redshift() {
 #[tokio::test]
 async fn node_postgres() {
     let node_dir = clients_dir().join("node");
-    let missing = missing_command("node")
-        .or_else(|| missing_file(&node_dir.join("node_modules/pg/package.json")));
+    let missing = || {
+        missing_command("node")
+            .or_else(|| missing_file(&node_dir.join("node_modules/pg/package.json")))
+    };
     if skip_or_require("node_postgres", missing) {
         return;
     }
