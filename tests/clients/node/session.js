@@ -46,6 +46,8 @@ async function connect(user) {
     user,
     password: env.password(user),
     application_name: 'redveil-clients-node-pg',
+    // SCRAM-SHA-256-PLUS (tls-server-end-point) when the server offers it, as redveil does.
+    enableChannelBinding: true,
     ssl: { ca: fs.readFileSync(env.ca, 'utf8'), rejectUnauthorized: true },
   });
   await client.connect();

@@ -21,6 +21,8 @@ def connect(env, user):
         password=env.password(user),
         sslmode="verify-full",
         sslrootcert=env.ca,
+        # SCRAM-SHA-256-PLUS bound to redveil's certificate, or no connection at all.
+        channel_binding="require",
         application_name="redveil-clients-psycopg3",
     )
 
