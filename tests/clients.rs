@@ -45,9 +45,8 @@ fn venv_python() -> PathBuf {
     repo().join(".venv-clients/bin/python")
 }
 
-/// Skips (returns true) when the suite is switched off; otherwise fails if `missing` names
-/// something not installed.
-/// Ignored under CI (`CI=true`), where every client must run.
+/// Skips (returns true) when `REDVEIL_SKIP_CLIENTS=1`, except under `CI=true`, where every
+/// client must run; otherwise fails if `missing` names something not installed.
 fn skip_or_require(client: &str, missing: impl FnOnce() -> Option<String>) -> bool {
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if !in_ci && std::env::var("REDVEIL_SKIP_CLIENTS").is_ok_and(|v| v == "1") {
