@@ -3,6 +3,7 @@
 //! Layout (see DESIGN.md, "Rooms"):
 //! - `config`: proxy.toml parsing and validation.
 //! - `protocol`: the wire protocol without I/O (framing, the messages the proxy reads or writes).
+//! - `audit`: JSON-lines audit records through a bounded buffer.
 //! - `auth`: authentication crypto (SCRAM-SHA-256(-PLUS) server and client, md5, channel binding).
 //! - `net`: a TCP stream that may be TLS.
 //! - `backend`: raw backend connections, their login, and the bb8 pool.
@@ -17,6 +18,7 @@
 //! - `cluster`, `demo`, `devcert`: the ephemeral PostgreSQL, demo dataset and dev certificates
 //!   behind `redveil demo` and the integration tests.
 
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod cluster;

@@ -138,9 +138,11 @@ fn run(path: &std::path::Path) -> ExitCode {
         }
     };
     init_logging(&config.log.level);
+    let path = path.to_path_buf();
     runtime(|| async move {
         let server = Server::bind(config).await?;
         let stopper = server.stopper();
+        tokio::spawn(reload_on_sighup(path, server.reloader()));
         let serving = tokio::spawn(server.serve());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -150,6 +152,33 @@ fn run(path: &std::path::Path) -> ExitCode {
         serving.await?;
         Ok(())
     })
+}
+
+/// SIGHUP re-reads the config file and puts its catalog in force; a bad file is reported and
+/// the running catalog kept.
+async fn reload_on_sighup(path: std::path::PathBuf, reloader: redveil::server::Reloader) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; catalog reload disabled");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let config = match Config::load(&path) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!("reload refused, keeping the running catalog: {e}");
+                continue;
+            }
+        };
+        match reloader.reload(config).await {
+            Ok(reports) => {
+                for report in reports {
+                    tracing::info!("catalog reloaded: {report}");
+                }
+            }
+            Err(e) => tracing::error!("reload failed, keeping the running catalog: {e}"),
+        }
+    }
 }
 
 fn runtime<F, Fut>(body: F) -> ExitCode

@@ -1,11 +1,13 @@
 //! Wires the proxy together: shared state, the accept loop with its connection limit, and
 //! phased shutdown (stop accepting, let transactions finish, then end sessions with 57P01).
 
+use crate::audit::AuditLog;
 use crate::backend::{BackendTarget, Pools};
 use crate::config::{BackendTlsMode, Config, TlsMode};
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::login::FailureTracker;
-use crate::rewrite::{Registry, RewriteCache};
+use crate::policy::{Catalog, LivePolicy, PolicyHandle, SyncReport};
+use crate::rewrite::RewriteCache;
 use crate::tls::{self, ServerTls};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// State every connection task shares; read-only apart from the concurrent maps inside.
 pub struct Shared {
@@ -23,8 +26,9 @@ pub struct Shared {
     pub pools: Pools,
     pub cancels: Arc<CancelRegistry>,
     pub failures: FailureTracker,
-    /// Registered tables per database, built from the catalog on first use.
-    pub registries: dashmap::DashMap<String, Arc<Registry>>,
+    pub audit: AuditLog,
+    /// The catalog in force (replaced by a reload).
+    pub policy: Arc<PolicyHandle>,
     pub rewrites: Arc<RewriteCache>,
     /// Stop accepting; sessions close once their transaction ends.
     pub shutdown: CancellationToken,
@@ -38,6 +42,11 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
     #[error("policy sync at start: {0}")]
     Policy(#[from] crate::policy::PolicyError),
+    #[error("cannot open the audit log {}: {source}", path.display())]
+    Audit {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -47,16 +56,6 @@ pub enum ServerError {
 
 /// Distinct statement texts whose rewrite is remembered, across all clients.
 const REWRITE_CACHE_ENTRIES: usize = 8192;
-
-impl Shared {
-    /// The registry of `database`'s registered tables.
-    pub fn registry(&self, database: &str) -> Arc<Registry> {
-        self.registries
-            .entry(database.to_string())
-            .or_insert_with(|| Arc::new(Registry::from_config(&self.config, database)))
-            .clone()
-    }
-}
 
 /// A bound, not yet serving proxy.
 pub struct Server {
@@ -97,17 +96,31 @@ impl Server {
                 tracing::info!("{report}");
             }
         }
+        // Config::load validated it already; a config built another way is checked here.
+        let catalog = Catalog::from_config(&config)
+            .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?;
         let addr = config.listen.address;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let audit = match &config.audit.path {
+            Some(path) => AuditLog::open(path, config.audit.buffer)
+                .await
+                .map_err(|source| ServerError::Audit {
+                    path: path.clone(),
+                    source,
+                })?,
+            None => AuditLog::default(),
+        };
+        let config = Arc::new(config);
         let shared = Arc::new(Shared {
+            audit,
             pools: Pools::new(target, config.pool.clone()),
-            config: Arc::new(config),
+            config: config.clone(),
             tls,
             cancels: Arc::new(CancelRegistry::default()),
             failures: FailureTracker::default(),
-            registries: Default::default(),
+            policy: Arc::new(PolicyHandle::new(LivePolicy::new(config, catalog))),
             rewrites: Arc::new(RewriteCache::new(REWRITE_CACHE_ENTRIES)),
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
@@ -124,6 +137,10 @@ impl Server {
     /// A handle that stops this server: `graceful` drains, otherwise sessions end at once.
     pub fn stopper(&self) -> Stopper {
         Stopper(self.shared.clone())
+    }
+
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
     }
 
     /// Accepts clients until stopped, then drains.
@@ -147,10 +164,15 @@ impl Server {
                     metrics::counter!("redveil_connections_total").increment(1);
                     let id = ids.fetch_add(1, Ordering::Relaxed);
                     let shared = shared.clone();
-                    tracker.spawn(async move {
-                        crate::frontend::serve_client(socket, peer, shared, id).await;
-                        drop(permit);
-                    });
+                    // Every log line of the connection carries its id (and the client address).
+                    let span = tracing::info_span!("conn", id, %peer);
+                    tracker.spawn(
+                        async move {
+                            crate::frontend::serve_client(socket, peer, shared, id).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -185,5 +207,30 @@ impl Stopper {
     pub fn immediate(&self) {
         self.0.shutdown.cancel();
         self.0.hard_stop.cancel();
+    }
+}
+
+/// Applies a changed catalog to a running proxy.
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Syncs `config`'s catalog into the cluster, then puts it in force: every session uses it
+    /// from its next statement. Only the catalog (users, data sources, views, impersonation)
+    /// changes; listener, TLS, backend and pool settings need a restart.
+    pub async fn reload(&self, config: Config) -> Result<Vec<SyncReport>, ServerError> {
+        let catalog = Catalog::from_config(&config)
+            .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?;
+        let reports = if config.data_sources.is_empty() {
+            Vec::new()
+        } else {
+            crate::policy::sync_configured(&config).await?
+        };
+        self.0
+            .policy
+            .replace(LivePolicy::new(Arc::new(config), catalog));
+        // Entries for the old catalog can never hit again.
+        self.0.rewrites.clear();
+        Ok(reports)
     }
 }

@@ -274,3 +274,18 @@ async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
         .unwrap()
         .get(0)
 }
+
+#[tokio::test]
+async fn without_the_plan_cache_unnamed_statements_are_still_rewritten() {
+    use tokio_postgres::types::Type;
+    let p = start("[pool]\ncache_rewritten_plans = false\n").await;
+    let analyst = p.connect("analyst").await.unwrap();
+    let rows = analyst
+        .query_typed(
+            "SELECT count(*) FROM hr.employees WHERE id > $1",
+            &[(&0i32, Type::INT4)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), eu_rows().await);
+}

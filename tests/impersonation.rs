@@ -224,3 +224,89 @@ async fn impersonation_never_leaks_through_the_pool() {
     let bi = p.connect("bi_service").await.unwrap();
     assert_eq!(count(&bi, ROWS).await, 0);
 }
+
+#[tokio::test]
+async fn connect_time_impersonation_follows_the_same_rules() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let as_analyst = format!(
+        "{} options='-c immuta.immuta_user=analyst'",
+        p.conn_string("admin")
+    );
+    let admin = p.connect_with(&as_analyst).await.unwrap();
+    assert_eq!(count(&admin, ROWS).await, eu);
+    assert_eq!(
+        show(&admin, "SHOW immuta_user").await,
+        ("analyst".into(), "admin".into())
+    );
+    let as_admin = format!(
+        "{} options='-c immuta.immuta_user=admin'",
+        p.conn_string("analyst")
+    );
+    let err = p.connect_with(&as_admin).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42501");
+    let unknown = format!(
+        "{} options='-c immuta.immuta_user=nobody'",
+        p.conn_string("admin")
+    );
+    let err = p.connect_with(&unknown).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42704");
+}
+
+#[tokio::test]
+async fn every_start_end_and_refusal_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let p = start(&format!("[audit]\npath = \"{}\"\n", path.display())).await;
+    let admin = p.connect("admin").await.unwrap();
+    admin
+        .batch_execute("CALL immuta_procedures.impersonate_user('analyst')")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("CALL immuta_procedures.impersonate_user(NULL)")
+        .await
+        .unwrap();
+    let analyst = p.connect("analyst").await.unwrap();
+    analyst
+        .batch_execute("SET immuta_user = 'admin'")
+        .await
+        .unwrap_err();
+    let mut records = Vec::new();
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        records = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect();
+        if records.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let summary: Vec<(String, String, String, String)> = records
+        .iter()
+        .map(|r| {
+            assert_eq!(r["type"], "impersonation");
+            assert!(r["time"].as_u64().unwrap() > 1_700_000_000_000);
+            assert!(r["clientAddress"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:"));
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("event"), s("loginUser"), s("targetUser"), s("outcome"))
+        })
+        .collect();
+    let expect = |e: &str, l: &str, t: &str, o: &str| {
+        (e.to_string(), l.to_string(), t.to_string(), o.to_string())
+    };
+    assert_eq!(
+        summary,
+        [
+            expect("impersonation_start", "admin", "analyst", "allowed"),
+            expect("impersonation_end", "admin", "analyst", "allowed"),
+            expect("impersonation_start", "analyst", "admin", "refused"),
+        ]
+    );
+    assert_eq!(records[2]["sqlstate"], "42501");
+}

@@ -106,24 +106,44 @@ async fn a_50_mb_bind_parameter_passes_through_unbuffered() {
     );
 }
 
-/// One Parse, then `n` Bind/Execute pairs with a `param_len`-byte parameter returning it
-/// twice, then one Sync: the client writes it all while reading replies concurrently.
-/// Returns (DataRows, CommandCompletes) received before ReadyForQuery.
-async fn deep_pipeline(conn: RawConn, n: usize, param_len: usize) -> (usize, usize) {
+/// Writes one unnamed Parse of `statement`, `n` Bind/Execute pairs with a `param_len`-byte
+/// parameter and one Sync, from a task of its own so the caller can read replies meanwhile.
+fn send_pipeline(
+    conn: RawConn,
+    statement: &str,
+    n: usize,
+    param_len: usize,
+) -> (
+    raw::Reader<tokio::io::ReadHalf<redveil::net::Stream>>,
+    tokio::task::JoinHandle<tokio::io::WriteHalf<redveil::net::Stream>>,
+) {
     let param = vec![b'p'; param_len];
     let mut batch = BytesMut::new();
-    raw::parse(&mut batch, "", "SELECT $1::text FROM generate_series(1, 2)");
+    raw::parse(&mut batch, "", statement);
     for _ in 0..n {
         raw::bind(&mut batch, "", "", &[Some(&param)], &[]);
         raw::execute(&mut batch, "", 0);
     }
     raw::sync(&mut batch);
-    let (mut reader, mut writer) = conn.into_split();
+    let (reader, mut writer) = conn.into_split();
     let write = tokio::spawn(async move {
         writer.write_all(&batch).await.expect("pipeline written");
         writer.flush().await.expect("flushed");
         writer
     });
+    (reader, write)
+}
+
+/// One Parse, then `n` Bind/Execute pairs with a `param_len`-byte parameter returning it
+/// twice, then one Sync: the client writes it all while reading replies concurrently.
+/// Returns (DataRows, CommandCompletes) received before ReadyForQuery.
+async fn deep_pipeline(conn: RawConn, n: usize, param_len: usize) -> (usize, usize) {
+    let (mut reader, write) = send_pipeline(
+        conn,
+        "SELECT $1::text FROM generate_series(1, 2)",
+        n,
+        param_len,
+    );
     let (mut rows, mut completes) = (0, 0);
     loop {
         let m = reader.recv().await.expect("read").expect("open");
@@ -218,20 +238,7 @@ async fn an_error_early_in_a_deep_pipeline_skips_to_its_sync() {
     const N: usize = 5_000;
     let p = proxy::start("[pool]\nsize = 1\n").await;
     let conn = RawConn::proxy(&p, "analyst", &[]).await;
-    let param = vec![b'p'; 16_000];
-    let mut batch = BytesMut::new();
-    raw::parse(&mut batch, "", "SELECT 1 / ($1::text = 'x')::int");
-    for _ in 0..N {
-        raw::bind(&mut batch, "", "", &[Some(&param)], &[]);
-        raw::execute(&mut batch, "", 0);
-    }
-    raw::sync(&mut batch);
-    let (mut reader, mut writer) = conn.into_split();
-    let write = tokio::spawn(async move {
-        writer.write_all(&batch).await.expect("pipeline written");
-        writer.flush().await.expect("flushed");
-        writer
-    });
+    let (mut reader, write) = send_pipeline(conn, "SELECT 1 / ($1::text = 'x')::int", N, 16_000);
     let replies = tokio::time::timeout(Duration::from_secs(60), async {
         let mut tags = String::new();
         loop {

@@ -62,6 +62,10 @@ pub struct BackendConn {
     pub prepared_uncertain: bool,
     /// The pin was sent inside a transaction block: a rollback would undo it.
     pub pin_in_transaction: bool,
+    /// The client (connection id) that may have left session objects here: temporary tables,
+    /// views and functions, cursors WITH HOLD, LISTENs. They hold or run with that client's
+    /// data and identity, so they are dropped before another client uses the connection.
+    pub session_objects_of: Option<u64>,
     pub created: Instant,
 }
 
@@ -108,6 +112,7 @@ impl BackendConn {
             pinned: None,
             prepared_uncertain: false,
             pin_in_transaction: false,
+            session_objects_of: None,
             created: Instant::now(),
         };
         conn.login(target).await?;

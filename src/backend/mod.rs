@@ -9,7 +9,10 @@ mod replay;
 pub use conn::{BackendConn, BackendTarget};
 pub use pool::{BackendPool, Manager, Pools};
 pub use prepared::PreparedSet;
-pub use replay::{pin_sql, replay_sql, reset_session, rollback};
+pub use replay::{
+    may_leave_session_objects, pin_sql, replay_sql, reset_session, rollback,
+    DROP_SESSION_OBJECTS_SQL,
+};
 
 use crate::protocol::ProtocolError;
 

@@ -28,6 +28,22 @@ pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool) -> String {
     sql
 }
 
+/// Drops what a previous client may have left in the session (see
+/// `BackendConn::session_objects_of`). Not DISCARD ALL: settings, pin and prepared statements
+/// are tracked and replayed by the proxy.
+pub const DROP_SESSION_OBJECTS_SQL: &str = "CLOSE ALL; UNLISTEN *; DISCARD TEMP";
+
+/// Whether a statement may leave objects in the session that outlive its transaction. An
+/// over-approximation on the text: a false hit costs one cleanup when another client next
+/// takes the connection.
+pub fn may_leave_session_objects(sql: &str) -> bool {
+    ["temp", "hold", "listen"].iter().any(|word| {
+        sql.as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    })
+}
+
 /// Pins the identity the policy views read. Sent as its own simple query, pipelined ahead of
 /// the client's next message; its replies are dropped.
 pub fn pin_sql(user: &str) -> String {
@@ -76,6 +92,7 @@ async fn run_quietly(conn: &mut BackendConn, sql: &str) {
 pub async fn reset_session(conn: &mut BackendConn) {
     run_quietly(conn, "DISCARD ALL").await;
     conn.pinned = None;
+    conn.session_objects_of = None;
     conn.prepared.clear();
     conn.settings = 0;
     conn.has_sql_prepared = false;
@@ -93,6 +110,20 @@ pub async fn rollback(conn: &mut BackendConn) {
 mod tests {
     use super::*;
     use crate::rewrite::SessionCommand;
+
+    #[test]
+    fn session_objects_are_spotted_in_any_case() {
+        assert!(may_leave_session_objects(
+            "create TEMPORARY table t (x int)"
+        ));
+        assert!(may_leave_session_objects(
+            "DECLARE c CURSOR WITH HOLD FOR SELECT 1"
+        ));
+        assert!(may_leave_session_objects("Listen ch"));
+        assert!(!may_leave_session_objects(
+            "SELECT count(*) FROM hr.employees"
+        ));
+    }
 
     #[test]
     fn replay_resets_then_applies() {

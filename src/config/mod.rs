@@ -36,6 +36,8 @@ pub struct Config {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
     pub users: Vec<UserConfig>,
     #[serde(default)]
     pub views: ViewsConfig,
@@ -272,6 +274,7 @@ impl Config {
             &mut self.tls.cert,
             &mut self.tls.key,
             &mut self.backend.ca_cert,
+            &mut self.audit.path,
         ]
         .into_iter()
         .flatten()

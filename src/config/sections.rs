@@ -181,6 +181,9 @@ pub struct PoolConfig {
     /// Prepared statements the proxy keeps per backend connection before closing the least
     /// recently used.
     pub prepared_statements_per_connection: usize,
+    /// Run rewritten statements a client sends unnamed as proxy-named statements, prepared once
+    /// per backend connection, so policy views are planned once per connection.
+    pub cache_rewritten_plans: bool,
 }
 
 impl Default for PoolConfig {
@@ -193,6 +196,7 @@ impl Default for PoolConfig {
             idle_timeout_s: 600,
             max_lifetime_s: 3_600,
             prepared_statements_per_connection: 256,
+            cache_rewritten_plans: true,
         }
     }
 }
@@ -237,6 +241,25 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             level: "info".into(),
+        }
+    }
+}
+
+/// `[audit]`: JSON-lines audit records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// File the records are appended to; no audit file when unset.
+    pub path: Option<PathBuf>,
+    /// Records that may wait for the writer before new ones are dropped (and counted).
+    pub buffer: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            buffer: 10_000,
         }
     }
 }

@@ -18,6 +18,9 @@ pub enum LoginError {
     Failed(String),
     #[error("{0}")]
     Refused(String),
+    /// A connect-time impersonation that is not allowed (42501) or names no user (42704).
+    #[error("{message}")]
+    Impersonation { code: &'static str, message: String },
     /// A startup parameter only the proxy may set.
     #[error("the startup parameter \"{0}\" is reserved for redveil")]
     Reserved(String),
@@ -33,6 +36,7 @@ impl LoginError {
             LoginError::Failed(_) => "28P01",
             LoginError::Refused(_) => "28000",
             LoginError::Reserved(_) => "42501",
+            LoginError::Impersonation { code, .. } => code,
             LoginError::Protocol(e) => e.sqlstate(),
             LoginError::Io(_) => "08006",
         }

@@ -96,8 +96,9 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let settings = RelaySettings {
         mode: shared.config.pool.mode,
-        config: shared.config.clone(),
-        registry: shared.registry(&session.database),
+        cache_rewritten_plans: shared.config.pool.cache_rewritten_plans,
+        audit: shared.audit.clone(),
+        policy: shared.policy.clone(),
         rewrites: shared.rewrites.clone(),
         backend_role: shared.config.backend.user.clone(),
         max_message: limits.max_client_message_bytes,
@@ -209,7 +210,9 @@ async fn login(
     peer: SocketAddr,
     shared: &Arc<Shared>,
 ) -> Result<(Session, cancel::CancelGuard), LoginError> {
-    let config = &shared.config;
+    // Users come from the catalog in force, so a reload adds and removes them.
+    let policy = shared.policy.current();
+    let config = &policy.config;
     if !wire.stream.is_tls() && config.tls.mode == TlsMode::Require {
         return Err(LoginError::Refused(
             "redveil requires TLS: connect with sslmode=require (or stricter)".into(),
@@ -243,12 +246,50 @@ async fn login(
         return Err(e);
     }
     shared.failures.succeed(peer.ip());
-    if let Some((name, _)) = params
-        .settings
+    // `-c immuta.immuta_user=name` impersonates from the first statement (Trino's session
+    // user), under the same rules as the SQL forms; every other reserved setting is refused.
+    let mut settings = params.settings.clone();
+    let mut impersonate = None;
+    settings.retain(
+        |(name, value)| match crate::intercept::startup_target(name, value) {
+            Some(crate::intercept::Target::User(target)) => {
+                impersonate = Some(target);
+                false
+            }
+            Some(_) => false,
+            None => true,
+        },
+    );
+    if let Some((name, _)) = settings
         .iter()
-        .find(|(n, _)| crate::rewrite::is_reserved_setting(n))
+        .find(|(n, v)| crate::rewrite::is_refused_setting(n, v))
     {
         return Err(LoginError::Reserved(name.clone()));
+    }
+    if let Some(target) = &impersonate {
+        let allowed = crate::intercept::authorize(&policy.config, &user_name, None, Some(target));
+        let client_address = peer.to_string();
+        shared
+            .audit
+            .impersonation(&crate::audit::ImpersonationRecord {
+                event: "impersonation_start",
+                login_user: &user_name,
+                target_user: target,
+                client_address: &client_address,
+                connection: 0,
+                outcome: if allowed.is_ok() {
+                    "allowed"
+                } else {
+                    "refused"
+                },
+                sqlstate: allowed.as_ref().err().map(|r| r.code),
+            });
+        if let Err(refusal) = allowed {
+            return Err(LoginError::Impersonation {
+                code: refusal.code,
+                message: refusal.message,
+            });
+        }
     }
     msg::auth_ok(&mut wire.out);
     let pool = shared.pools.get(&database);
@@ -270,7 +311,11 @@ async fn login(
     wire.flush().await?;
     tracing::info!(%peer, user = %user_name, %database, "client logged in");
     metrics::counter!("redveil_logins_total").increment(1);
-    let mut session = Session::new(user_name, database, params.settings);
+    let mut session = Session::new(user_name, database, settings);
     session.peer = peer.to_string();
+    if let Some(target) = impersonate {
+        session.impersonation.set(Some(target));
+        session.impersonation.commit();
+    }
     Ok((session, cancel))
 }

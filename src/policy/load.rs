@@ -71,6 +71,15 @@ impl Catalog {
         }
     }
 
+    /// Whether `user` may query the data source named `data_source` (`schema.table`, as the
+    /// rewriter reports it). Unknown users and unknown sources may not.
+    pub fn subscribed(&self, user: &str, data_source: &str) -> bool {
+        match (self.user(user), self.data_source(data_source)) {
+            (Some(user), Some(source)) => source.subscription.admits(user),
+            _ => false,
+        }
+    }
+
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.iter().find(|u| u.name == name)
     }

@@ -27,6 +27,7 @@ pub mod compile;
 pub mod control;
 pub mod entitle;
 pub mod explain;
+mod live;
 mod load;
 pub mod masks;
 pub mod model;
@@ -37,6 +38,7 @@ pub mod sql;
 pub mod sync;
 
 pub use compile::{compile, CompileError, CompiledView};
+pub use live::{LivePolicy, PolicyHandle};
 pub use load::{PERMISSIONS, RESERVED_SCHEMAS};
 pub use model::*;
 pub use report::{Change, SyncError, SyncReport};

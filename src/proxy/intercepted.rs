@@ -166,8 +166,9 @@ impl ClientConnection {
     /// Checks and applies a change of identity; audited either way.
     fn impersonate(&mut self, target: Option<String>) -> Result<(), intercept::Refusal> {
         let login = &self.session.login;
+        let policy = self.settings.policy.current();
         let result = intercept::authorize(
-            &self.settings.config,
+            &policy.config,
             login,
             self.session.impersonation.first(),
             target.as_deref(),
@@ -176,16 +177,30 @@ impl ClientConnection {
             Ok(()) => "allowed",
             Err(_) => "refused",
         };
-        tracing::info!(
-            target: "redveil::audit",
-            conn = self.id,
-            event = if target.is_some() { "impersonation_start" } else { "impersonation_end" },
-            login_user = %login,
-            target_user = target.as_deref().unwrap_or(""),
-            client = %self.session.peer,
-            outcome,
-            "impersonation"
-        );
+        let ending = self
+            .session
+            .impersonation
+            .current()
+            .unwrap_or("")
+            .to_string();
+        let event = if target.is_some() {
+            "impersonation_start"
+        } else {
+            "impersonation_end"
+        };
+        let target_user = target.as_deref().unwrap_or(&ending);
+        tracing::info!(conn = self.id, event, login_user = %login, target_user, outcome, "impersonation");
+        self.settings
+            .audit
+            .impersonation(&crate::audit::ImpersonationRecord {
+                event,
+                login_user: login,
+                target_user,
+                client_address: &self.session.peer,
+                connection: self.id,
+                outcome,
+                sqlstate: result.as_ref().err().map(|r| r.code),
+            });
         metrics::counter!("redveil_impersonations_total", "outcome" => outcome).increment(1);
         if result.is_ok() {
             self.session.impersonation.set(target);

@@ -14,7 +14,7 @@ use crate::net::Stream;
 use crate::protocol::backend::{self as msg, Severity};
 use crate::protocol::scan::{Direction, Scanner};
 use crate::protocol::ProtocolError;
-use crate::rewrite::{Registry, RewriteCache, SessionCommand};
+use crate::rewrite::{RewriteCache, SessionCommand};
 use crate::session::{Pipeline, Session};
 use bytes::{Buf, BytesMut};
 use std::pin::Pin;
@@ -41,10 +41,11 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct RelaySettings {
     pub mode: PoolMode,
-    /// The catalog: who may impersonate whom.
-    pub config: Arc<crate::config::Config>,
-    /// Registered tables of the session's database, and their views.
-    pub registry: Arc<Registry>,
+    pub audit: crate::audit::AuditLog,
+    /// See `pool.cache_rewritten_plans`.
+    pub cache_rewritten_plans: bool,
+    /// The catalog in force: registered tables, subscriptions, who may impersonate whom.
+    pub policy: Arc<crate::policy::PolicyHandle>,
     pub rewrites: Arc<RewriteCache>,
     /// The pool's login role: what `$user` in `search_path` means on the backend.
     pub backend_role: String,
@@ -380,10 +381,42 @@ impl ClientConnection {
             let backend = self.pool.checkout().await?;
             self.cancel.set(backend.peer, backend.key).await;
             self.backend = Some(backend);
+            self.drop_session_objects();
         }
         self.replay_session_state();
         self.pin_identity();
         Ok(())
+    }
+
+    /// A connection another client may have left temporary objects, held cursors or LISTENs
+    /// on is cleaned before this client's first statement, pipelined; its replies are dropped.
+    fn drop_session_objects(&mut self) {
+        let Some(backend) = self.backend.as_mut() else {
+            return;
+        };
+        match backend.session_objects_of {
+            Some(owner) if owner != self.id => {}
+            _ => return,
+        }
+        backend.session_objects_of = None;
+        crate::protocol::frontend::query(
+            &mut self.to_backend,
+            crate::backend::DROP_SESSION_OBJECTS_SQL,
+        );
+        self.pipeline.push(crate::session::Expect::Query {
+            forward: false,
+            commands: Default::default(),
+            substitutions: Default::default(),
+        });
+    }
+
+    /// Records that this client's statement may leave session objects on its connection.
+    fn note_session_objects(&mut self, sql: &str) {
+        if crate::backend::may_leave_session_objects(sql) {
+            if let Some(backend) = self.backend.as_mut() {
+                backend.session_objects_of = Some(self.id);
+            }
+        }
     }
 
     /// Makes `immuta.user` on the backend connection the client's effective user, pipelined

@@ -85,6 +85,7 @@ impl ClientConnection {
                 };
                 // A simple query destroys the unnamed statement.
                 self.unnamed_prepared = None;
+                self.note_session_objects(text);
                 // Session commands are recorded as sent: a PREPARE is replayed on other
                 // backend connections, so it must be the rewritten text, never the raw one.
                 let sent = rewritten.sql.as_deref().unwrap_or(text);
@@ -138,6 +139,13 @@ impl ClientConnection {
                     return Ok(Flow::Continue);
                 }
                 let command = self.portal_command(portal);
+                if matches!(
+                    command,
+                    Some(SessionCommand::ResetAll | SessionCommand::DiscardAll)
+                ) {
+                    // The pin sent before this batch is undone when the portal runs.
+                    self.repin_after_sync = true;
+                }
                 if command.as_ref().is_some_and(drops_backend_statements) {
                     self.backend
                         .as_mut()
@@ -175,10 +183,7 @@ impl ClientConnection {
                     self.pipeline.push(Expect::Sync);
                 }
             }
-            tag::FUNCTION_CALL => {
-                self.to_backend.extend_from_slice(&raw);
-                self.pipeline.push(Expect::FunctionCall);
-            }
+            tag::FUNCTION_CALL => self.refuse_function_call(),
             tag::COPY_DONE | tag::COPY_FAIL => {
                 self.to_backend.extend_from_slice(&raw);
                 if !std::mem::take(&mut self.copy_in) {
@@ -216,8 +221,8 @@ impl ClientConnection {
                 self.write_bind(&head, &raw[5 + head.rest_offset..], rest_len)?;
             }
             tag::FUNCTION_CALL => {
-                self.pipeline.push(Expect::FunctionCall);
-                self.to_backend.extend_from_slice(&raw);
+                self.client_stream_forward = false;
+                self.refuse_function_call();
             }
             _ => self.to_backend.extend_from_slice(&raw),
         }
@@ -239,6 +244,7 @@ impl ClientConnection {
             // Takes effect when executed; the identity is pinned again after the Sync.
             self.repin_after_sync = true;
         }
+        self.note_session_objects(original.query);
         // As sent (see the simple-query path): a PREPARE is replayed in its rewritten form.
         let command = split_statements(rewritten.sql.as_deref().unwrap_or(original.query))
             .first()
@@ -252,9 +258,12 @@ impl ClientConnection {
         };
         if parse.name.is_empty() {
             self.unnamed_command = command.clone();
-            if rewritten.sql.is_none() {
+            if rewritten.sql.is_none() || !self.settings.cache_rewritten_plans {
                 self.unnamed_prepared = None;
-                self.to_backend.extend_from_slice(raw);
+                match rewritten.sql {
+                    Some(_) => parse.encode_as(&mut self.to_backend, ""),
+                    None => self.to_backend.extend_from_slice(raw),
+                }
                 self.pipeline.push(Expect::ParseComplete {
                     forward: true,
                     backend_name: None,
@@ -292,15 +301,41 @@ impl ClientConnection {
     /// Sends registered-table references to their views, with the session's search_path.
     pub(super) fn rewrite(&self, sql: &str) -> Outcome {
         let search_path = self.session.state.search_path(&self.settings.backend_role);
-        self.settings.rewrites.rewrite(
+        // Read per statement, so a reloaded catalog applies from the next one.
+        let policy = self.settings.policy.current();
+        let registry = policy.registry(&self.session.database);
+        let outcome = self.settings.rewrites.rewrite(
             sql,
             Scope {
-                registry: &self.settings.registry,
+                registry: &registry,
                 database: &self.session.database,
                 search_path: &search_path,
                 backend_role: &self.settings.backend_role,
             },
-        )
+        );
+        // Subscription is the effective user's, so it is checked on every use, cached or not.
+        if let Ok(rewritten) = outcome.as_ref() {
+            let user = self.session.effective_user();
+            if let Some(source) = rewritten
+                .data_sources
+                .iter()
+                .find(|source| !policy.catalog.subscribed(user, source))
+            {
+                return std::sync::Arc::new(Err(Denial::new(format!(
+                    "user \"{user}\" is not subscribed to data source \"{source}\""
+                ))));
+            }
+        }
+        outcome
+    }
+
+    /// A fast-path FunctionCall names its function by OID, past every check on SQL text (it
+    /// could call set_config): refused, as a simple query would be.
+    fn refuse_function_call(&mut self) {
+        self.refuse(
+            &Denial::new("fast-path function calls are not allowed through redveil"),
+            tag::QUERY,
+        );
     }
 
     /// Answers a refused statement with 42501. The backend gets a syntax error in its place,
@@ -471,5 +506,10 @@ fn backend_statement_name(query: &str, param_types: &[u8]) -> String {
     param_types.hash(&mut h);
     let first = h.finish();
     query.len().hash(&mut h);
-    format!("redveil_{:016x}{:016x}", first, h.finish())
+    format!(
+        "{}{:016x}{:016x}",
+        crate::rewrite::BACKEND_STATEMENT_PREFIX,
+        first,
+        h.finish()
+    )
 }

@@ -3,6 +3,7 @@
 
 use super::lexer::{tokens, Token};
 use super::names::{fold, Scope, RESERVED_SCHEMAS};
+use super::session_commands::{classify, SessionCommand};
 use sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Value,
 };
@@ -36,12 +37,45 @@ pub fn is_reserved_setting(name: &str) -> bool {
     name.starts_with("immuta") || name == "role" || name == "session_authorization"
 }
 
+/// A setting a client may not give this value, at connect time or with SET: reserved
+/// settings, and `standard_conforming_strings = off`, under which the server reads a
+/// backslash in `'...'` as an escape while the proxy's lexer and sqlparser do not, so text the
+/// proxy judged to be inside a string literal would run as SQL.
+pub fn is_refused_setting(name: &str, value: &str) -> bool {
+    is_reserved_setting(name)
+        || (name
+            .trim()
+            .eq_ignore_ascii_case("standard_conforming_strings")
+            && !is_on(value))
+}
+
+fn is_on(value: &str) -> bool {
+    let value = value.trim().trim_matches('\'').to_ascii_lowercase();
+    matches!(value.as_str(), "on" | "true" | "yes" | "1" | "default")
+}
+
+/// Words that, in text the proxy cannot check call by call (code bodies, statements
+/// sqlparser cannot read), may reach the identity setting or the string syntax the proxy
+/// relies on.
+pub(super) const IDENTITY_WORDS: [&str; 4] = [
+    "set_config",
+    "current_setting",
+    "pg_settings",
+    "standard_conforming_strings",
+];
+
 /// Functions that run SQL given as text, or read every setting at once. No argument check
 /// can make them safe: the text may be computed.
 fn runs_sql_text(name: &str) -> bool {
     name.contains("_to_xml")
         || name.starts_with("dblink")
         || matches!(name, "ts_stat" | "pg_show_all_settings" | "pg_settings")
+}
+
+/// Large objects belong to the pool's login role, which every redveil user shares: one user's
+/// large object is every other user's to read.
+fn is_large_object_function(name: &str) -> bool {
+    name.starts_with("lo_") || matches!(name, "loread" | "lowrite")
 }
 
 /// Functions that may take text naming a registered table without running it as SQL.
@@ -154,11 +188,21 @@ pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result
             "function {function}() runs SQL text or exposes server settings and is not allowed through redveil"
         )));
     }
+    if is_large_object_function(&function) {
+        return Err(Denial::new(format!(
+            "large objects are shared by every redveil user; {function}() is not allowed through redveil"
+        )));
+    }
     let first_literal = args.first().and_then(|a| plain_literal(a));
     match function.as_str() {
         "set_config" => {
+            let tracked_elsewhere = |s: &str| {
+                ["search_path", "standard_conforming_strings"]
+                    .iter()
+                    .any(|n| s.trim().eq_ignore_ascii_case(n))
+            };
             return match first_literal {
-                Some(setting) if !is_reserved_setting(setting) && !setting.trim().eq_ignore_ascii_case("search_path") => Ok(()),
+                Some(setting) if !is_reserved_setting(setting) && !tracked_elsewhere(setting) => Ok(()),
                 Some(setting) => Err(Denial::new(format!(
                     "set_config('{setting}', ...) is not allowed through redveil; use SET for settings the proxy may track"
                 ))),
@@ -222,6 +266,9 @@ fn any_string_literal(expr: &Expr) -> Option<&str> {
     }
 }
 
+/// The prefix of the names under which the proxy prepares statements on backend connections.
+pub const BACKEND_STATEMENT_PREFIX: &str = "redveil_";
+
 /// What the statement's first words say, checked on the raw text before any parsing so a
 /// statement sqlparser cannot read is judged too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +295,34 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
             "Unicode-escaped identifiers and strings (U&\"...\") are not allowed through redveil",
         ));
     }
+    if let ["alter", "role" | "user" | "group" | "database", ..] = w.as_slice() {
+        return Err(Denial::new(
+            "ALTER ROLE and ALTER DATABASE change the pool's login role, which every redveil user shares, and are not allowed through redveil",
+        ));
+    }
+    if let ["prepare" | "execute" | "deallocate", ..] = w.as_slice() {
+        let name = match w.as_slice() {
+            ["deallocate", "prepare", name, ..] => Some(*name),
+            [_, name, ..] => Some(*name),
+            _ => None,
+        };
+        if name.is_some_and(|n| n.starts_with(BACKEND_STATEMENT_PREFIX)) {
+            return Err(Denial::new(
+                "prepared statements named redveil_* belong to redveil and are shared by its users",
+            ));
+        }
+    }
+    // Settings by the name the server resolves (`SET session_authorization = ...`,
+    // `SET standard_conforming_strings = off`), after the more specific rules below.
+    let refused = match classify(statement) {
+        Some(SessionCommand::Set { name, value }) if is_refused_setting(&name, &value) => Some(
+            format!("SET {name} to {value} is not allowed through redveil"),
+        ),
+        Some(SessionCommand::Reset { name }) if is_reserved_setting(&name) => {
+            Some(format!("RESET {name} is not allowed through redveil"))
+        }
+        _ => None,
+    };
     let switches_role = matches!(
         w.as_slice(),
         ["set", "role", ..]
@@ -265,15 +340,21 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
         ["reset", "role", ..] | ["reset", "session", "authorization", ..] => Err(Denial::new(
             "RESET ROLE and RESET SESSION AUTHORIZATION are not allowed through redveil",
         )),
+        _ if refused.is_some() => Err(Denial::new(refused.unwrap_or_default())),
         ["reset", "all", ..] | ["discard", "all", ..] => Ok(Head::ResetsSession),
         ["do", ..] | ["create", "function", ..] | ["create", "procedure", ..]
         | ["create", "or", "replace", "function" | "procedure", ..]
-            if ["execute", "set_config"].iter().any(|k| lowercase.contains(k)) =>
+            if IDENTITY_WORDS
+                .iter()
+                .chain(&["execute"])
+                .any(|k| lowercase.contains(k)) =>
         {
             Err(Denial::new(
-                "code blocks that run dynamic SQL (EXECUTE) or set_config are not allowed through redveil",
+                "code blocks that run dynamic SQL (EXECUTE) or touch settings (set_config, current_setting, pg_settings, standard_conforming_strings) are not allowed through redveil",
             ))
         }
+        // A block's RESET ALL clears the pinned identity as the statement would.
+        ["do", ..] if lowercase.contains("reset") => Ok(Head::ResetsSession),
         _ => Ok(Head::Plain),
     }
 }

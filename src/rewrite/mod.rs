@@ -11,7 +11,7 @@ mod session_commands;
 mod tables;
 
 pub use cache::{Outcome, RewriteCache};
-pub use deny::{is_reserved_setting, Denial};
+pub use deny::{is_refused_setting, is_reserved_setting, Denial, BACKEND_STATEMENT_PREFIX};
 pub use lexer::{split_statements, tokens, Token};
 pub use names::{
     parse_search_path_list, parse_search_path_sql, QualifiedName, Registered, Registry, Scope,
@@ -93,6 +93,10 @@ fn mentions_guarded(lowercase: &str) -> bool {
         "xml",
         "dblink",
         "ts_stat",
+        "standard_conforming_strings",
+        "lo_",
+        "loread",
+        "lowrite",
     ]
     .iter()
     .any(|w| lowercase.contains(w))
@@ -111,15 +115,28 @@ fn rewrite_statement(
     let mut parsed = match parsed {
         Ok(parsed) if parsed.len() == 1 => parsed,
         _ => {
-            if scope.registry.is_mentioned_in(&statement.to_lowercase()) {
+            let lowercase = statement.to_lowercase();
+            if scope.registry.is_mentioned_in(&lowercase) {
                 return Err(Denial::new(
                     "redveil cannot parse this statement and it mentions a registered table or a redveil schema; it is refused rather than forwarded unchecked",
                 ));
+            }
+            // E.g. CREATE AGGREGATE ... (SFUNC = set_config, INITCOND = E'\151mmuta.user').
+            if let Some(word) = deny::IDENTITY_WORDS.iter().find(|w| lowercase.contains(*w)) {
+                return Err(Denial::new(format!(
+                    "redveil cannot parse this statement and it mentions {word}; it is refused rather than forwarded unchecked"
+                )));
             }
             return Ok(None);
         }
     };
     let statement_ast = &mut parsed[0];
+    if explains_by_running(statement_ast) {
+        // Actual row counts (`Rows Removed by Filter`) count the rows a policy hides.
+        return Err(Denial::new(
+            "EXPLAIN ANALYZE of a statement that names a registered table or a redveil schema is not allowed through redveil: its row counts include the rows policies hide",
+        ));
+    }
     if !tables::is_rewritable(statement_ast) {
         tables::check_unrewritable(statement, scope)?;
         return Ok(None);
@@ -127,6 +144,22 @@ fn rewrite_statement(
     let result = tables::rewrite_tables(statement_ast, scope)?;
     data_sources.extend(result.data_sources);
     Ok(result.changed.then(|| statement_ast.to_string()))
+}
+
+/// `EXPLAIN ANALYZE ...` or `EXPLAIN (ANALYZE ...) ...`.
+fn explains_by_running(statement: &sqlparser::ast::Statement) -> bool {
+    match statement {
+        sqlparser::ast::Statement::Explain {
+            analyze, options, ..
+        } => {
+            *analyze
+                || options.iter().flatten().any(|o| {
+                    o.name.value.eq_ignore_ascii_case("analyze")
+                        || o.name.value.eq_ignore_ascii_case("analyse")
+                })
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]

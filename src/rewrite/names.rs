@@ -77,29 +77,27 @@ impl Registry {
         }
     }
 
-    /// The data sources of `config` that live in `database` (those without a database live in
-    /// the backend's). Table names in the catalog are written as the cluster stores them.
-    pub fn from_config(config: &crate::config::Config, database: &str) -> Self {
-        let view_schema = &config.views.schema;
-        let entries = config.data_sources.iter().filter_map(|source| {
-            let parts: Vec<&str> = source.table.split('.').collect();
-            let (db, schema, table) = match parts.as_slice() {
-                [schema, table] => (config.backend.database.as_str(), *schema, *table),
-                [db, schema, table] => (*db, *schema, *table),
-                _ => return None,
-            };
+    /// The data sources of `catalog` that live in `database` (those naming no database live
+    /// in `default_database`, the backend's).
+    pub fn from_catalog(
+        catalog: &crate::policy::Catalog,
+        database: &str,
+        default_database: &str,
+    ) -> Self {
+        let entries = catalog.data_sources.iter().filter_map(|source| {
+            let db = source.table.database.as_deref().unwrap_or(default_database);
             (db == database).then(|| {
                 (
-                    QualifiedName::new(schema, table),
+                    QualifiedName::new(source.table.schema.clone(), source.table.table.clone()),
                     Registered {
-                        data_source: format!("{schema}.{table}"),
-                        view: QualifiedName::new(view_schema.clone(), format!("{schema}_{table}")),
+                        data_source: source.table.key(),
+                        view: QualifiedName::new(catalog.view_schema.clone(), source.view_name()),
                         writable: false,
                     },
                 )
             })
         });
-        Self::new(view_schema, entries)
+        Self::new(&catalog.view_schema, entries)
     }
 
     pub fn version(&self) -> u64 {

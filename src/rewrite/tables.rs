@@ -430,6 +430,11 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
             }
             _ => continue,
         };
+        if super::deny::IDENTITY_WORDS.contains(&name.as_str()) {
+            return Err(Denial::new(format!(
+                "this statement names {name} and is not allowed through redveil"
+            )));
+        }
         if scope.registry.has_table_named(&name) {
             return Err(Denial::new(format!(
                 "this statement names the registered table \"{name}\" and is not allowed through redveil"

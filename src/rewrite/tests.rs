@@ -331,8 +331,13 @@ const CASES: &[(&str, &str, Expect)] = &[
     ),
     (
         r#""$user", public"#,
+        r#"EXPLAIN SELECT * FROM hr.employees WHERE id = 1"#,
+        To(r#"EXPLAIN SELECT * FROM immuta.hr_employees AS employees WHERE id = 1"#),
+    ),
+    (
+        r#""$user", public"#,
         r#"EXPLAIN ANALYZE SELECT * FROM hr.employees WHERE id = 1"#,
-        To(r#"EXPLAIN ANALYZE SELECT * FROM immuta.hr_employees AS employees WHERE id = 1"#),
+        Deny(r#"its row counts include the rows policies hide"#),
     ),
     (
         r#""$user", public"#,
@@ -801,6 +806,133 @@ COMMIT"#),
             r#"WITH x AS (SELECT * FROM immuta.hr_employees AS employees) INSERT INTO t SELECT * FROM x"#,
         ),
     ),
+    (
+        r#""$user", public"#,
+        r#"ALTER ROLE redveil_query SET search_path = hr"#,
+        Deny("ALTER ROLE"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"ALTER USER CURRENT_USER SET work_mem = 64"#,
+        Deny("ALTER ROLE"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"alter database demo set x.y = 1"#,
+        Deny("ALTER ROLE"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"SET session_authorization = 'postgres'"#,
+        Deny("session_authorization"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"RESET session_authorization"#,
+        Deny("session_authorization"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"SET standard_conforming_strings = off"#,
+        Deny("standard_conforming_strings"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"SET SESSION standard_conforming_strings TO 'false'"#,
+        Deny("standard_conforming_strings"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"SET standard_conforming_strings = on"#,
+        Same,
+    ),
+    (
+        r#""$user", public"#,
+        r#"SET standard_conforming_strings TO 'on'"#,
+        Same,
+    ),
+    (
+        r#""$user", public"#,
+        r#"SELECT set_config('standard_conforming_strings', 'off', false)"#,
+        Deny("standard_conforming_strings"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"SELECT set_config('statement_timeout', '5s', false)"#,
+        Same,
+    ),
+    (
+        r#""$user", public"#,
+        r#"DO $$ BEGIN SET standard_conforming_strings = off; END $$"#,
+        Deny("code blocks"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"CREATE FUNCTION pg_temp.w() RETURNS text LANGUAGE sql AS $$ SELECT current_setting(chr(105) || 'mmuta.user') $$"#,
+        Deny("code blocks"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"CREATE FUNCTION pg_temp.w() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$"#,
+        Same,
+    ),
+    (
+        r#""$user", public"#,
+        r#"CREATE AGGREGATE pg_temp.forge(text, boolean) (SFUNC = set_config, STYPE = text, INITCOND = E'\151mmuta.user')"#,
+        Deny("set_config"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"CREATE AGGREGATE pg_temp.agg(int) (SFUNC = int4pl, STYPE = int)"#,
+        Same,
+    ),
+    (
+        r#""$user", public"#,
+        r#"SELECT lo_from_bytea(0, 'x')"#,
+        Deny("large objects"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"SELECT loread(lo_open(1, 262144), 10)"#,
+        Deny("large objects"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"SELECT 'hello_world', lower('x')"#,
+        Same,
+    ),
+    (
+        r#""$user", public"#,
+        r#"DEALLOCATE redveil_0123"#,
+        Deny("redveil_*"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"DEALLOCATE PREPARE "redveil_0123""#,
+        Deny("redveil_*"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"EXECUTE redveil_0123"#,
+        Deny("redveil_*"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"PREPARE redveil_0123 AS SELECT 1"#,
+        Deny("redveil_*"),
+    ),
+    (r#""$user", public"#, r#"DEALLOCATE p"#, Same),
+    (
+        r#""$user", public"#,
+        r#"EXPLAIN (ANALYZE, VERBOSE) SELECT * FROM hr.employees"#,
+        Deny("EXPLAIN ANALYZE"),
+    ),
+    (
+        r#""$user", public"#,
+        r#"EXPLAIN (ANALYZE) SELECT * FROM immuta.hr_employees"#,
+        Deny("EXPLAIN ANALYZE"),
+    ),
+    (r#""$user", public"#, r#"EXPLAIN ANALYZE SELECT 1"#, Same),
 ];
 
 #[test]
@@ -845,6 +977,11 @@ fn data_sources_and_session_resets_are_reported() {
             .resets_session
     );
     assert!(!run("DISCARD PLANS", "public").unwrap().resets_session);
+    assert!(
+        run("DO $$ BEGIN RESET ALL; END $$", "public")
+            .unwrap()
+            .resets_session
+    );
 }
 
 #[test]
@@ -859,6 +996,15 @@ fn a_search_path_set_earlier_in_the_string_applies_after_it() {
         "public",
     );
     assert_eq!(r.unwrap().sql, None);
+}
+
+/// Under standard_conforming_strings = on (which the proxy enforces) this is one SELECT of one
+/// string literal; with it off the server would run the set_config after the `;`.
+#[test]
+fn a_backslash_does_not_end_a_string() {
+    let sql = r"SELECT '\''; SELECT set_config($q$immuta.user$q$, $q$admin$q$, false) --'";
+    assert_eq!(split_statements(sql).len(), 1);
+    assert_eq!(run(sql, "public").unwrap().sql, None);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Starts the proxy in-process on port 0 in front of the test cluster.
 
 use redveil::config::Config;
-use redveil::server::{Server, Stopper};
+use redveil::server::{Reloader, Server, Stopper};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -9,7 +9,8 @@ pub struct TestProxy {
     pub addr: SocketAddr,
     pub ca: PathBuf,
     pub stopper: Stopper,
-    _dir: tempfile::TempDir,
+    pub reloader: Reloader,
+    dir: tempfile::TempDir,
 }
 
 pub const PASSWORD_OF: fn(&str) -> String = |user| format!("{user}-pw");
@@ -59,16 +60,25 @@ pub async fn start(extra: &str) -> TestProxy {
     let server = Server::bind(config).await.expect("bind");
     let addr = server.local_addr();
     let stopper = server.stopper();
+    let reloader = server.reloader();
     tokio::spawn(server.serve());
     TestProxy {
         addr,
         ca,
         stopper,
-        _dir: dir,
+        reloader,
+        dir,
     }
 }
 
 impl TestProxy {
+    /// Puts the catalog of a config made with `extra` in force, as SIGHUP does.
+    pub async fn reload(&self, extra: &str) {
+        let (toml, _) = config_text(self.dir.path(), extra);
+        let config = Config::parse(&toml, std::path::Path::new("test.toml")).expect("config");
+        self.reloader.reload(config).await.expect("reload");
+    }
+
     pub fn conn_string(&self, user: &str) -> String {
         format!(
             "host=localhost port={} dbname=demo user={user} password={}",
