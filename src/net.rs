@@ -12,9 +12,20 @@ pub enum Stream {
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
 }
 
+/// How long a closing connection may take to flush its TLS close_notify.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
+    }
+
+    /// Ends the connection as PostgreSQL does: TLS close_notify, then the TCP FIN. Dropping a
+    /// TLS stream sends no close_notify, and libpq ≥ 17 reports that as an error (its cancel
+    /// requests over TLS fail with "unexpected eof"). Bounded for peers that stopped reading.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, tokio::io::AsyncWriteExt::shutdown(&mut self))
+            .await;
     }
 }
 

@@ -221,6 +221,60 @@ async fn unnamed_statements_run_as_cached_backend_statements() {
     );
 }
 
+/// SQL-level PREPARE of a registered table (psql, psycopg2): transaction pooling replays it on
+/// every other backend connection that serves the client, and the replay must be the
+/// rewritten statement, never the client's text naming the raw table. Found by the psql and
+/// psycopg2 client sessions (tests/clients.rs).
+#[tokio::test]
+async fn sql_prepared_statements_replay_rewritten_on_another_backend() {
+    let p = start("[pool]\nsize = 2\n").await;
+    let eu = eu_rows().await;
+    let analyst = p.connect("analyst").await.unwrap();
+    let other = p.connect("admin").await.unwrap();
+    // Simple protocol (psql) and a PREPARE sent through Parse/Bind/Execute (drivers that
+    // run every statement in the extended protocol).
+    analyst
+        .batch_execute(
+            "PREPARE simple_upto(int) AS SELECT count(*) FROM hr.employees WHERE id <= $1",
+        )
+        .await
+        .unwrap();
+    analyst
+        .execute(
+            "PREPARE extended_upto(int) AS SELECT count(*) FROM hr.employees WHERE id <= $1",
+            &[],
+        )
+        .await
+        .unwrap();
+    // The one backend connection so far is held by another client's transaction, so the
+    // analyst's next statements run on a fresh one, where both PREPAREs are replayed.
+    other.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let held = backend_pid(&other).await;
+    for name in ["simple_upto", "extended_upto"] {
+        let counted: i64 = analyst
+            .simple_query(&format!("EXECUTE {name}(10000)"))
+            .await
+            .unwrap()
+            .into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse().unwrap()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(counted, eu, "{name}");
+    }
+    assert_ne!(backend_pid(&analyst).await, held, "ran on another backend");
+    other.batch_execute("COMMIT").await.unwrap();
+}
+
+async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test]
 async fn without_the_plan_cache_unnamed_statements_are_still_rewritten() {
     use tokio_postgres::types::Type;

@@ -217,3 +217,49 @@ async fn function_calls_are_relayed_without_policy() {
     assert_eq!(tags, "VZ", "FunctionCallResponse, ReadyForQuery");
     assert!(replies[0].body().ends_with(b"42"));
 }
+
+/// A TLS connection the proxy ends (after a cancel request, a refused login, or the end of a
+/// session) ends with close_notify, as PostgreSQL's do. libpq ≥ 17's cancel API (psycopg 3's
+/// `cancel_safe`, psql 17) sends the cancel request over TLS and reports an abrupt EOF as a
+/// failed cancel ("SSL error: unexpected eof while reading"). Found by the psycopg 3 client.
+#[tokio::test]
+async fn tls_connections_the_proxy_ends_close_cleanly() {
+    use common::raw::{self, RawConn};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn closed_cleanly(stream: &mut redveil::net::Stream) {
+        let mut rest = Vec::new();
+        // rustls reports a close without close_notify as an UnexpectedEof error.
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut rest),
+        )
+        .await
+        .expect("the proxy closes the connection");
+        read.expect("a TLS close_notify, not an abrupt EOF");
+    }
+
+    let p = proxy::start("").await;
+    let mut cancel = raw::tls_to_proxy(&p).await;
+    cancel
+        .write_all(&redveil::protocol::startup::encode_cancel(1, 2))
+        .await
+        .unwrap();
+    cancel.flush().await.unwrap();
+    closed_cleanly(&mut cancel).await;
+
+    // A login refused before authentication: no user name.
+    let mut refused = RawConn::unstarted(raw::tls_to_proxy(&p).await);
+    refused
+        .send(&redveil::protocol::startup::StartupMessage::encode(&[(
+            "database".to_string(),
+            "demo".to_string(),
+        )]))
+        .await;
+    closed_cleanly(&mut refused.stream).await;
+
+    // A session the proxy ends: the client's message breaks the protocol.
+    let mut session = RawConn::proxy(&p, "analyst", &[]).await;
+    session.send(b"Q\x00\x00\x00\x02").await;
+    closed_cleanly(&mut session.stream).await;
+}

@@ -224,11 +224,22 @@ impl Config {
                     );
                 }
             }
-            if self.auth.method == AuthMethod::Md5 && user.md5.is_none() {
-                bad(
-                    &format!("users[{i}].md5"),
-                    "required when auth.method = \"md5\"".into(),
-                );
+            if user.md5.is_none() {
+                // Without a verifier the user could never log in by md5: say so now rather
+                // than fail every such login as a wrong password.
+                let needed_by = if self.auth.method == AuthMethod::Md5 {
+                    Some("auth.method")
+                } else if self.auth.redshift_driver_method == AuthMethod::Md5 {
+                    Some("auth.redshift_driver_method")
+                } else {
+                    None
+                };
+                if let Some(key) = needed_by {
+                    bad(
+                        &format!("users[{i}].md5"),
+                        format!("required when {key} = \"md5\""),
+                    );
+                }
             }
         }
         if self.control.pool_size == 0 {

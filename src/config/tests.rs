@@ -60,6 +60,22 @@ fn semantic_problems_are_all_reported_with_lines() {
 }
 
 #[test]
+fn md5_for_redshift_drivers_needs_md5_verifiers() {
+    let text = format!(
+        "[tls]\nmode = \"disable\"\n[auth]\nredshift_driver_method = \"md5\"\n[[users]]\nname = \"a\"\npassword = \"{VERIFIER}\"\n"
+    );
+    let err = parse(&text).unwrap_err();
+    let problem = &err.problems()[0];
+    assert_eq!(problem.key, "users[0].md5");
+    assert!(
+        problem.message.contains("auth.redshift_driver_method"),
+        "{problem}"
+    );
+    let with_md5 = format!("{text}md5 = \"md5{}\"\n", "0".repeat(32));
+    assert!(parse(&with_md5).is_ok());
+}
+
+#[test]
 fn valid_user_is_accepted() {
     let text = format!("[tls]\nmode = \"disable\"\n[[users]]\nname = \"a\"\npassword = \"{VERIFIER}\"\ngroups = [\"hr\"]\n[users.attributes]\nregion = [\"EU\"]\n");
     let config = parse(&text).unwrap();

@@ -82,6 +82,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
                 metrics::counter!("redveil_login_failures_total").increment(1);
                 wire.fatal(e.sqlstate(), &e.to_string()).await;
             }
+            wire.stream.close().await;
             return;
         }
         Err(_) => {
@@ -185,6 +186,7 @@ async fn start(
             }
             InitialPacket::Cancel { pid, secret } => {
                 shared.cancels.cancel((pid, secret)).await;
+                stream.close().await;
                 return Ok(None);
             }
             InitialPacket::Startup(startup) => break startup,

@@ -164,6 +164,7 @@ impl ClientConnection {
             self.report(e).await;
         }
         self.finish().await;
+        self.client.close().await;
     }
 
     async fn relay(

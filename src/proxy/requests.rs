@@ -86,7 +86,10 @@ impl ClientConnection {
                 // A simple query destroys the unnamed statement.
                 self.unnamed_prepared = None;
                 self.note_session_objects(text);
-                let commands: std::collections::VecDeque<_> = split_statements(text)
+                // Session commands are recorded as sent: a PREPARE is replayed on other
+                // backend connections, so it must be the rewritten text, never the raw one.
+                let sent = rewritten.sql.as_deref().unwrap_or(text);
+                let commands: std::collections::VecDeque<_> = split_statements(sent)
                     .into_iter()
                     .filter_map(classify)
                     .collect();
@@ -250,7 +253,8 @@ impl ClientConnection {
             self.repin_after_sync = true;
         }
         self.note_session_objects(original.query);
-        let command = split_statements(original.query)
+        // As sent (see the simple-query path): a PREPARE is replayed in its rewritten form.
+        let command = split_statements(rewritten.sql.as_deref().unwrap_or(original.query))
             .first()
             .and_then(|s| classify(s));
         let parse = match &rewritten.sql {

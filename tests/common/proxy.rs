@@ -43,8 +43,10 @@ pub fn config_text(dir: &std::path::Path, extra: &str) -> (String, PathBuf) {
     ] {
         let verifier =
             redveil::auth::ScramVerifier::generate_with(&PASSWORD_OF(user), user.as_bytes(), 4096);
+        // The md5 verifier serves configs that pick md5 (e.g. `auth.redshift_driver_method`).
+        let md5 = redveil::auth::md5_stored(user, &PASSWORD_OF(user));
         toml.push_str(&format!(
-            "\n[[users]]\nname = \"{user}\"\npassword = \"{verifier}\"\n{entitlements}\n"
+            "\n[[users]]\nname = \"{user}\"\npassword = \"{verifier}\"\nmd5 = \"{md5}\"\n{entitlements}\n"
         ));
     }
     (toml, certs.ca_cert)

@@ -1,0 +1,111 @@
+"""psycopg2 (binary wheel, libpq underneath): the scripted session.
+
+psycopg2 interpolates parameters into the SQL text on the client and speaks only the simple
+protocol, so its prepared statement is SQL-level PREPARE / EXECUTE, which redveil keeps
+working across pooled backend connections.
+"""
+
+import psycopg2
+import psycopg2.errors
+
+import session as s
+
+PARAMS_SQL = (
+    "SELECT %s::text, %s::int4, %s::numeric, %s::timestamp, %s::bytea, "
+    "%s::text IS NULL, %s::text"
+)
+
+
+def connect(env, user):
+    conn = psycopg2.connect(
+        host=env.host,
+        port=env.port,
+        dbname=env.database,
+        user=user,
+        password=env.password(user),
+        sslmode="verify-full",
+        sslrootcert=env.ca,
+        application_name="redveil-clients-psycopg2",
+    )
+    return conn
+
+
+def one(cur, sql, args=None):
+    cur.execute(sql, args)
+    return cur.fetchone()
+
+
+def run(env):
+    conn = connect(env, "analyst")
+    conn.autocommit = True
+    cur = conn.cursor()
+    s.check_simple(one(cur, s.SIMPLE_SQL))
+    s.ok("simple query")
+
+    row = one(
+        cur,
+        PARAMS_SQL,
+        (s.TEXT, s.INT, s.NUMERIC, s.TIMESTAMP, psycopg2.Binary(s.BYTEA), None, None),
+    )
+    s.check_params(row)
+    s.ok("parameterized query")
+
+    cur.execute("PREPARE employees_upto(int) AS SELECT count(*) FROM hr.employees WHERE id <= $1")
+    conn.autocommit = False
+    pids = []
+    for run_no in range(s.PREPARED_RUNS):
+        bound, want = env.prepared_bound(run_no)
+        pids.append(one(cur, "SELECT pg_backend_pid()")[0])
+        s.check(f"prepared run {run_no}", one(cur, "EXECUTE employees_upto(%s)", (bound,))[0], want)
+        conn.commit()
+    s.check_pids(pids, env)
+    s.ok("prepared statement across transactions", f"backends={len(set(pids))}")
+
+    conn.autocommit = True
+    s.check_masked(one(cur, s.MASK_SQL), env)
+    s.check_first_masked(one(cur, s.FIRST_ROW_SQL))
+    s.ok("masked query as analyst")
+
+    try:
+        one(cur, "SELECT 1 / 0")
+        raise AssertionError("division by zero succeeded")
+    except psycopg2.errors.DivisionByZero as e:
+        s.check("SQLSTATE", e.pgcode, s.DIVISION_BY_ZERO)
+    s.check_simple(one(cur, s.SIMPLE_SQL))
+    s.ok("error with SQLSTATE", s.DIVISION_BY_ZERO)
+    conn.close()
+
+    conn = connect(env, "admin")
+    conn.autocommit = True
+    cur = conn.cursor()
+    s.check_raw(one(cur, s.MASK_SQL), env)
+    s.check_first_raw(one(cur, s.FIRST_ROW_SQL))
+    s.ok("raw query as admin")
+
+    cur.execute("CALL immuta_procedures.impersonate_user('analyst')")
+    s.check_masked(one(cur, s.MASK_SQL), env, "admin as analyst")
+    cur.execute("CALL immuta_procedures.impersonate_user(NULL)")
+    s.check_raw(one(cur, s.MASK_SQL), env)
+    s.ok("impersonation and back")
+
+    conn.autocommit = False
+    count_sql = f"SELECT count(*) FROM {env.scratch} WHERE client = %s"
+    cur.execute(f"INSERT INTO {env.scratch} (client, n) VALUES (%s, 1)", (env.client,))
+    s.check("row inside the transaction", one(cur, count_sql, (env.client,))[0], 1)
+    conn.rollback()
+    s.check("row after rollback", one(cur, count_sql, (env.client,))[0], 0)
+    conn.rollback()
+    s.ok("transaction rolled back")
+
+    conn.autocommit = True
+    big = s.BigCounter()
+    cur.execute(s.BIG_SQL)
+    for g, text in cur:
+        big.add(g, text)
+    big.check()
+    s.ok("100 000-row fetch")
+    conn.close()
+
+
+if __name__ == "__main__":
+    s.main(run)
