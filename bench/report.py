@@ -6,6 +6,7 @@ Usage: report.py RESULTS.tsv COMMAND
 Record kinds (first column):
   meta     KEY VALUE
   pgbench  MODE CLIENTS TARGET ROUND TPS MEAN_MS P99_MS TRANSACTIONS PROXY_CPU_S
+           (TARGET policy-direct / policy-redveil: the policy-view workload)
   stream   KIND TARGET ROWS SECONDS RSS_BEFORE_KB PEAK_RSS_KB
   idle     TARGET COUNT RSS_BEFORE_KB RSS_AFTER_KB OPEN_TIME
   callgrind MODE TARGET N INSTRUCTIONS_N INSTRUCTIONS_2N
@@ -15,7 +16,18 @@ import sys
 from collections import defaultdict
 
 TARGETS = ["direct", "pgbouncer", "redveil"]
-LABEL = {"direct": "direct PostgreSQL", "pgbouncer": "PgBouncer", "redveil": "redveil"}
+LABEL = {
+    "direct": "direct PostgreSQL",
+    "pgbouncer": "PgBouncer",
+    "redveil": "redveil",
+    "policy-direct": "direct PostgreSQL (raw table)",
+    "policy-redveil": "redveil as `analyst` (→ policy view)",
+}
+# (workload label, targets as (target, its direct, its PgBouncer)) in table order.
+WORKLOADS = [
+    ("`-S`", [("direct", None, None), ("pgbouncer", "direct", None), ("redveil", "direct", "pgbouncer")]),
+    ("policy view", [("policy-direct", None, None), ("policy-redveil", "policy-direct", None)]),
+]
 # Bytes per row of repeat('x', 1000) as text: 1000 characters plus the row's terminator.
 ROW_BYTES = 1001
 
@@ -47,7 +59,7 @@ def load(path):
                 mode, clients, target, _round, tps, lat, p99, tx, cpu = rec[1:10]
                 tx = num(tx)
                 cpu = num(cpu)
-                per10k = cpu / tx * 10000 * 1000 if cpu is not None and tx else None
+                per10k = cpu / tx * 10000 if cpu is not None and tx else None
                 bench[(mode, int(clients), target)].append(
                     (num(tps), num(lat), num(p99), per10k)
                 )
@@ -72,39 +84,47 @@ def pgbench_section(meta, bench, out):
     settings = dict(kv.split("=", 1) for kv in meta.get("settings", "").replace('"', "").split(" ") if "=" in kv)
     rounds = settings.get("ROUNDS", "1")
     out.append(
-        f"### pgbench -S (select-only, scale {settings.get('SCALE', '?')}), "
-        f"{settings.get('DURATION', '?')} s per run, {settings.get('JOBS', '?')} pgbench threads"
+        f"### pgbench, {meta.get('cores', '?')} cores: select-only `-S` (scale {settings.get('SCALE', '?')}) "
+        f"and the policy-view lookup, {settings.get('DURATION', '?')} s per run, "
+        f"{settings.get('JOBS', '?')} pgbench threads"
         + (f", median of {rounds} rounds" if rounds != "1" else "")
     )
     out.append("")
     out.append(
-        "| mode | clients | target | TPS | mean ms | p99 ms | TPS vs direct | TPS vs PgBouncer "
-        "| proxy CPU ms / 10k stmts |"
+        "| workload | mode | clients | target | TPS | mean ms | p99 ms | ÷ direct | ÷ PgBouncer "
+        "| proxy CPU s / 10k stmts |"
     )
-    out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    keys = sorted({(m, c) for (m, c, _t) in bench}, key=lambda k: (k[1], ["simple", "extended", "prepared"].index(k[0]) if k[0] in ("simple", "extended", "prepared") else 9))
+    out.append("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    order = ["simple", "extended", "prepared"]
+    keys = sorted({(m, c) for (m, c, _t) in bench}, key=lambda k: (k[1], order.index(k[0]) if k[0] in order else 9))
     for mode, clients in keys:
         med = {}
-        for target in TARGETS:
-            runs = bench.get((mode, clients, target))
-            if runs:
-                med[target] = tuple(median([r[i] for r in runs]) for i in range(4))
-        direct_tps = med.get("direct", (None,))[0]
-        pgb_tps = med.get("pgbouncer", (None,))[0]
-        for target in TARGETS:
-            if target not in med:
-                if target == "pgbouncer" and mode == "prepared":
-                    out.append(
-                        f"| {mode} | {clients} | {LABEL[target]} | n/a¹ | | | | | |"
-                    )
-                continue
-            tps, lat, p99, per10k = med[target]
-            vs_direct = ratio(tps, direct_tps) if target != "direct" else "1.00"
-            vs_pgb = ratio(tps, pgb_tps) if target == "redveil" else ("1.00" if target == "pgbouncer" else "–")
-            out.append(
-                f"| {mode} | {clients} | {LABEL[target]} | {fmt(tps)} | {fmt(lat, 3)} | {fmt(p99, 3)} "
-                f"| {vs_direct} | {vs_pgb} | {fmt(per10k, 0) if target != 'direct' else '–'} |"
-            )
+        for (_w, targets) in WORKLOADS:
+            for target, _d, _p in targets:
+                runs = bench.get((mode, clients, target))
+                if runs:
+                    med[target] = tuple(median([r[i] for r in runs]) for i in range(4))
+        for workload, targets in WORKLOADS:
+            for target, direct, pgb in targets:
+                if target not in med:
+                    if target == "pgbouncer" and mode == "prepared" and "direct" in med:
+                        out.append(f"| {workload} | {mode} | {clients} | {LABEL[target]} | n/a¹ | | | | | |")
+                    continue
+                tps, lat, p99, per10k = med[target]
+                vs_direct = ratio(tps, med.get(direct, (None,))[0]) if direct else "–"
+                vs_pgb = ratio(tps, med.get(pgb, (None,))[0]) if pgb else "–"
+                cpu = fmt(per10k, 3) if target in ("pgbouncer", "redveil", "policy-redveil") else "–"
+                out.append(
+                    f"| {workload} | {mode} | {clients} | {LABEL[target]} | {fmt(tps)} | {fmt(lat, 3)} "
+                    f"| {fmt(p99, 3)} | {vs_direct} | {vs_pgb} | {cpu} |"
+                )
+    out.append("")
+    out.append(
+        "÷ direct and ÷ PgBouncer are TPS ratios: on redveil rows redveil/direct and "
+        "redveil/PgBouncer (policy view: redveil as `analyst`, rewritten to the view, over the "
+        "raw table queried directly; no PgBouncer row, it cannot apply policies). Proxy CPU is "
+        "the proxy process's user + system time over the run, per 10 000 statements."
+    )
     out.append("")
     out.append(
         "¹ PgBouncer 1.18 (Debian 12) does not keep protocol-level prepared statements in "
@@ -190,7 +210,7 @@ def main():
     meta, bench, stream, idle, cg = load(sys.argv[1])
     command = sys.argv[2]
     settings = meta.get("settings", "")
-    out = [f"## Bench run {meta.get('date', '')}", ""]
+    out = [f"## Bench run {meta.get('date', '')} on {meta.get('cores', '?')} cores", ""]
     out.append(f"- command: `{settings} {command}`")
     out.append(f"- commit: {meta.get('commit', '?')}")
     out.append(

@@ -3,10 +3,18 @@
 # (transaction mode, release build), in one run on one machine. See bench/README.md.
 #
 #   bench/run.sh                       # everything, defaults below
-#   CLIENTS="1 8 50" DURATION=30 ROUNDS=3 bench/run.sh
+#   CLIENTS="1 10 50" DURATION=30 ROUNDS=3 bench/run.sh
+#   DURATION=3 CLIENTS="1 10" STREAM_ROWS=0 IDLE_COUNTS= CALLGRIND_N=0 bench/run.sh  # smoke
+#
+# Two workloads, alternating targets within each (mode, clients) cell:
+#   pgbench -S           pgbench_accounts lookups: direct, PgBouncer, redveil
+#   policy view          `SELECT * FROM hr.employees WHERE id = :id` (custom script): the raw
+#                        table directly (system role) vs redveil as `analyst`, which rewrites
+#                        it to the demo catalog's policy view (second redveil instance with
+#                        the demo catalog and [control], as bench/policy_proxy.sh sets it up)
 #
 # Environment knobs (defaults in brackets):
-#   CLIENTS [8]         pgbench client counts (space separated)
+#   CLIENTS [1 10 50]   pgbench client counts (space separated)
 #   JOBS [2]            pgbench worker threads
 #   DURATION [20]       seconds per pgbench run
 #   ROUNDS [1]          repetitions of the whole pgbench matrix; the table shows medians
@@ -17,14 +25,15 @@
 #   IDLE_COUNTS [1000 10000] idle TLS clients held open per proxy (empty = skip)
 #   CALLGRIND_N [2000]  statements per callgrind run (instructions per statement; 0 = skip)
 #   BENCH_TLS [on]      TLS between clients and both proxies (off: cleartext to both)
-#   OUT [bench/results/<date>.md]
+#   POLICY [on]         off: skip the policy-view workload
+#   OUT [bench/RESULTS.md]  the report (also copied to bench/results/<date>.md when OUT is unset)
 #   HOLD [0]            1: start everything, print psql/pgbench environments, wait for
 #                       Ctrl-C (for profiling by hand); runs no measurement
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-CLIENTS=${CLIENTS:-8}
+CLIENTS=${CLIENTS:-1 10 50}
 JOBS=${JOBS:-2}
 DURATION=${DURATION:-20}
 ROUNDS=${ROUNDS:-1}
@@ -36,6 +45,7 @@ IDLE_COUNTS=${IDLE_COUNTS-1000 10000}
 BENCH_TLS=${BENCH_TLS:-on}
 HOLD=${HOLD:-0}
 CALLGRIND_N=${CALLGRIND_N:-2000}
+POLICY=${POLICY:-on}
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -74,7 +84,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if [ "$status" -ne 0 ]; then
-        for f in redveil.log pgbouncer/pgbouncer.log cluster.err; do
+        for f in redveil.log redveil-policy.log pgbouncer/pgbouncer.log cluster.err; do
             [ -s "$tmp/$f" ] && { log "--- tail of $f"; tail -n 20 "$tmp/$f" >&2; }
         done
     fi
@@ -121,8 +131,14 @@ wait_sql() {
 
 # ---------------------------------------------------------------- the backend
 
-log "starting the ephemeral PostgreSQL (demo dataset)"
-coproc CLUSTER { exec "$repo/target/release/examples/bench_cluster" 2>"$tmp/cluster.err"; }
+log "starting the ephemeral PostgreSQL (demo dataset and catalog)"
+# --policy-catalog writes the demo catalog ([control], demo users, data sources) for the
+# policy-view redveil and revokes the query role's raw access to hr.employees (database demo
+# only; the pgbench tables live in database bench).
+coproc CLUSTER {
+    exec "$repo/target/release/examples/bench_cluster" --policy-catalog "$tmp/catalog.toml" \
+        2>"$tmp/cluster.err"
+}
 cluster_pid=$CLUSTER_PID
 declare -A backend=()
 while IFS='=' read -r -t 120 -u "${CLUSTER[0]}" key value; do
@@ -255,20 +271,85 @@ wait_sql redveil "${rv_env[@]}"
 wait_sql PgBouncer "${pgb_env[@]}"
 pgb_pid=$(cat "$tmp/pgbouncer/pgbouncer.pid")
 
+# ---------------------------------------------------------------- redveil for the policy view
+
+# A second instance (same pool mode and size) on database demo with the demo catalog and
+# [control] appended, as bench/policy_proxy.sh runs it: `analyst`'s statements on
+# hr.employees are rewritten to the policy view. The pgbench -S instance stays catalog-free.
+demo_db=${backend[database]}
+rv_policy_pid=""
+raw_env=(PGHOST="$pg_host" PGPORT="$pg_port" PGUSER="${backend[system_user]}"
+    PGPASSWORD="${backend[system_password]}" PGDATABASE="$demo_db" PGSSLMODE=disable)
+rv_policy_env=()
+if [ "$POLICY" = on ]; then
+    rvp_port=$(free_port)
+    cat >"$tmp/redveil-policy.toml" <<EOF
+# Written by bench/run.sh.
+[listen]
+address = "127.0.0.1:$rvp_port"
+max_connections = 20000
+
+[tls]
+mode = "$rv_tls_mode"
+cert = "$tmp/certs/server.crt"
+key = "$tmp/certs/server.key"
+
+[backend]
+host = "$pg_host"
+port = $pg_port
+database = "$demo_db"
+user = "$query_user"
+password = "$query_password"
+
+[pool]
+mode = "transaction"
+size = $POOL_SIZE
+
+[log]
+level = "warn"
+EOF
+    # [control], the demo users (password = name) and data sources, as `redveil demo` has them.
+    cat "$tmp/catalog.toml" >>"$tmp/redveil-policy.toml"
+    log "starting redveil (policy view, demo catalog) on 127.0.0.1:$rvp_port (pool $POOL_SIZE, TLS $BENCH_TLS)"
+    "$redveil_bin" --config "$tmp/redveil-policy.toml" 2>"$tmp/redveil-policy.log" &
+    rv_policy_pid=$!
+    pids+=("$rv_policy_pid")
+    rv_policy_env=(PGHOST=127.0.0.1 PGPORT="$rvp_port" PGUSER=analyst PGPASSWORD=analyst
+        PGDATABASE="$demo_db" PGSSLMODE="$proxy_sslmode")
+    wait_sql "redveil (policy view)" "${rv_policy_env[@]}"
+fi
+
 target_env() {
     case $1 in
         direct) target_envv=("${direct_env[@]}") ;;
         pgbouncer) target_envv=("${pgb_env[@]}") ;;
         redveil) target_envv=("${rv_env[@]}") ;;
+        policy-direct) target_envv=("${raw_env[@]}") ;;
+        policy-redveil) target_envv=("${rv_policy_env[@]}") ;;
     esac
 }
 target_pid() {
     case $1 in
-        direct) echo "" ;;
+        direct | policy-direct) echo "" ;;
         pgbouncer) echo "$pgb_pid" ;;
         redveil) echo "$rv_pid" ;;
+        policy-redveil) echo "$rv_policy_pid" ;;
     esac
 }
+
+if [ "$POLICY" = on ]; then
+    # The bench must measure the rewrite: the raw table shows every row unmasked, analyst
+    # through redveil only the EU rows with ssn NULL.
+    rows=$(env "${raw_env[@]}" psql -X -A -t -c "SELECT count(*) FROM hr.employees")
+    eu_rows=$(env "${raw_env[@]}" psql -X -A -t -c "SELECT count(*) FROM hr.employees WHERE region = 'EU'")
+    seen=$(env "${rv_policy_env[@]}" psql -X -A -t -v ON_ERROR_STOP=1 \
+        -c "SELECT count(*), count(ssn) FROM hr.employees" 2>&1 | tr '|' ' ') ||
+        die "policy view through redveil: $seen"
+    [ "$seen" = "$eu_rows 0" ] ||
+        die "analyst through redveil sees '$seen' of hr.employees (count, count(ssn)), expected '$eu_rows 0'"
+    log "policy view: analyst sees $eu_rows of $rows rows of hr.employees, ssn masked"
+    printf '\\set id random(1, 10000)\nSELECT * FROM hr.employees WHERE id = :id;\n' >"$tmp/policy.sql"
+fi
 
 if [ "$HOLD" = 1 ]; then
     log "holding (Ctrl-C ends); redveil pid $rv_pid, PgBouncer pid $pgb_pid"
@@ -286,14 +367,15 @@ results=$tmp/results.tsv
 {
     printf 'meta\tdate\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
     printf 'meta\tcommit\t%s\n' "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (dirty)')"
+    printf 'meta\tcores\t%s\n' "$(nproc)"
     printf 'meta\tcpu\t%s × %s\n' "$(nproc)" "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
     printf 'meta\tkernel\t%s\n' "$(uname -r)"
     printf 'meta\tpostgres\t%s\n' "$(env "${direct_env[@]}" psql -X -A -t -c 'SHOW server_version')"
     printf 'meta\tpgbouncer\t%s\n' "$("$pgbouncer_bin" --version | head -n1)"
     printf 'meta\tpgbench\t%s\n' "$(pgbench --version)"
     printf 'meta\tload_start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-    printf 'meta\tsettings\tCLIENTS="%s" JOBS=%s DURATION=%s ROUNDS=%s SCALE=%s POOL_SIZE=%s BENCH_TLS=%s STREAM_ROWS=%s IDLE_COUNTS="%s" CALLGRIND_N=%s\n' \
-        "$CLIENTS" "$JOBS" "$DURATION" "$ROUNDS" "$SCALE" "$POOL_SIZE" "$BENCH_TLS" "$STREAM_ROWS" "$IDLE_COUNTS" "$CALLGRIND_N"
+    printf 'meta\tsettings\tCLIENTS="%s" JOBS=%s DURATION=%s ROUNDS=%s SCALE=%s POOL_SIZE=%s BENCH_TLS=%s STREAM_ROWS=%s IDLE_COUNTS="%s" CALLGRIND_N=%s POLICY=%s\n' \
+        "$CLIENTS" "$JOBS" "$DURATION" "$ROUNDS" "$SCALE" "$POOL_SIZE" "$BENCH_TLS" "$STREAM_ROWS" "$IDLE_COUNTS" "$CALLGRIND_N" "$POLICY"
 } >>"$results"
 
 # ---------------------------------------------------------------- pgbench -S
@@ -304,8 +386,11 @@ run_pgbench() {
     mkdir -p "$dir"
     target_env "$target"
     pid=$(target_pid "$target")
+    # pgbench -S, or the policy-view lookup (same statement text on both policy targets).
+    local workload=(-S)
+    case $target in policy-*) workload=(-f "$tmp/policy.sql") ;; esac
     [ -n "$pid" ] && cpu0=$(cpu_ticks "$pid")
-    out=$(cd "$dir" && env "${target_envv[@]}" pgbench -n -S -M "$mode" -c "$clients" \
+    out=$(cd "$dir" && env "${target_envv[@]}" pgbench -n "${workload[@]}" -M "$mode" -c "$clients" \
         -j "$JOBS" -T "$DURATION" -l --log-prefix=tx 2>&1) ||
         { printf '%s\n' "$out" >&2; die "pgbench $mode against $target failed"; }
     [ -n "$pid" ] && cpu1=$(cpu_ticks "$pid")
@@ -326,6 +411,16 @@ run_pgbench() {
 
 log "warm-up (5 s direct)"
 (cd "$tmp" && env "${direct_env[@]}" pgbench -n -S -c "$JOBS" -j "$JOBS" -T 5 >/dev/null 2>&1)
+policy_targets=""
+if [ "$POLICY" = on ]; then
+    policy_targets="policy-direct policy-redveil"
+    log "warm-up (2 s per policy-view target)"
+    for target in $policy_targets; do
+        target_env "$target"
+        (cd "$tmp" && env "${target_envv[@]}" pgbench -n -M extended -c "$JOBS" -j "$JOBS" -T 2 \
+            -f "$tmp/policy.sql" >/dev/null 2>&1) || die "warm-up against $target failed"
+    done
+fi
 
 for round in $(seq 1 "$ROUNDS"); do
     for clients in $CLIENTS; do
@@ -337,6 +432,10 @@ for round in $(seq 1 "$ROUNDS"); do
                 if [ "$mode" = prepared ] && [ "$target" = pgbouncer ]; then
                     continue
                 fi
+                run_pgbench "$mode" "$clients" "$target" "$round"
+            done
+            # The policy-view workload in the same cell: raw table direct vs redveil's view.
+            for target in $policy_targets; do
                 run_pgbench "$mode" "$clients" "$target" "$round"
             done
         done
@@ -442,13 +541,18 @@ printf 'meta\tload_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 
 # ---------------------------------------------------------------- report
 
-mkdir -p bench/results
-out=${OUT:-bench/results/$(date +%F).md}
-if [ -z "${OUT:-}" ] && [ -e "$out" ]; then
+out=${OUT:-bench/RESULTS.md}
+python3 bench/report.py "$results" "bench/run.sh" >"$tmp/report.md"
+cp "$tmp/report.md" "$out"
+written=$out
+if [ -z "${OUT:-}" ]; then
+    # The latest run is bench/RESULTS.md; every run is also kept under bench/results/.
+    mkdir -p bench/results
+    archive=bench/results/$(date +%F).md
     n=2
-    while [ -e "bench/results/$(date +%F)-$n.md" ]; do n=$((n + 1)); done
-    out=bench/results/$(date +%F)-$n.md
+    while [ -e "$archive" ]; do archive=bench/results/$(date +%F)-$n.md; n=$((n + 1)); done
+    cp "$tmp/report.md" "$archive"
+    written="$out and $archive"
 fi
-python3 bench/report.py "$results" "bench/run.sh" >"$out"
 cat "$out"
-log "written to $out"
+log "written to $written"
