@@ -68,9 +68,9 @@ async fn identities_never_cross_on_one_pooled_connection() {
     }
 }
 
-#[tokio::test]
 /// 1 000 alternations, each a new connection (session mode holds the one backend connection
 /// per client): every reuse of the connection must carry the new client's identity.
+#[tokio::test]
 async fn session_mode_pins_each_client_in_turn() {
     let p = start("[pool]\nmode = \"session\"\nsize = 1\n").await;
     let eu = eu_rows().await;
