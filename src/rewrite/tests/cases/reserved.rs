@@ -1,0 +1,50 @@
+//! What belongs to redveil: its schemas, its prepared-statement names, and EXPLAIN ANALYZE,
+//! whose row counts would include the rows a policy hides.
+
+use super::{case, with_path, Case, Expect::*};
+
+pub const CASES: &[Case] = &[
+    case(
+        r#"EXPLAIN ANALYZE SELECT * FROM hr.employees WHERE id = 1"#,
+        Deny(r#"its row counts include the rows policies hide"#),
+    ),
+    case(r#"SELECT * FROM immuta.hr_employees"#, Same),
+    case(
+        r#"SELECT * FROM immuta_system.profile_users"#,
+        Deny(r#"belongs to redveil"#),
+    ),
+    case(
+        r#"SELECT * FROM IMMUTA_SYSTEM.user_profile"#,
+        Deny(r#"belongs to redveil"#),
+    ),
+    case(
+        r#"SELECT * FROM "immuta_system"."profile_attributes""#,
+        Deny(r#"belongs to redveil"#),
+    ),
+    case(
+        r#"CALL immuta_procedures.something('x')"#,
+        Deny(r#"belongs to redveil"#),
+    ),
+    case(
+        r#"SELECT immuta_functions.mask('x')"#,
+        Deny(r#"belongs to redveil"#),
+    ),
+    case(
+        r#"DROP VIEW immuta.hr_employees"#,
+        Deny(r#"names the redveil schema"#),
+    ),
+    case(r#"DEALLOCATE redveil_0123"#, Deny("redveil_*")),
+    case(r#"DEALLOCATE PREPARE "redveil_0123""#, Deny("redveil_*")),
+    case(r#"EXECUTE redveil_0123"#, Deny("redveil_*")),
+    case(r#"PREPARE redveil_0123 AS SELECT 1"#, Deny("redveil_*")),
+    case(r#"DEALLOCATE p"#, Same),
+    case(
+        r#"EXPLAIN (ANALYZE, VERBOSE) SELECT * FROM hr.employees"#,
+        Deny("EXPLAIN ANALYZE"),
+    ),
+    case(
+        r#"EXPLAIN (ANALYZE) SELECT * FROM immuta.hr_employees"#,
+        Deny("EXPLAIN ANALYZE"),
+    ),
+    case(r#"EXPLAIN ANALYZE SELECT 1"#, Same),
+];
