@@ -1,7 +1,7 @@
 //! Code that could run SQL text: SQL-text functions, DO blocks, function bodies, aggregates
 //! over set_config, large objects; and the inert functions that may see table names.
 
-use super::{case, with_path, Case, Expect::*};
+use super::{case, Case, Expect::*};
 
 pub const CASES: &[Case] = &[
     case(

@@ -1,7 +1,7 @@
 //! Text the proxy must judge without (or before) a parse: unparseable statements, Unicode
 //! escapes, comments, quoting, and multi-statement strings.
 
-use super::{case, with_path, Case, Expect::*};
+use super::{case, Case, Expect::*};
 
 pub const CASES: &[Case] = &[
     case(r#"SELECT * FROM U&"hr".U&"employees""#, Deny(r#"Unicode"#)),

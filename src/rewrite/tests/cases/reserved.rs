@@ -1,7 +1,7 @@
 //! What belongs to redveil: its schemas, its prepared-statement names, and EXPLAIN ANALYZE,
 //! whose row counts would include the rows a policy hides.
 
-use super::{case, with_path, Case, Expect::*};
+use super::{case, Case, Expect::*};
 
 pub const CASES: &[Case] = &[
     case(

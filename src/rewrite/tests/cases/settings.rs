@@ -1,7 +1,7 @@
 //! The pinned identity and the settings around it: immuta.*, role switches, search_path,
 //! standard_conforming_strings, in every spelling and through set_config/current_setting.
 
-use super::{case, with_path, Case, Expect::*};
+use super::{case, Case, Expect::*};
 
 pub const CASES: &[Case] = &[
     case(

@@ -1,7 +1,7 @@
 //! Writes, DDL, COPY and statements that materialise a query: rewritten when they only read a
 //! registered table, refused when they would write it or touch it otherwise.
 
-use super::{case, with_path, Case, Expect::*};
+use super::{case, Case, Expect::*};
 
 pub const CASES: &[Case] = &[
     case(
