@@ -4,11 +4,9 @@
 mod common;
 
 use common::proxy;
+use common::raw::RawConn;
+use redveil::protocol::{frontend, tag};
 use std::time::Duration;
-
-fn code(error: &tokio_postgres::Error) -> Option<&str> {
-    error.code().map(|c| c.code())
-}
 
 #[tokio::test]
 async fn graceful_stop_lets_open_transactions_finish() {
@@ -27,36 +25,49 @@ async fn graceful_stop_lets_open_transactions_finish() {
     assert!(busy.simple_query("SELECT 3").await.is_err());
 }
 
+/// The first ErrorResponse the proxy sends this raw connection on its own, and whether the
+/// connection then ends.
+async fn unsolicited_error(conn: &mut RawConn) -> (String, String, bool) {
+    let error = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let m = conn
+                .recv()
+                .await
+                .expect("read")
+                .expect("an error before the end");
+            if m.tag == tag::ERROR_RESPONSE {
+                return m.fields();
+            }
+        }
+    })
+    .await
+    .expect("the session is ended promptly");
+    let ended = matches!(conn.recv().await, Ok(None) | Err(_));
+    (error.severity, error.code, ended)
+}
+
 #[tokio::test]
 async fn sessions_left_after_the_timeout_end_with_57p01() {
     let p = proxy::start("[limits]\nshutdown_timeout_s = 1\n").await;
-    let busy = p.connect("analyst").await.unwrap();
-    busy.batch_execute("BEGIN").await.unwrap();
-    let pending = {
-        let busy = &busy;
-        async move {
-            // Still in the transaction when the grace period ends.
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            busy.simple_query("SELECT 1").await
-        }
-    };
+    let mut busy = RawConn::proxy(&p, "analyst", &[]).await;
+    busy.simple("BEGIN").await;
     p.stopper.graceful();
-    let err = pending.await.unwrap_err();
-    // The FATAL arrives on its own; the next request finds the connection closed.
-    assert!(code(&err) == Some("57P01") || err.is_closed(), "{err:?}");
+    assert_eq!(
+        unsolicited_error(&mut busy).await,
+        ("FATAL".into(), "57P01".into(), true)
+    );
 }
 
 #[tokio::test]
 async fn immediate_stop_ends_sessions_at_once() {
     let p = proxy::start("").await;
-    let busy = p.connect("analyst").await.unwrap();
-    let sleeping = tokio::spawn(async move { busy.simple_query("SELECT pg_sleep(30)").await });
+    let mut busy = RawConn::proxy(&p, "analyst", &[]).await;
+    let mut sleep = bytes::BytesMut::new();
+    frontend::query(&mut sleep, "SELECT pg_sleep(30)");
+    busy.send(&sleep).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.stopper.immediate();
-    let result = tokio::time::timeout(Duration::from_secs(10), sleeping)
-        .await
-        .expect("ends promptly")
-        .unwrap();
-    let err = result.unwrap_err();
-    assert!(code(&err) == Some("57P01") || err.is_closed(), "{err:?}");
+    let (severity, code, ended) = unsolicited_error(&mut busy).await;
+    assert_eq!((severity.as_str(), ended), ("FATAL", true));
+    assert_eq!(code, "57P01");
 }

@@ -113,6 +113,14 @@ pub const SHOW_COLUMNS: [&str; 2] = ["immuta_user", "login_user"];
 
 /// Recognises one statement; `None` for everything the proxy does not answer itself.
 pub fn classify(statement: &str) -> Option<Intercept> {
+    // Runs on every simple query: most are decided by their first word, without lexing on.
+    match crate::rewrite::tokens(statement).next()? {
+        Token::Word(w)
+            if ["call", "set", "reset", "show"]
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k)) => {}
+        _ => return None,
+    }
     let toks: Vec<Token<'_>> = crate::rewrite::tokens(statement).collect();
     let mut at = Cursor { toks: &toks, i: 0 };
     match at.word()?.as_str() {

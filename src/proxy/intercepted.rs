@@ -18,8 +18,7 @@ const ABORTED: &str =
 impl ClientConnection {
     /// Answers a simple query made of or containing impersonation statements. Returns false
     /// when the text has none.
-    pub(super) fn intercept_query(&mut self, text: &str) -> Result<bool, RelayError> {
-        let statements = split_statements(text);
+    pub(super) fn intercept_query(&mut self, statements: &[&str]) -> Result<bool, RelayError> {
         let intercepts: Vec<Option<Intercept>> =
             statements.iter().map(|s| intercept::classify(s)).collect();
         if intercepts.iter().all(Option::is_none) {
@@ -33,7 +32,7 @@ impl ClientConnection {
             self.answer_alone(only.clone());
             return Ok(true);
         }
-        self.substitute_in_query(&statements, &intercepts);
+        self.substitute_in_query(statements, &intercepts);
         Ok(true)
     }
 

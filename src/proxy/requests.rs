@@ -72,7 +72,8 @@ impl ClientConnection {
             tag::QUERY => {
                 let text = frontend::query_text(body)?;
                 metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
-                if self.intercept_query(text)? {
+                let statements = split_statements(text);
+                if self.intercept_query(&statements)? {
                     return Ok(Flow::Continue);
                 }
                 let outcome = self.rewrite(text);
@@ -88,11 +89,12 @@ impl ClientConnection {
                 self.note_session_objects(text);
                 // Session commands are recorded as sent: a PREPARE is replayed on other
                 // backend connections, so it must be the rewritten text, never the raw one.
-                let sent = rewritten.sql.as_deref().unwrap_or(text);
-                let commands: std::collections::VecDeque<_> = split_statements(sent)
-                    .into_iter()
-                    .filter_map(classify)
-                    .collect();
+                let sent_statements = match rewritten.sql.as_deref() {
+                    Some(sql) => split_statements(sql),
+                    None => statements,
+                };
+                let commands: std::collections::VecDeque<_> =
+                    sent_statements.into_iter().filter_map(classify).collect();
                 let drops_statements = commands.iter().any(drops_backend_statements);
                 self.pipeline.push(Expect::Query {
                     forward: true,
@@ -308,7 +310,7 @@ impl ClientConnection {
 
     /// Sends registered-table references to their views, with the session's search_path.
     pub(super) fn rewrite(&self, sql: &str) -> Outcome {
-        let search_path = self.session.state.search_path(&self.settings.backend_role);
+        let search_path = self.session.search_path(&self.settings.backend_role);
         // Read per statement, so a reloaded catalog applies from the next one.
         let policy = self.settings.policy.current();
         let registry = policy.registry(&self.session.database);
@@ -317,7 +319,7 @@ impl ClientConnection {
             Scope {
                 registry: &registry,
                 database: &self.session.database,
-                search_path: &search_path,
+                search_path,
                 backend_role: &self.settings.backend_role,
             },
         );

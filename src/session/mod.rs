@@ -24,6 +24,8 @@ pub struct Session {
     pub statements: HashMap<String, Statement>,
     /// Settings and SQL-prepared statements as committed.
     pub state: SessionState,
+    /// `state`'s search_path, parsed once per change rather than for every statement.
+    search_path: std::cell::OnceCell<Vec<String>>,
     /// Session commands run in the current (possibly implicit) transaction, applied to
     /// `state` when it commits and dropped when it rolls back.
     pending: Vec<SessionCommand>,
@@ -42,12 +44,19 @@ impl Session {
             database,
             statements: HashMap::new(),
             state: SessionState::from_startup(startup_settings),
+            search_path: std::cell::OnceCell::new(),
             pending: Vec::new(),
             failed: false,
             tx_status: IDLE,
             impersonation: Impersonation::default(),
             peer: String::new(),
         }
+    }
+
+    /// The schemas of the session's search_path, `$user` meaning `backend_role`.
+    pub fn search_path(&self, backend_role: &str) -> &[String] {
+        self.search_path
+            .get_or_init(|| self.state.search_path(backend_role))
     }
 
     /// Whose policies apply to the next statement.
@@ -87,7 +96,30 @@ impl Session {
                 self.statements.clear();
             }
             self.state.apply(command);
+            self.search_path.take();
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_search_path_follows_committed_sets_only() {
+        let mut s = Session::new("u".into(), "demo".into(), Vec::new());
+        assert_eq!(s.search_path("q"), ["q", "public"]);
+        let set_hr = || SessionCommand::Set {
+            name: "search_path".into(),
+            value: "hr".into(),
+        };
+        s.command_done(set_hr());
+        s.error_seen();
+        s.ready(IDLE, false);
+        assert_eq!(s.search_path("q"), ["q", "public"], "rolled back");
+        s.command_done(set_hr());
+        s.ready(IDLE, false);
+        assert_eq!(s.search_path("q"), ["hr"]);
     }
 }
