@@ -50,20 +50,19 @@ fn randomized(
     domain: &[&str],
     epsilon: f64,
 ) -> Option<String> {
-    let index = domain.iter().position(|d| *d == value)?;
-    let k = domain.len();
-    let draw = |tag: &str| {
-        let hex = pol::sha256_hex(&format!("{salt}:{column}:{key}:{tag}"));
-        u64::from_str_radix(&hex[..8], 16).unwrap()
-    };
+    domain.iter().position(|d| *d == value)?;
+    let k = domain.len() as u64;
+    let hex = pol::sha256_hex(&format!("{salt}:{column}:{key}"));
+    let draw = u64::from_str_radix(&hex[..8], 16).unwrap();
+    // Keep with r = (e^ε − 1) / (e^ε + k − 1), else one of k equal buckets picks a value.
     let e = epsilon.exp();
-    let threshold = (e / (e + k as f64 - 1.0) * 4_294_967_296.0).floor() as u64;
-    let shift = if draw("keep") < threshold {
-        0
+    let keep_below = ((e - 1.0) / (e + k as f64 - 1.0) * 4_294_967_296.0).floor() as u64;
+    let bucket = (4_294_967_296 - keep_below).div_ceil(k);
+    Some(if draw < keep_below {
+        value.to_string()
     } else {
-        1 + (draw("pick") % (k as u64 - 1)) as usize
-    };
-    Some(domain[(index + shift) % k].to_string())
+        domain[((draw - keep_below) / bucket) as usize].to_string()
+    })
 }
 
 const DEPTS: [&str; 4] = ["hr", "eng", "sales", "ops"];

@@ -5,14 +5,14 @@
 //! ```sql
 //! CREATE VIEW "immuta"."hr_employees" WITH (security_barrier) AS
 //! SELECT "employees"."id",
-//!        CASE WHEN substr(immuta_access.immuta_flags, 1, 1) = '1'
+//!        CASE WHEN immuta_access.immuta_flags LIKE '1%'
 //!             THEN "employees"."ssn" ELSE CAST(NULL AS text) END AS "ssn", …
 //! FROM "hr"."employees" AS "employees"
 //! CROSS JOIN (SELECT flags AS immuta_flags, attribute_values AS immuta_values, salt AS immuta_salt
 //!             FROM "immuta_system"."profile_access"
 //!             WHERE user_name = current_setting('immuta.user', true)
 //!               AND data_source = 'hr.employees') AS immuta_access
-//! WHERE (substr(immuta_access.immuta_flags, 1, 1) = '1'
+//! WHERE (immuta_access.immuta_flags LIKE '1%'
 //!        OR strpos(immuta_access.immuta_values, chr(31) || 'region' || chr(30)
 //!                  || CAST("employees"."region" AS text) || chr(31)) > 0)
 //! ```
@@ -88,7 +88,14 @@ pub fn compile(
             )
         })
     };
-    let flag = |position: usize| format!("substr(immuta_access.immuta_flags, {position}, 1) = '1'");
+    // One LIKE is one function call where substr(...) = '1' is two; each call costs at every
+    // statement start (see masks.rs).
+    let flag = |position: usize| {
+        format!(
+            "immuta_access.immuta_flags LIKE '{}1%'",
+            "_".repeat(position - 1)
+        )
+    };
 
     for mask in &ds.masks {
         find(&mask.origin, &mask.column)?;
@@ -250,13 +257,13 @@ mod tests {
             view.sql,
             "CREATE VIEW \"immuta\".\"hr_employees\" WITH (security_barrier) AS\n\
              SELECT \"employees\".\"id\",\n       \
-             CASE WHEN substr(immuta_access.immuta_flags, 1, 1) = '1' THEN \"employees\".\"email\" \
+             CASE WHEN immuta_access.immuta_flags LIKE '1%' THEN \"employees\".\"email\" \
              ELSE encode(sha256(convert_to(immuta_access.immuta_salt || \"employees\".\"email\", 'UTF8')), 'hex') END AS \"email\",\n       \
              \"employees\".\"region\"\n\
              FROM \"hr\".\"employees\" AS \"employees\"\n\
              CROSS JOIN (SELECT flags AS immuta_flags, attribute_values AS immuta_values, salt AS immuta_salt\n            \
              FROM \"immuta_system\".\"profile_access\" WHERE user_name = current_setting('immuta.user', true) AND data_source = 'hr.employees') AS immuta_access\n\
-             WHERE (substr(immuta_access.immuta_flags, 1, 1) = '1' OR strpos(immuta_access.immuta_values, chr(31) || 'region' || chr(30) || CAST(\"employees\".\"region\" AS text) || chr(31)) > 0)\n  \
+             WHERE (immuta_access.immuta_flags LIKE '1%' OR strpos(immuta_access.immuta_values, chr(31) || 'region' || chr(30) || CAST(\"employees\".\"region\" AS text) || chr(31)) > 0)\n  \
              AND (id > 10)"
         );
         assert_eq!(

@@ -346,6 +346,14 @@ fn load_randomized_response(mask: &MaskConfig, bad: &mut impl FnMut(&str, String
         );
     } else if distinct.len() < 2 || distinct.len() != domain.len() {
         bad("domain", "must list at least two values, each once".into());
+    } else if domain
+        .iter()
+        .any(|v| v.contains(super::masks::DOMAIN_SEPARATOR))
+    {
+        bad(
+            "domain",
+            "values must not contain the control character U+001F".into(),
+        );
     } else if domain.len() > super::masks::MAX_DOMAIN {
         bad(
             "domain",

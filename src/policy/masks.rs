@@ -6,14 +6,21 @@
 //! says so (see also the module doc of `policy`).
 //!
 //! Randomized response (DESIGN.md decision 7): over a declared domain of k values, the true
-//! value is kept with probability p = e^ε / (e^ε + k − 1), otherwise one of the k − 1 other
-//! values is shown, uniformly. This is ε-local differential privacy: for any two true values
-//! the probability of any output differs by at most a factor p / ((1 − p) / (k − 1)) = e^ε.
-//! The randomness is a hash of (salt, column, row key), so a row shows the same noisy value on
-//! every read and repeating a query cannot average the noise away. Two independent 32-bit
-//! draws are taken from SHA-256 with different tags: `keep` decides whether to keep (kept iff
-//! draw < ⌊p · 2³²⌋), `pick` chooses among the others (draw mod (k − 1), a bias below
-//! k / 2³²). Values outside the domain (and NULL) come out as NULL.
+//! value is shown with probability p = e^ε / (e^ε + k − 1), otherwise one of the k − 1 other
+//! values, uniformly. This is ε-local differential privacy: for any two true values the
+//! probability of any output differs by at most a factor p / ((1 − p) / (k − 1)) = e^ε.
+//! It is computed in the equivalent form "keep with probability r = (e^ε − 1) / (e^ε + k − 1),
+//! else show a value drawn uniformly from the whole domain" (the draw lands on the true value
+//! with probability (1 − r) / k, so it is shown with probability r + (1 − r) / k = p). One
+//! 32-bit draw u from SHA-256 of (salt, column, row key) decides both: u below ⌊r · 2³²⌋ keeps,
+//! and the k equal buckets above it pick a domain value. The noise is the same on every read,
+//! so repeating a query cannot average it away. Values outside the domain (and NULL) come out
+//! as NULL.
+//!
+//! Every function call in a view costs PostgreSQL a lookup and a permission check each time a
+//! statement starts, even when the call is never evaluated, so the expressions here use as few
+//! calls as they can (one draw, `split_part` instead of CASE over the domain, `round(x, -n)`
+//! for powers of ten).
 
 use super::model::MaskMethod;
 use super::sql::literal;
@@ -27,9 +34,25 @@ pub fn keep_probability(epsilon: f64, k: usize) -> f64 {
     e / (e + k as f64 - 1.0)
 }
 
-/// The integer threshold a 32-bit draw is compared with: ⌊p · 2³²⌋.
-pub fn keep_threshold(epsilon: f64, k: usize) -> u64 {
-    (keep_probability(epsilon, k) * 4_294_967_296.0).floor() as u64
+/// Where a 32-bit draw u lands: below `keep_below` the true value is kept, else domain value
+/// number 1 + (u − keep_below) / `bucket` is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    pub keep_below: u64,
+    pub bucket: u64,
+}
+
+const DRAWS: u64 = 1 << 32;
+
+/// ⌊r · 2³²⌋ with r = (e^ε − 1) / (e^ε + k − 1), and k buckets of ⌈(2³² − ⌊r · 2³²⌋) / k⌉.
+pub fn buckets(epsilon: f64, k: usize) -> Buckets {
+    let e = epsilon.exp();
+    let keep = (e - 1.0) / (e + k as f64 - 1.0);
+    let keep_below = (keep * DRAWS as f64).floor() as u64;
+    Buckets {
+        keep_below,
+        bucket: (DRAWS - keep_below).div_ceil(k as u64),
+    }
 }
 
 /// What the compiler knows about a column, from information_schema.
@@ -117,7 +140,10 @@ pub fn masked_expression(method: &MaskMethod, cx: &Context<'_>) -> Result<String
         }
         MaskMethod::Round { step } => {
             need(&[ColumnKind::Number], "numeric")?;
-            typed(format!("round(CAST({raw} AS numeric) / {step}) * {step}"))
+            typed(match power_of_ten(step) {
+                Some(exponent) => format!("round(CAST({raw} AS numeric), {})", -exponent),
+                None => format!("round(CAST({raw} AS numeric) / {step}) * {step}"),
+            })
         }
         MaskMethod::Truncate { unit } => {
             need(
@@ -173,14 +199,27 @@ fn sha256_hex(expr: &str) -> String {
     format!("encode(sha256(convert_to({expr}, 'UTF8')), 'hex')")
 }
 
-/// A 32-bit draw from the first 8 hex digits of a hash.
-/// Redshift: `strtol(substring(<hash>, 1, 8), 16)`.
-fn draw(cx: &Context<'_>, key: &str, tag: &str) -> String {
+/// n when `step` is 10ⁿ written plainly (`10000`, `1`, `0.01`), so one `round(x, -n)` does
+/// the work of a division, a round and a multiplication.
+fn power_of_ten(step: &str) -> Option<i32> {
+    if let Some(zeros) = step.strip_prefix('1') {
+        return zeros.bytes().all(|b| b == b'0').then(|| zeros.len() as i32);
+    }
+    let fraction = step.strip_prefix("0.")?;
+    let zeros = fraction.strip_suffix('1')?;
+    zeros
+        .bytes()
+        .all(|b| b == b'0')
+        .then(|| -(zeros.len() as i32 + 1))
+}
+
+/// A 32-bit draw from the first 8 hex digits of SHA-256 of (salt, column, key).
+/// Redshift: `strtol(substring(sha2(<input>, 256), 1, 8), 16)`.
+fn draw(cx: &Context<'_>, key: &str) -> String {
     let input = format!(
-        "{} || {} || CAST({key} AS text) || {}",
+        "{} || {} || CAST({key} AS text)",
         cx.salt,
         literal(&format!(":{}:", cx.column.name)),
-        literal(&format!(":{tag}"))
     );
     format!(
         "CAST(CAST('x' || substr({}, 1, 8) AS bit(32)) AS bigint)",
@@ -188,28 +227,29 @@ fn draw(cx: &Context<'_>, key: &str, tag: &str) -> String {
     )
 }
 
-/// `CASE MOD(index(v) + shift, k) WHEN 0 THEN d0 …`: shift is 0 when the value is kept,
-/// else 1 + (pick mod (k − 1)), which lands uniformly on the other k − 1 values. `index(v)`
-/// is NULL outside the domain, which makes the whole expression NULL.
+/// The separator of the domain list; load refuses domain values containing it.
+pub const DOMAIN_SEPARATOR: char = '\u{1f}';
+
+/// `split_part(raw || <sep d1 sep d2 …>, sep, field)`: field 1 is the raw value itself (kept),
+/// field 1 + i the i-th domain value. The membership test turns values outside the domain
+/// into NULL. Constant parts are written so PostgreSQL folds them once, at plan time.
 fn randomized_response(cx: &Context<'_>, epsilon: f64, domain: &[String], key: &str) -> String {
-    let k = domain.len();
-    let index: String = domain
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!(" WHEN {} THEN {i}", literal(v)))
-        .collect();
-    let outputs: String = domain
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!(" WHEN {i} THEN {}", literal(v)))
-        .collect();
+    let Buckets { keep_below, bucket } = buckets(epsilon, domain.len());
+    let separated = |values: &[String]| -> String {
+        values
+            .iter()
+            .map(|v| format!("chr(31) || {}", literal(v)))
+            .collect::<Vec<_>>()
+            .join(" || ")
+    };
+    let raw = cx.raw;
     format!(
-        "CASE MOD(CASE {raw}{index} END + CASE WHEN {keep} < {threshold} THEN 0 ELSE 1 + MOD({pick}, {others}) END, {k}){outputs} END",
-        raw = cx.raw,
-        keep = draw(cx, key, "keep"),
-        threshold = keep_threshold(epsilon, k),
-        pick = draw(cx, key, "pick"),
-        others = k - 1,
+        "CASE WHEN strpos(({} || chr(31)), chr(31) || {raw} || chr(31)) > 0 \
+         THEN split_part({raw} || ({}), chr(31), CAST(1 + GREATEST(0, ({} + {}) / {bucket}) AS integer)) END",
+        separated(domain),
+        separated(domain),
+        draw(cx, key),
+        bucket as i64 - keep_below as i64,
     )
 }
 
@@ -251,7 +291,18 @@ mod tests {
     fn keep_probability_matches_the_formula() {
         assert!((keep_probability(1.0, 4) - 0.475_367_3).abs() < 1e-6);
         assert!((keep_probability(0.0, 2) - 0.5).abs() < 1e-12);
-        assert_eq!(keep_threshold(1.0, 4), 2_041_685_230);
+        // r = (e − 1) / (e + 3) = 0.300488…; ⌊r · 2³²⌋ = 1_290_591_209.
+        assert_eq!(
+            buckets(1.0, 4),
+            Buckets {
+                keep_below: 1_290_591_209,
+                bucket: 751_094_022
+            }
+        );
+        // Shown: kept, or the draw lands on the true value's bucket.
+        let b = buckets(1.0, 4);
+        let shown = (b.keep_below + b.bucket) as f64 / DRAWS as f64;
+        assert!((shown - keep_probability(1.0, 4)).abs() < 1e-8);
     }
 
     #[test]
@@ -265,8 +316,21 @@ mod tests {
                 &cx("t.salary", &salary)
             )
             .unwrap(),
-            "CAST(round(CAST(t.salary AS numeric) / 10000) * 10000 AS numeric(12,2))"
+            "CAST(round(CAST(t.salary AS numeric), -4) AS numeric(12,2))"
         );
+        assert_eq!(
+            masked_expression(
+                &MaskMethod::Round { step: "250".into() },
+                &cx("t.salary", &salary)
+            )
+            .unwrap(),
+            "CAST(round(CAST(t.salary AS numeric) / 250) * 250 AS numeric(12,2))"
+        );
+        assert_eq!(power_of_ten("1"), Some(0));
+        assert_eq!(power_of_ten("0.01"), Some(-2));
+        assert_eq!(power_of_ten("0.1"), Some(-1));
+        assert_eq!(power_of_ten("100.5"), None);
+        assert_eq!(power_of_ten("0.011"), None);
         let name = column("name", "text", "text");
         assert_eq!(
             masked_expression(
@@ -346,16 +410,11 @@ mod tests {
             &cx("t.dept", &dept),
         )
         .unwrap();
-        let draw = |tag: &str| {
-            format!("CAST(CAST('x' || substr(encode(sha256(convert_to(s || ':dept:' || CAST(t.id AS text) || ':{tag}', 'UTF8')), 'hex'), 1, 8) AS bit(32)) AS bigint)")
-        };
         assert_eq!(
             sql,
-            format!(
-                "CAST(CASE MOD(CASE t.dept WHEN 'a' THEN 0 WHEN 'b' THEN 1 END + CASE WHEN {} < 3139872686 THEN 0 ELSE 1 + MOD({}, 1) END, 2) WHEN 0 THEN 'a' WHEN 1 THEN 'b' END AS text)",
-                draw("keep"),
-                draw("pick")
-            )
+            "CAST(CASE WHEN strpos((chr(31) || 'a' || chr(31) || 'b' || chr(31)), chr(31) || t.dept || chr(31)) > 0 \
+             THEN split_part(t.dept || (chr(31) || 'a' || chr(31) || 'b'), chr(31), \
+             CAST(1 + GREATEST(0, (CAST(CAST('x' || substr(encode(sha256(convert_to(s || ':dept:' || CAST(t.id AS text), 'UTF8')), 'hex'), 1, 8) AS bit(32)) AS bigint) + -829683467) / 1155094610) AS integer)) END AS text)"
         );
     }
 }
