@@ -203,14 +203,17 @@ fn sha256_hex(expr: &str) -> String {
 /// the work of a division, a round and a multiplication.
 fn power_of_ten(step: &str) -> Option<i32> {
     if let Some(zeros) = step.strip_prefix('1') {
-        return zeros.bytes().all(|b| b == b'0').then(|| zeros.len() as i32);
+        return zeros
+            .bytes()
+            .all(|b| b == b'0')
+            .then_some(zeros.len() as i32);
     }
     let fraction = step.strip_prefix("0.")?;
     let zeros = fraction.strip_suffix('1')?;
     zeros
         .bytes()
         .all(|b| b == b'0')
-        .then(|| -(zeros.len() as i32 + 1))
+        .then_some(-(zeros.len() as i32 + 1))
 }
 
 /// A 32-bit draw from the first 8 hex digits of SHA-256 of (salt, column, key).
