@@ -37,10 +37,18 @@ pub const DROP_SESSION_OBJECTS_SQL: &str = "CLOSE ALL; UNLISTEN *; DISCARD TEMP"
 /// over-approximation on the text: a false hit costs one cleanup when another client next
 /// takes the connection.
 pub fn may_leave_session_objects(sql: &str) -> bool {
-    ["temp", "hold", "listen"].iter().any(|word| {
-        sql.as_bytes()
-            .windows(word.len())
-            .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    // One pass, as it runs on every statement.
+    let bytes = sql.as_bytes();
+    (0..bytes.len()).any(|i| {
+        let word: &[u8] = match bytes[i].to_ascii_lowercase() {
+            b't' => b"temp",
+            b'h' => b"hold",
+            b'l' => b"listen",
+            _ => return false,
+        };
+        bytes
+            .get(i..i + word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
     })
 }
 

@@ -42,6 +42,12 @@ impl RewriteCache {
             metrics::counter!("redveil_rewrite_cache_total", "result" => "bypass").increment(1);
             return Arc::new(rewrite(sql, scope));
         }
+        // Statements that need no parse are cheaper to check again than to look up, and
+        // would fill the cache with one-off texts (literals inlined by simple-protocol clients).
+        if !scope.registry.needs_parse(&sql.to_lowercase()) {
+            metrics::counter!("redveil_rewrite_cache_total", "result" => "pass").increment(1);
+            return Arc::new(rewrite(sql, scope));
+        }
         let key = Key {
             sql: sql.into(),
             database: scope.database.into(),

@@ -280,6 +280,33 @@ pub enum Head {
 }
 
 pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
+    if lowercase.contains("u&\"") || lowercase.contains("u&'") {
+        return Err(Denial::new(
+            "Unicode-escaped identifiers and strings (U&\"...\") are not allowed through redveil",
+        ));
+    }
+    // Runs on every statement: every rule below starts with one of these words.
+    let first = match tokens(statement).next() {
+        Some(Token::Word(w)) => w.to_ascii_lowercase(),
+        Some(Token::Quoted(q)) => q.to_ascii_lowercase(),
+        _ => return Ok(Head::Plain),
+    };
+    if ![
+        "alter",
+        "prepare",
+        "execute",
+        "deallocate",
+        "set",
+        "reset",
+        "show",
+        "discard",
+        "do",
+        "create",
+    ]
+    .contains(&first.as_str())
+    {
+        return Ok(Head::Plain);
+    }
     let words: Vec<String> = tokens(statement)
         .take(8)
         .map(|t| match t {
@@ -290,11 +317,6 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
         })
         .collect();
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
-    if lowercase.contains("u&\"") || lowercase.contains("u&'") {
-        return Err(Denial::new(
-            "Unicode-escaped identifiers and strings (U&\"...\") are not allowed through redveil",
-        ));
-    }
     if let ["alter", "role" | "user" | "group" | "database", ..] = w.as_slice() {
         return Err(Denial::new(
             "ALTER ROLE and ALTER DATABASE change the pool's login role, which every redveil user shares, and are not allowed through redveil",

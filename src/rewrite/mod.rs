@@ -55,12 +55,11 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
         if deny::check_head(statement, &lowercase)? == deny::Head::ResetsSession {
             out.resets_session = true;
         }
-        let rewritten =
-            if scope.registry.is_mentioned_in(&lowercase) || mentions_guarded(&lowercase) {
-                rewrite_statement(statement, scope, &mut out.data_sources)?
-            } else {
-                None
-            };
+        let rewritten = if scope.registry.needs_parse(&lowercase) {
+            rewrite_statement(statement, scope, &mut out.data_sources)?
+        } else {
+            None
+        };
         texts.push(rewritten);
         match classify(statement) {
             Some(SessionCommand::Set { name, value }) if name == "search_path" => {
@@ -82,24 +81,6 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
         out.sql = Some(joined.join(";\n"));
     }
     Ok(out)
-}
-
-/// Words that call for a full parse even when no registered table is mentioned.
-fn mentions_guarded(lowercase: &str) -> bool {
-    [
-        "set_config",
-        "current_setting",
-        "settings",
-        "xml",
-        "dblink",
-        "ts_stat",
-        "standard_conforming_strings",
-        "lo_",
-        "loread",
-        "lowrite",
-    ]
-    .iter()
-    .any(|w| lowercase.contains(w))
 }
 
 /// Parses and rewrites one statement; `Ok(None)` when it needs no change.

@@ -1,6 +1,7 @@
 //! PostgreSQL name resolution for registered tables: identifier case folding, `search_path`
 //! parsing, and matching an object name against the registry the way the server would.
 
+use aho_corasick::AhoCorasick;
 use sqlparser::ast::{Ident, ObjectName};
 use std::collections::HashMap;
 
@@ -43,15 +44,33 @@ pub struct Registered {
 }
 
 /// The registered tables of one database, plus the schemas clients must never name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Registry {
     tables: HashMap<QualifiedName, Registered>,
-    /// Lower-cased words whose presence anywhere in a statement calls for a full parse.
-    triggers: Vec<String>,
+    /// Lower-cased words that may name a registered table or a proxy schema.
+    triggers: AhoCorasick,
+    /// The triggers plus words the deny rules check call by call: any of them anywhere in a
+    /// statement calls for a full parse. One pass over the text, as every statement pays it.
+    parse_triggers: AhoCorasick,
     view_schema: String,
     /// Distinguishes this registry from every other in rewrite-cache keys.
     version: u64,
 }
+
+/// Words that call for a full parse even when no registered table is mentioned: functions
+/// the deny rules judge call by call.
+const GUARDED_WORDS: [&str; 10] = [
+    "set_config",
+    "current_setting",
+    "settings",
+    "xml",
+    "dblink",
+    "ts_stat",
+    "standard_conforming_strings",
+    "lo_",
+    "loread",
+    "lowrite",
+];
 
 /// Schemas that belong to the proxy; clients reach them only through rewritten views.
 pub const RESERVED_SCHEMAS: [&str; 3] = ["immuta_system", "immuta_functions", "immuta_procedures"];
@@ -69,9 +88,18 @@ impl Registry {
             .collect();
         triggers.sort();
         triggers.dedup();
+        let automaton = |words: &[String]| {
+            AhoCorasick::new(words).expect("a handful of short words always builds")
+        };
+        let parse_triggers: Vec<String> = triggers
+            .iter()
+            .cloned()
+            .chain(GUARDED_WORDS.iter().map(|w| w.to_string()))
+            .collect();
         Self {
             tables,
-            triggers,
+            triggers: automaton(&triggers),
+            parse_triggers: automaton(&parse_triggers),
             view_schema: view_schema.to_string(),
             version: super::cache::next_catalog_version(),
         }
@@ -119,9 +147,13 @@ impl Registry {
     /// Whether `lowercase_sql` contains any word that could name a registered table or a
     /// proxy schema. A cheap over-approximation: a miss means the statement is forwarded as is.
     pub fn is_mentioned_in(&self, lowercase_sql: &str) -> bool {
-        self.triggers
-            .iter()
-            .any(|t| lowercase_sql.contains(t.as_str()))
+        self.triggers.is_match(lowercase_sql)
+    }
+
+    /// Whether `lowercase_sql` must be parsed: it may name a registered table or a proxy
+    /// schema, or mentions a function the deny rules check call by call.
+    pub fn needs_parse(&self, lowercase_sql: &str) -> bool {
+        self.parse_triggers.is_match(lowercase_sql)
     }
 
     /// Whether a raw table of this name (in any schema) is registered.

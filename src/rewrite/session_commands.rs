@@ -48,7 +48,18 @@ impl SessionCommand {
 
 /// Classifies one statement; `None` when it does not touch session state.
 pub fn classify(statement: &str) -> Option<SessionCommand> {
-    let toks: Vec<Token<'_>> = tokens(statement).take(6).collect();
+    // Runs on every statement: look past the first word only when it can start a session
+    // command.
+    let mut rest = tokens(statement);
+    let first = rest.next()?;
+    match &first {
+        Token::Word(w)
+            if ["set", "reset", "prepare", "deallocate", "discard"]
+                .iter()
+                .any(|verb| w.eq_ignore_ascii_case(verb)) => {}
+        _ => return None,
+    }
+    let toks: Vec<Token<'_>> = std::iter::once(first).chain(rest.take(5)).collect();
     let first = word(toks.first())?;
     match first.as_str() {
         "set" => Some(classify_set(statement, &toks)),
