@@ -30,6 +30,7 @@ struct Args {
     rounds: usize,
     clients: u32,
     sync_scale: bool,
+    callgrind: bool,
 }
 
 fn args() -> Args {
@@ -38,6 +39,7 @@ fn args() -> Args {
         rounds: 5,
         clients: 8,
         sync_scale: false,
+        callgrind: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -47,6 +49,7 @@ fn args() -> Args {
             "--rounds" => args.rounds = value() as usize,
             "--clients" => args.clients = value(),
             "--sync-scale" => args.sync_scale = true,
+            "--callgrind" => args.callgrind = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -72,7 +75,11 @@ async fn main() -> Result<(), Error> {
             });
         let config = Config::parse(&text, Path::new("bench.toml"))?;
         policy::sync_configured(&config).await?;
-        views(&cluster, &backend, &args).await
+        if args.callgrind {
+            instructions(&cluster, &backend).await
+        } else {
+            views(&cluster, &backend, &args).await
+        }
     };
     cluster.shutdown();
     result
@@ -164,9 +171,17 @@ async fn views(
                         "\\set id random(1, 10000)\nSELECT * FROM {relation} WHERE id = :id;\n"
                     ),
                 )?;
-                let value = pgbench(
-                    cluster, backend, args, mode, &script, user, password, *as_user,
+                let load = [
+                    "-c",
+                    &args.clients.to_string(),
+                    "-T",
+                    &args.seconds.to_string(),
+                ]
+                .map(String::from);
+                let output = pgbench(
+                    cluster, backend, &load, mode, &script, user, password, *as_user,
                 )?;
+                let value = tps_of(&output)?;
                 eprintln!("round {} {mode:9} {label}: {value:.0} tps", round + 1);
                 tps[w][m].push(value);
             }
@@ -201,26 +216,22 @@ async fn views(
     Ok(())
 }
 
+/// Runs pgbench with `load` (`-c N -T S`, or `-t N`) and returns its standard output.
 #[allow(clippy::too_many_arguments)]
 fn pgbench(
     cluster: &EphemeralCluster,
     backend: &dataset::DemoBackend,
-    args: &Args,
+    load: &[String],
     mode: &str,
     script: &Path,
     user: &str,
     password: &str,
     as_user: Option<&str>,
-) -> Result<f64, Error> {
+) -> Result<String, Error> {
     let mut command = Command::new("pgbench");
     command
         .args(["-n", "-j", "2", "-M", mode])
-        .args([
-            "-c",
-            &args.clients.to_string(),
-            "-T",
-            &args.seconds.to_string(),
-        ])
+        .args(load)
         .args([
             "-h",
             cluster.host(),
@@ -237,19 +248,140 @@ fn pgbench(
         command.env("PGOPTIONS", format!("-c immuta.user={name}"));
     }
     let output = command.output()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(format!(
+            "pgbench failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(stdout)
+}
+
+fn tps_of(pgbench_output: &str) -> Result<f64, Error> {
+    pgbench_output
         .lines()
         .find_map(|l| l.strip_prefix("tps = "))
         .and_then(|l| l.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            format!(
-                "pgbench failed: {stdout}{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-            .into()
-        })
+        .ok_or_else(|| format!("no tps in pgbench output: {pgbench_output}").into())
+}
+
+/// Statements per callgrind run; the second run does three times as many.
+const CALLGRIND_STATEMENTS: u32 = 300;
+
+/// The server's own instructions per primary-key lookup, counted by callgrind (stable on a
+/// busy machine, unlike TPS): the server restarts under valgrind, and each workload runs
+/// once with N and once with 3N statements on one connection, so start-up and login cancel
+/// out of (I(3N) − I(N)) / 2N.
+async fn instructions(
+    cluster: &EphemeralCluster,
+    backend: &dataset::DemoBackend,
+) -> Result<(), Error> {
+    let out_dir = cluster.data_dir().to_path_buf();
+    let out_file = format!("--callgrind-out-file={}/callgrind.%p", out_dir.display());
+    cluster.stop_server().await?;
+    cluster
+        .start_server_under(&["valgrind", "--tool=callgrind", "--dump-instr=no", &out_file])
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("lookup.sql");
+    let workloads = [
+        ("raw table", "hr.employees", None),
+        (
+            "policy view, analyst",
+            "immuta.hr_employees",
+            Some("analyst"),
+        ),
+        (
+            "policy view, admin (exempt)",
+            "immuta.hr_employees",
+            Some("admin"),
+        ),
+    ];
+    let system = (
+        backend.system_user.as_str(),
+        backend.system_password.as_str(),
+    );
+    let query = (backend.query_user.as_str(), backend.query_password.as_str());
+    let mut out = String::from(
+        "\nPostgreSQL server instructions per primary-key lookup (callgrind, 1 client), and the ratio to the raw table\n\
+         | workload | -M prepared | -M extended |\n|---|---|---|\n",
+    );
+    let mut raw = [0f64; 2];
+    for (label, relation, as_user) in workloads {
+        std::fs::write(
+            &script,
+            format!("\\set id random(1, 10000)\nSELECT * FROM {relation} WHERE id = :id;\n"),
+        )?;
+        let (user, password) = if as_user.is_some() { query } else { system };
+        let mut cells = Vec::new();
+        for (m, mode) in ["prepared", "extended"].into_iter().enumerate() {
+            let mut totals = Vec::new();
+            for n in [CALLGRIND_STATEMENTS, 3 * CALLGRIND_STATEMENTS] {
+                let before = callgrind_files(&out_dir)?;
+                let load = ["-c".to_string(), "1".into(), "-t".into(), n.to_string()];
+                pgbench(
+                    cluster, backend, &load, mode, &script, user, password, as_user,
+                )?;
+                totals.push(finished_run(&out_dir, &before).await?);
+            }
+            let per_statement =
+                (totals[1] - totals[0]) as f64 / f64::from(2 * CALLGRIND_STATEMENTS);
+            if as_user.is_none() {
+                raw[m] = per_statement;
+            }
+            cells.push(format!(
+                "{per_statement:.0} ({:.2})",
+                per_statement / raw[m]
+            ));
+            eprintln!("{label} {mode}: {per_statement:.0} instructions per statement");
+        }
+        let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
+    }
+    cluster.stop_server().await?;
+    println!("{out}");
+    Ok(())
+}
+
+fn callgrind_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("callgrind."))
+        {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// The instruction total of the one backend that exited since `before` was listed; callgrind
+/// writes a process's file when it exits.
+async fn finished_run(dir: &Path, before: &[std::path::PathBuf]) -> Result<u64, Error> {
+    for _ in 0..600 {
+        let fresh: Vec<_> = callgrind_files(dir)?
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        if let [file] = fresh.as_slice() {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let total = text.lines().find_map(|l| {
+                l.strip_prefix("summary: ")
+                    .or_else(|| l.strip_prefix("totals: "))
+                    .and_then(|v| v.trim().parse().ok())
+            });
+            if let Some(total) = total {
+                std::fs::remove_file(file)?;
+                return Ok(total);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err("callgrind wrote no file for the pgbench connection within 60 s".into())
 }
 
 /// The machine's 1-minute load average: results on a busy machine say so.

@@ -77,6 +77,10 @@ impl PgBinaries {
     pub(crate) fn pg_ctl(&self) -> PathBuf {
         self.bindir.join("pg_ctl")
     }
+
+    pub(crate) fn postgres(&self) -> PathBuf {
+        self.bindir.join("postgres")
+    }
 }
 
 fn pg_config_bindir() -> Option<PathBuf> {

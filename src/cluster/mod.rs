@@ -194,10 +194,42 @@ impl EphemeralCluster {
 
     /// Starts the server again on the same port and waits until it accepts connections.
     pub async fn start_server(&self) -> Result<(), ClusterError> {
+        self.start_with(&[]).await
+    }
+
+    /// Starts the server with `postgres` run under `wrapper` (for instance
+    /// `valgrind --tool=callgrind`), for benches that count what the server executes. Slow:
+    /// waits up to five minutes. [`Self::start_server`] goes back to the plain binary.
+    pub async fn start_server_under(&self, wrapper: &[&str]) -> Result<(), ClusterError> {
+        use std::os::unix::fs::PermissionsExt;
+        let script = self.root_path.join("postgres-under-wrapper.sh");
+        let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+        let command: Vec<String> = wrapper
+            .iter()
+            .map(|w| quote(w))
+            .chain([quote(&self.binaries.postgres().to_string_lossy())])
+            .collect();
+        let io = |source| ClusterError::Io {
+            context: "writing the postgres wrapper script",
+            path: script.clone(),
+            source,
+        };
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nexec {} \"$@\"\n", command.join(" ")),
+        )
+        .map_err(io)?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+        let script = script.to_string_lossy().into_owned();
+        self.start_with(&["-t", "300", "-p", &script]).await
+    }
+
+    async fn start_with(&self, extra: &[&str]) -> Result<(), ClusterError> {
         let log = self.data_dir.join(setup::LOG_FILE);
-        let started = self
-            .pg_ctl(&["start", "-w", "-t", "60", "-l", &log.to_string_lossy()])
-            .await;
+        let log = log.to_string_lossy();
+        let mut args = vec!["start", "-w", "-t", "60", "-l", &log];
+        args.extend_from_slice(extra);
+        let started = self.pg_ctl(&args).await;
         if let Err(ClusterError::CommandFailed {
             program,
             status,

@@ -35,6 +35,14 @@ def one(cur, sql, args=None):
     return cur.fetchone()
 
 
+def steps(conn, cur):
+    def execute(sql, args=None):
+        cur.execute(sql, args)
+        return cur
+
+    return s.Steps(conn, execute, sqlstate=lambda e: e.pgcode)
+
+
 def run(env):
     conn = connect(env, "analyst")
     conn.autocommit = True
@@ -62,42 +70,18 @@ def run(env):
     s.ok("prepared statement across transactions", f"backends={len(set(pids))}")
 
     conn.autocommit = True
-    s.check_masked(one(cur, s.MASK_SQL), env)
-    s.check_first_masked(one(cur, s.FIRST_ROW_SQL))
-    s.ok("masked query as analyst")
-
-    try:
-        one(cur, "SELECT 1 / 0")
-        raise AssertionError("division by zero succeeded")
-    except psycopg2.errors.DivisionByZero as e:
-        s.check("SQLSTATE", e.pgcode, s.DIVISION_BY_ZERO)
-    s.check_simple(one(cur, s.SIMPLE_SQL))
-    s.ok("error with SQLSTATE", s.DIVISION_BY_ZERO)
+    analyst = steps(conn, cur)
+    analyst.masked_as_analyst(env)
+    analyst.error_with_sqlstate(psycopg2.errors.DivisionByZero)
     conn.close()
 
     conn = connect(env, "admin")
     conn.autocommit = True
     cur = conn.cursor()
-    s.check_raw(one(cur, s.MASK_SQL), env)
-    s.check_first_raw(one(cur, s.FIRST_ROW_SQL))
-    s.ok("raw query as admin")
+    admin = steps(conn, cur)
+    admin.raw_as_admin_and_impersonation(env)
+    admin.rolled_back(env)
 
-    cur.execute("CALL immuta_procedures.impersonate_user('analyst')")
-    s.check_masked(one(cur, s.MASK_SQL), env, "admin as analyst")
-    cur.execute("CALL immuta_procedures.impersonate_user(NULL)")
-    s.check_raw(one(cur, s.MASK_SQL), env)
-    s.ok("impersonation and back")
-
-    conn.autocommit = False
-    count_sql = f"SELECT count(*) FROM {env.scratch} WHERE client = %s"
-    cur.execute(f"INSERT INTO {env.scratch} (client, n) VALUES (%s, 1)", (env.client,))
-    s.check("row inside the transaction", one(cur, count_sql, (env.client,))[0], 1)
-    conn.rollback()
-    s.check("row after rollback", one(cur, count_sql, (env.client,))[0], 0)
-    conn.rollback()
-    s.ok("transaction rolled back")
-
-    conn.autocommit = True
     big = s.BigCounter()
     cur.execute(s.BIG_SQL)
     for g, text in cur:

@@ -60,17 +60,9 @@ def run(env):
         s.ok("prepared statement across transactions", f"backends={len(set(pids))}")
 
         conn.autocommit = True
-        s.check_masked(conn.execute(s.MASK_SQL).fetchone(), env)
-        s.check_first_masked(conn.execute(s.FIRST_ROW_SQL).fetchone())
-        s.ok("masked query as analyst")
-
-        try:
-            conn.execute("SELECT 1 / 0")
-            raise AssertionError("division by zero succeeded")
-        except psycopg.errors.DivisionByZero as e:
-            s.check("SQLSTATE", e.sqlstate, s.DIVISION_BY_ZERO)
-        s.check_simple(conn.execute(s.SIMPLE_SQL).fetchone())
-        s.ok("error with SQLSTATE", s.DIVISION_BY_ZERO)
+        analyst = s.Steps(conn, conn.execute, sqlstate=lambda e: e.sqlstate)
+        analyst.masked_as_analyst(env)
+        analyst.error_with_sqlstate(psycopg.errors.DivisionByZero)
 
         # cancel_safe() is libpq 17's cancel API: the cancel request goes over TLS too.
         cancel_errors = []
@@ -96,33 +88,10 @@ def run(env):
 
     with connect(env, "admin") as conn:
         conn.autocommit = True
-        s.check_raw(conn.execute(s.MASK_SQL).fetchone(), env)
-        s.check_first_raw(conn.execute(s.FIRST_ROW_SQL).fetchone())
-        s.ok("raw query as admin")
+        admin = s.Steps(conn, conn.execute, sqlstate=lambda e: e.sqlstate)
+        admin.raw_as_admin_and_impersonation(env)
+        admin.rolled_back(env)
 
-        conn.execute("CALL immuta_procedures.impersonate_user('analyst')")
-        s.check_masked(conn.execute(s.MASK_SQL).fetchone(), env, "admin as analyst")
-        conn.execute("CALL immuta_procedures.impersonate_user(NULL)")
-        s.check_raw(conn.execute(s.MASK_SQL).fetchone(), env)
-        s.ok("impersonation and back")
-
-        conn.autocommit = False
-        conn.execute(
-            f"INSERT INTO {env.scratch} (client, n) VALUES (%s, 1)", (env.client,)
-        )
-        got = conn.execute(
-            f"SELECT count(*) FROM {env.scratch} WHERE client = %s", (env.client,)
-        ).fetchone()[0]
-        s.check("row inside the transaction", got, 1)
-        conn.rollback()
-        got = conn.execute(
-            f"SELECT count(*) FROM {env.scratch} WHERE client = %s", (env.client,)
-        ).fetchone()[0]
-        s.check("row after rollback", got, 0)
-        conn.rollback()
-        s.ok("transaction rolled back")
-
-        conn.autocommit = True
         big = s.BigCounter()
         with conn.cursor() as cur:
             cur.execute(s.BIG_SQL)

@@ -46,6 +46,17 @@ def sqlstate(error):
     return info.get("C") if isinstance(info, dict) else None
 
 
+def steps(conn, cur):
+    def execute(sql, args=None):
+        if args is None:
+            cur.execute(sql)
+        else:
+            cur.execute(sql, args)
+        return cur
+
+    return s.Steps(conn, execute, sqlstate)
+
+
 def run(env):
     # Default sslmode first: nothing but host, port, database, user and password given.
     with connect(env, "analyst") as conn:
@@ -80,42 +91,17 @@ def run(env):
         s.ok("prepared statement across transactions", f"backends={len(set(pids))}")
 
         conn.autocommit = True
-        s.check_masked(one(cur, s.MASK_SQL), env)
-        s.check_first_masked(one(cur, s.FIRST_ROW_SQL))
-        s.ok("masked query as analyst")
-
-        try:
-            one(cur, "SELECT 1 / 0")
-            raise AssertionError("division by zero succeeded")
-        except redshift_connector.ProgrammingError as e:
-            s.check("SQLSTATE", sqlstate(e), s.DIVISION_BY_ZERO)
-        s.check_simple(one(cur, s.SIMPLE_SQL))
-        s.ok("error with SQLSTATE", s.DIVISION_BY_ZERO)
+        analyst = steps(conn, cur)
+        analyst.masked_as_analyst(env)
+        analyst.error_with_sqlstate(redshift_connector.ProgrammingError)
 
     with connect(env, "admin", sslmode="verify-full") as conn:
         conn.autocommit = True
         cur = conn.cursor()
-        s.check_raw(one(cur, s.MASK_SQL), env)
-        s.check_first_raw(one(cur, s.FIRST_ROW_SQL))
-        s.ok("raw query as admin")
+        admin = steps(conn, cur)
+        admin.raw_as_admin_and_impersonation(env)
+        admin.rolled_back(env)
 
-        cur.execute("CALL immuta_procedures.impersonate_user('analyst')")
-        s.check_masked(one(cur, s.MASK_SQL), env, "admin as analyst")
-        cur.execute("CALL immuta_procedures.impersonate_user(NULL)")
-        s.check_raw(one(cur, s.MASK_SQL), env)
-        s.ok("impersonation and back")
-
-        conn.autocommit = False
-        cur.execute(f"INSERT INTO {env.scratch} (client, n) VALUES (%s, 1)", (env.client,))
-        got = one(cur, f"SELECT count(*) FROM {env.scratch} WHERE client = %s", (env.client,))[0]
-        s.check("row inside the transaction", got, 1)
-        conn.rollback()
-        got = one(cur, f"SELECT count(*) FROM {env.scratch} WHERE client = %s", (env.client,))[0]
-        s.check("row after rollback", got, 0)
-        conn.rollback()
-        s.ok("transaction rolled back")
-
-        conn.autocommit = True
         big = s.BigCounter()
         cur.execute(s.BIG_SQL)
         for g, text in cur.fetchall():

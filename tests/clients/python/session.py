@@ -126,6 +126,63 @@ def check_pids(pids, env):
         raise AssertionError(f"all {len(pids)} transactions ran on one backend: {pids}")
 
 
+class Steps:
+    """The steps that every DB-API 2.0 driver runs alike, given how it runs a statement.
+
+    `execute(sql, args=None)` runs one statement (args: a tuple in the driver's parameter
+    style, marked by `marker`) and returns the cursor holding its result; `conn` has
+    `autocommit` and `rollback()`; `sqlstate(error)` reads the SQLSTATE off the driver's
+    exception.
+    """
+
+    def __init__(self, conn, execute, sqlstate, marker="%s"):
+        self.conn = conn
+        self.execute = execute
+        self.sqlstate = sqlstate
+        self.marker = marker
+
+    def one(self, sql, args=None):
+        return self.execute(sql, args).fetchone()
+
+    def masked_as_analyst(self, env):
+        check_masked(self.one(MASK_SQL), env)
+        check_first_masked(self.one(FIRST_ROW_SQL))
+        ok("masked query as analyst")
+
+    def error_with_sqlstate(self, error_class):
+        try:
+            self.one("SELECT 1 / 0")
+        except error_class as e:
+            check("SQLSTATE", self.sqlstate(e), DIVISION_BY_ZERO)
+        else:
+            raise AssertionError("division by zero succeeded")
+        check_simple(self.one(SIMPLE_SQL))
+        ok("error with SQLSTATE", DIVISION_BY_ZERO)
+
+    def raw_as_admin_and_impersonation(self, env):
+        check_raw(self.one(MASK_SQL), env)
+        check_first_raw(self.one(FIRST_ROW_SQL))
+        ok("raw query as admin")
+        self.execute("CALL immuta_procedures.impersonate_user('analyst')")
+        check_masked(self.one(MASK_SQL), env, "admin as analyst")
+        self.execute("CALL immuta_procedures.impersonate_user(NULL)")
+        check_raw(self.one(MASK_SQL), env)
+        ok("impersonation and back")
+
+    def rolled_back(self, env):
+        self.conn.autocommit = False
+        count_sql = f"SELECT count(*) FROM {env.scratch} WHERE client = {self.marker}"
+        self.execute(
+            f"INSERT INTO {env.scratch} (client, n) VALUES ({self.marker}, 1)", (env.client,)
+        )
+        check("row inside the transaction", self.one(count_sql, (env.client,))[0], 1)
+        self.conn.rollback()
+        check("row after rollback", self.one(count_sql, (env.client,))[0], 0)
+        self.conn.rollback()
+        ok("transaction rolled back")
+        self.conn.autocommit = True
+
+
 class BigCounter:
     """Accumulates the 100 000-row fetch and checks it at the end."""
 
