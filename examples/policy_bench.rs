@@ -359,29 +359,38 @@ fn callgrind_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
     Ok(files)
 }
 
-/// The instruction total of the one backend that exited since `before` was listed; callgrind
-/// writes a process's file when it exits.
+/// The instruction total of the pgbench connection's backend, which exited since `before`
+/// was listed (callgrind writes a process's file when it exits). Background workers that
+/// exit meanwhile write files too; the connection's is by far the largest.
 async fn finished_run(dir: &Path, before: &[std::path::PathBuf]) -> Result<u64, Error> {
+    let total_of = |file: &Path| {
+        std::fs::read_to_string(file).ok().and_then(|text| {
+            text.lines().find_map(|l| {
+                l.strip_prefix("summary: ")
+                    .or_else(|| l.strip_prefix("totals: "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+        })
+    };
+    let mut seen = Vec::new();
     for _ in 0..600 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let fresh: Vec<_> = callgrind_files(dir)?
             .into_iter()
             .filter(|f| !before.contains(f))
             .collect();
-        if let [file] = fresh.as_slice() {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            let total = text.lines().find_map(|l| {
-                l.strip_prefix("summary: ")
-                    .or_else(|| l.strip_prefix("totals: "))
-                    .and_then(|v| v.trim().parse().ok())
-            });
-            if let Some(total) = total {
-                std::fs::remove_file(file)?;
-                return Ok(total);
+        let totals: Option<Vec<u64>> = fresh.iter().map(|f| total_of(f)).collect();
+        match totals {
+            Some(totals) if !fresh.is_empty() && fresh == seen => {
+                for file in &fresh {
+                    std::fs::remove_file(file)?;
+                }
+                return Ok(totals.into_iter().max().unwrap_or(0));
             }
+            _ => seen = fresh,
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    Err("callgrind wrote no file for the pgbench connection within 60 s".into())
+    Err("callgrind wrote no file for the pgbench connection within 5 minutes".into())
 }
 
 /// The machine's 1-minute load average: results on a busy machine say so.
