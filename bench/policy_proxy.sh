@@ -69,42 +69,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# utime + stime of a process, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-clk_tck=$(getconf CLK_TCK)
-
-# Waits until `psql` with the given environment can run a query.
-wait_sql() {
-    local label=$1
-    shift
-    for _ in $(seq 1 150); do
-        if env "$@" psql -X -q -t -c 'SELECT 1' >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    env "$@" psql -X -q -t -c 'SELECT 1' || true
-    die "$label does not answer"
-}
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 
 # ---------------------------------------------------------------- the backend
 
 log "starting the ephemeral PostgreSQL (demo dataset and catalog, raw access revoked)"
-coproc CLUSTER {
-    exec "$repo/target/release/examples/bench_cluster" --policy-catalog "$tmp/catalog.toml" \
-        2>"$tmp/cluster.err"
-}
-cluster_pid=$CLUSTER_PID
-declare -A backend=()
-while IFS='=' read -r -t 120 -u "${CLUSTER[0]}" key value; do
-    [ "$key" = ready ] && break
-    backend[$key]=$value
-done
-[ -n "${backend[port]:-}" ] || die "the cluster did not start: $(cat "$tmp/cluster.err")"
+start_cluster
 pg_host=${backend[host]}
 pg_port=${backend[port]}
 database=${backend[database]}

@@ -95,9 +95,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 
 # Runs a command as the OS user the proxies and the cluster run as (PgBouncer refuses root).
 # runuser's PAM session resets the soft open-files limit (1024 on Debian): raise it again,
@@ -111,41 +110,11 @@ as_service() {
 }
 
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-# utime + stime of a process, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-clk_tck=$(getconf CLK_TCK)
-
-# Waits until `psql` with the given environment can run a query.
-wait_sql() {
-    local label=$1
-    shift
-    for _ in $(seq 1 100); do
-        if env "$@" psql -X -q -t -c 'SELECT 1' >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    env "$@" psql -X -q -t -c 'SELECT 1' || true
-    die "$label does not answer"
-}
 
 # ---------------------------------------------------------------- the backend
 
 log "starting the ephemeral PostgreSQL (demo dataset and catalog)"
-# --policy-catalog writes the demo catalog ([control], demo users, data sources) for the
-# policy-view redveil and revokes the query role's raw access to hr.employees (database demo
-# only; the pgbench tables live in database bench).
-coproc CLUSTER {
-    exec "$repo/target/release/examples/bench_cluster" --policy-catalog "$tmp/catalog.toml" \
-        2>"$tmp/cluster.err"
-}
-cluster_pid=$CLUSTER_PID
-declare -A backend=()
-while IFS='=' read -r -t 120 -u "${CLUSTER[0]}" key value; do
-    [ "$key" = ready ] && break
-    backend[$key]=$value
-done
-[ -n "${backend[port]:-}" ] || die "the cluster did not start: $(cat "$tmp/cluster.err")"
+start_cluster
 pg_host=${backend[host]}
 pg_port=${backend[port]}
 su_env=(PGHOST="$pg_host" PGPORT="$pg_port" PGUSER="${backend[superuser]}"
