@@ -3,7 +3,7 @@
 # policy view vs the raw table, -M extended and -M prepared, interleaved rounds, median TPS
 # and ratios. `--sync-scale` instead times sync of 100 data sources x 20 columns.
 # Starts its own ephemeral PostgreSQL (nothing else is touched); see bench/README.md.
-#   bench/policy_view.sh [--seconds N] [--rounds N] [--clients N] | [--sync-scale]
+#   bench/policy_view.sh [--seconds N] [--rounds N] [--clients N] | --callgrind | --sync-scale
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh

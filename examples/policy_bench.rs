@@ -10,6 +10,9 @@
 //! and `-M prepared` (cached plan), interleaved round by round so a busy machine hurts all
 //! alike; reported are the median TPS and the median of each round's ratio to the raw table.
 //!
+//! `cargo run --example policy_bench -- --callgrind` counts the server's instructions per
+//! lookup instead (valgrind; see `instructions`).
+//!
 //! `cargo run --example policy_bench -- --sync-scale` times sync of 100 data sources of 20
 //! columns each (20 users): the first sync, a second one (no changes) and one after a mask
 //! changed.
