@@ -50,21 +50,15 @@ def run(env):
     s.check_params(row)
     s.ok("parameterized query")
 
-    conn.autocommit = False
-    pids = []
-    pid_cur = conn.cursor()
-    for run_no in range(s.PREPARED_RUNS):
-        bound, want = env.prepared_bound(run_no)
-        pids.append(one(pid_cur, "SELECT pg_backend_pid()")[0])
-        # The same SQL on the same cursor: pyodbc reuses its prepared statement.
-        got = one(cur, "SELECT count(*) FROM hr.employees WHERE id <= ?", bound)[0]
-        s.check(f"prepared run {run_no}", got, want)
-        conn.commit()
-    s.check_pids(pids, env)
-    s.ok("prepared statement across transactions", f"backends={len(set(pids))}")
-
-    conn.autocommit = True
     analyst = steps(conn, cur)
+    pid_cur = conn.cursor()
+    # The same SQL on the same cursor: pyodbc reuses its prepared statement.
+    analyst.prepared_across_transactions(
+        env,
+        "SELECT count(*) FROM hr.employees WHERE id <= ?",
+        backend_pid=lambda: one(pid_cur, "SELECT pg_backend_pid()")[0],
+    )
+
     analyst.masked_as_analyst(env)
     analyst.error_with_sqlstate(pyodbc.Error)
     conn.close()
@@ -75,16 +69,8 @@ def run(env):
     admin.raw_as_admin_and_impersonation(env)
     admin.rolled_back(env)
 
-    big = s.BigCounter()
     cur.execute(s.BIG_SQL)
-    while True:
-        rows = cur.fetchmany(10_000)
-        if not rows:
-            break
-        for g, text in rows:
-            big.add(g, text)
-    big.check()
-    s.ok("100 000-row fetch")
+    s.check_big_fetch(row for rows in iter(lambda: cur.fetchmany(10_000), []) for row in rows)
     conn.close()
 
 

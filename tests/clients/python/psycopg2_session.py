@@ -58,19 +58,10 @@ def run(env):
     s.check_params(row)
     s.ok("parameterized query")
 
-    cur.execute("PREPARE employees_upto(int) AS SELECT count(*) FROM hr.employees WHERE id <= $1")
-    conn.autocommit = False
-    pids = []
-    for run_no in range(s.PREPARED_RUNS):
-        bound, want = env.prepared_bound(run_no)
-        pids.append(one(cur, "SELECT pg_backend_pid()")[0])
-        s.check(f"prepared run {run_no}", one(cur, "EXECUTE employees_upto(%s)", (bound,))[0], want)
-        conn.commit()
-    s.check_pids(pids, env)
-    s.ok("prepared statement across transactions", f"backends={len(set(pids))}")
-
-    conn.autocommit = True
     analyst = steps(conn, cur)
+    cur.execute("PREPARE employees_upto(int) AS SELECT count(*) FROM hr.employees WHERE id <= $1")
+    analyst.prepared_across_transactions(env, "EXECUTE employees_upto(%s)")
+
     analyst.masked_as_analyst(env)
     analyst.error_with_sqlstate(psycopg2.errors.DivisionByZero)
     conn.close()
@@ -82,12 +73,8 @@ def run(env):
     admin.raw_as_admin_and_impersonation(env)
     admin.rolled_back(env)
 
-    big = s.BigCounter()
     cur.execute(s.BIG_SQL)
-    for g, text in cur:
-        big.add(g, text)
-    big.check()
-    s.ok("100 000-row fetch")
+    s.check_big_fetch(cur)
     conn.close()
 
 

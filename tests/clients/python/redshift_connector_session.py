@@ -79,19 +79,10 @@ def run(env):
         s.check_params(row, bytea=BYTEA_TEXT)
         s.ok("parameterized query")
 
-        conn.autocommit = False
-        pids = []
-        for run_no in range(s.PREPARED_RUNS):
-            bound, want = env.prepared_bound(run_no)
-            pids.append(one(cur, "SELECT pg_backend_pid()")[0])
-            got = one(cur, "SELECT count(*) FROM hr.employees WHERE id <= %s", (bound,))[0]
-            s.check(f"prepared run {run_no}", got, want)
-            conn.commit()
-        s.check_pids(pids, env)
-        s.ok("prepared statement across transactions", f"backends={len(set(pids))}")
-
-        conn.autocommit = True
         analyst = steps(conn, cur)
+        analyst.prepared_across_transactions(
+            env, "SELECT count(*) FROM hr.employees WHERE id <= %s"
+        )
         analyst.masked_as_analyst(env)
         analyst.error_with_sqlstate(redshift_connector.ProgrammingError)
 
@@ -102,12 +93,8 @@ def run(env):
         admin.raw_as_admin_and_impersonation(env)
         admin.rolled_back(env)
 
-        big = s.BigCounter()
         cur.execute(s.BIG_SQL)
-        for g, text in cur.fetchall():
-            big.add(g, text)
-        big.check()
-        s.ok("100 000-row fetch")
+        s.check_big_fetch(cur.fetchall())
 
 
 if __name__ == "__main__":

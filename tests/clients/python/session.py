@@ -144,6 +144,23 @@ class Steps:
     def one(self, sql, args=None):
         return self.execute(sql, args).fetchone()
 
+    def prepared_across_transactions(self, env, sql, backend_pid=None):
+        """Runs `sql` (its one parameter: the bound) PREPARED_RUNS times, one transaction each,
+        and checks the transactions reached several backend connections. `backend_pid` reads
+        the pid where the driver must not use the statement's own cursor for it."""
+        if backend_pid is None:
+            backend_pid = lambda: self.one("SELECT pg_backend_pid()")[0]  # noqa: E731
+        self.conn.autocommit = False
+        pids = []
+        for run_no in range(PREPARED_RUNS):
+            bound, want = env.prepared_bound(run_no)
+            pids.append(backend_pid())
+            check(f"prepared run {run_no}", self.one(sql, (bound,))[0], want)
+            self.conn.commit()
+        check_pids(pids, env)
+        ok("prepared statement across transactions", f"backends={len(set(pids))}")
+        self.conn.autocommit = True
+
     def masked_as_analyst(self, env):
         check_masked(self.one(MASK_SQL), env)
         check_first_masked(self.one(FIRST_ROW_SQL))
@@ -199,6 +216,15 @@ class BigCounter:
     def check(self):
         check("big fetch rows", self.rows, BIG_ROWS)
         check("big fetch sum", self.sum, BIG_ROWS * (BIG_ROWS + 1) // 2)
+
+
+def check_big_fetch(rows):
+    """Checks the 100 000 rows of BIG_SQL, however the driver hands them over."""
+    big = BigCounter()
+    for g, text in rows:
+        big.add(g, text)
+    big.check()
+    ok("100 000-row fetch")
 
 
 def main(run):
