@@ -27,6 +27,7 @@
 use super::entitle::AccessPlan;
 use super::masks::{self, Column, Context};
 use super::model::{DataSource, MaskMethod, RowFilter};
+use super::classes;
 use super::sql::{ident, literal, qualified};
 use super::SYSTEM_SCHEMA;
 use std::fmt;
@@ -61,6 +62,27 @@ impl fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
+/// How the compiled SQL learns the user's entitlements.
+enum Entitlements<'a> {
+    /// The canonical view: read per statement from the joined `profile_access` row, so each
+    /// condition becomes a runtime test.
+    Joined,
+    /// A class view: the flags are fixed at compile time, the salt and attribute values come
+    /// from settings the proxy pins (see classes.rs).
+    Fixed {
+        flags: &'a str,
+        salt: &'a str,
+        attributes: &'a str,
+    },
+}
+
+/// Column list and row filters of a view over `ds`.
+struct Body {
+    select: Vec<String>,
+    filters: Vec<String>,
+    columns: Vec<(String, String)>,
+}
+
 /// Compiles the view of `ds` over `columns` (the table's, in order).
 pub fn compile(
     ds: &DataSource,
@@ -68,6 +90,94 @@ pub fn compile(
     columns: &[Column],
 ) -> Result<CompiledView, CompileError> {
     let plan = AccessPlan::of(ds);
+    let body = body(ds, &plan, columns, &Entitlements::Joined)?;
+    let alias = ident(&ds.table.table);
+    let view = qualified(view_schema, &ds.view_name());
+    let mut sql = format!(
+        "CREATE VIEW {view} WITH (security_barrier) AS\nSELECT {}\nFROM {} AS {alias}\n\
+         CROSS JOIN (SELECT flags AS immuta_flags, attribute_values AS immuta_values, salt AS immuta_salt\n\
+         \x20           FROM {} WHERE user_name = current_setting('immuta.user', true) AND data_source = {}) AS immuta_access",
+        body.select.join(",\n       "),
+        qualified(&ds.table.schema, &ds.table.table),
+        qualified(SYSTEM_SCHEMA, "profile_access"),
+        literal(&ds.table.key()),
+    );
+    push_filters(&mut sql, &body.filters);
+    Ok(CompiledView {
+        view,
+        sql,
+        columns: body.columns,
+        plan,
+    })
+}
+
+/// Compiles the class view of `ds` for users whose flags are `flags` (see classes.rs): every
+/// condition already decided, so no CASE and no join; only the masks and row rules that apply
+/// to the class remain, behind a gate on the entitlement the proxy pins.
+pub fn compile_class(
+    ds: &DataSource,
+    flags: &str,
+    columns: &[Column],
+) -> Result<CompiledView, CompileError> {
+    let plan = AccessPlan::of(ds);
+    if flags.len() != plan.conditions.len() || flags.bytes().any(|b| b != b'0' && b != b'1') {
+        return Err(CompileError {
+            item: ds.origin.clone(),
+            table: ds.table.key(),
+            message: format!(
+                "class {flags:?} does not fit the data source's {} conditions",
+                plan.conditions.len()
+            ),
+        });
+    }
+    let salt = format!("current_setting({}, true)", literal(&classes::salt_setting(ds)));
+    let attributes = format!("current_setting({}, true)", literal(classes::ATTRIBUTES_SETTING));
+    let body = body(
+        ds,
+        &plan,
+        columns,
+        &Entitlements::Fixed {
+            flags,
+            salt: &salt,
+            attributes: &attributes,
+        },
+    )?;
+    let alias = ident(&ds.table.table);
+    let view = qualified(classes::CLASSES_SCHEMA, &classes::class_view_name(ds, flags));
+    // The gate is a constant per statement, evaluated once (a one-time filter).
+    let mut filters = vec![format!(
+        "strpos(current_setting({}, true), {}) > 0",
+        literal(classes::ACCESS_SETTING),
+        literal(&classes::access_token(ds, flags))
+    )];
+    filters.extend(body.filters);
+    let mut sql = format!(
+        "CREATE VIEW {view} WITH (security_barrier) AS\nSELECT {}\nFROM {} AS {alias}",
+        body.select.join(",\n       "),
+        qualified(&ds.table.schema, &ds.table.table),
+    );
+    push_filters(&mut sql, &filters);
+    Ok(CompiledView {
+        view,
+        sql,
+        columns: body.columns,
+        plan,
+    })
+}
+
+fn push_filters(sql: &mut String, filters: &[String]) {
+    if !filters.is_empty() {
+        sql.push_str("\nWHERE ");
+        sql.push_str(&filters.join("\n  AND "));
+    }
+}
+
+fn body(
+    ds: &DataSource,
+    plan: &AccessPlan,
+    columns: &[Column],
+    entitlements: &Entitlements<'_>,
+) -> Result<Body, CompileError> {
     let alias = ident(&ds.table.table);
     let raw = |name: &str| format!("{alias}.{}", ident(name));
     let error = |item: &str, message: String| CompileError {
@@ -88,93 +198,105 @@ pub fn compile(
             )
         })
     };
-    // One LIKE is one function call where substr(...) = '1' is two; each call costs at every
-    // statement start (see masks.rs).
-    let flag = |position: usize| {
-        format!(
+    // What a rule's condition is for this view: a runtime test, or already known.
+    enum Test {
+        Sql(String),
+        Passes,
+        Fails,
+    }
+    let test = |position: Option<usize>| match (position, entitlements) {
+        (None, _) => Test::Fails,
+        // One LIKE is one function call where substr(...) = '1' is two; each call costs at
+        // every statement start (see masks.rs).
+        (Some(position), Entitlements::Joined) => Test::Sql(format!(
             "immuta_access.immuta_flags LIKE '{}1%'",
             "_".repeat(position - 1)
-        )
+        )),
+        (Some(position), Entitlements::Fixed { flags, .. }) => {
+            if flags.as_bytes()[position - 1] == b'1' {
+                Test::Passes
+            } else {
+                Test::Fails
+            }
+        }
+    };
+    let (salt, attributes) = match entitlements {
+        Entitlements::Joined => ("immuta_access.immuta_salt", "immuta_access.immuta_values"),
+        Entitlements::Fixed {
+            salt, attributes, ..
+        } => (*salt, *attributes),
     };
 
     for mask in &ds.masks {
         find(&mask.origin, &mask.column)?;
     }
-    let mut select = Vec::new();
-    let mut view_columns = Vec::new();
+    let mut body = Body {
+        select: Vec::new(),
+        filters: Vec::new(),
+        columns: Vec::new(),
+    };
     for column in columns {
         let raw_column = raw(&column.name);
         let mask = ds.masks.iter().find(|m| m.column == column.name);
-        view_columns.push((
+        body.columns.push((
             column.name.clone(),
             masks::view_type(mask.map(|m| &m.method), column),
         ));
         let Some(mask) = mask else {
-            select.push(raw_column);
+            body.select.push(raw_column);
             continue;
         };
-        let key = match &mask.method {
-            MaskMethod::RandomizedResponse { key, .. } => Some(raw(&find(&mask.origin, key)?.name)),
-            _ => None,
+        let exempt = || masks::exempt_expression(&mask.method, &raw_column, column);
+        let masked = || {
+            let key = match &mask.method {
+                MaskMethod::RandomizedResponse { key, .. } => {
+                    Some(raw(&find(&mask.origin, key)?.name))
+                }
+                _ => None,
+            };
+            let cx = Context {
+                raw: &raw_column,
+                column,
+                salt,
+                key: key.as_deref(),
+            };
+            masks::masked_expression(&mask.method, &cx).map_err(|m| error(&mask.origin, m))
         };
-        let cx = Context {
-            raw: &raw_column,
-            column,
-            salt: "immuta_access.immuta_salt",
-            key: key.as_deref(),
+        let expr = match test(plan.flag_of(None, &mask.unless)) {
+            Test::Sql(flag) => format!("CASE WHEN {flag} THEN {} ELSE {} END", exempt(), masked()?),
+            Test::Fails => masked()?,
+            Test::Passes => {
+                // Checked all the same: a class view must fail where the canonical one does.
+                masked()?;
+                exempt()
+            }
         };
-        let masked =
-            masks::masked_expression(&mask.method, &cx).map_err(|m| error(&mask.origin, m))?;
-        let expr = match plan.flag_of(None, &mask.unless) {
-            Some(position) => format!(
-                "CASE WHEN {} THEN {} ELSE {masked} END",
-                flag(position),
-                masks::exempt_expression(&mask.method, &raw_column, column)
-            ),
-            None => masked,
-        };
-        select.push(format!("{expr} AS {}", ident(&column.name)));
+        body.select.push(if expr == raw_column {
+            expr
+        } else {
+            format!("{expr} AS {}", ident(&column.name))
+        });
     }
 
-    let mut filters = Vec::new();
     for rule in &ds.row_rules {
         let filter = match &rule.filter {
             RowFilter::AttributeMatch { column, attribute } => {
                 let column = find(&rule.origin, column)?;
                 format!(
-                    "strpos(immuta_access.immuta_values, chr(31) || {} || chr(30) || CAST({} AS text) || chr(31)) > 0",
+                    "strpos({attributes}, chr(31) || {} || chr(30) || CAST({} AS text) || chr(31)) > 0",
                     literal(attribute),
                     raw(&column.name)
                 )
             }
             RowFilter::Predicate(predicate) => format!("({predicate})"),
         };
-        filters.push(match plan.flag_of(rule.for_groups.as_ref(), &rule.unless) {
-            Some(position) => format!("({} OR {filter})", flag(position)),
-            None => filter,
-        });
+        match test(plan.flag_of(rule.for_groups.as_ref(), &rule.unless)) {
+            Test::Sql(flag) => body.filters.push(format!("({flag} OR {filter})")),
+            Test::Fails => body.filters.push(filter),
+            Test::Passes => {}
+        }
     }
-
-    let view = qualified(view_schema, &ds.view_name());
-    let mut sql = format!(
-        "CREATE VIEW {view} WITH (security_barrier) AS\nSELECT {}\nFROM {} AS {alias}\n\
-         CROSS JOIN (SELECT flags AS immuta_flags, attribute_values AS immuta_values, salt AS immuta_salt\n\
-         \x20           FROM {} WHERE user_name = current_setting('immuta.user', true) AND data_source = {}) AS immuta_access",
-        select.join(",\n       "),
-        qualified(&ds.table.schema, &ds.table.table),
-        qualified(SYSTEM_SCHEMA, "profile_access"),
-        literal(&ds.table.key()),
-    );
-    if !filters.is_empty() {
-        sql.push_str("\nWHERE ");
-        sql.push_str(&filters.join("\n  AND "));
-    }
-    Ok(CompiledView {
-        view,
-        sql,
-        columns: view_columns,
-        plan,
-    })
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -10,7 +10,12 @@ use crate::config::{
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Schemas sync owns; the view schema must be another one.
-pub const RESERVED_SCHEMAS: [&str; 3] = ["immuta_system", "immuta_functions", "immuta_procedures"];
+pub const RESERVED_SCHEMAS: [&str; 4] = [
+    "immuta_system",
+    "immuta_functions",
+    "immuta_procedures",
+    "immuta_classes",
+];
 
 /// The permissions users may hold.
 pub const PERMISSIONS: [&str; 1] = ["IMPERSONATE_USER"];

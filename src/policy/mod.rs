@@ -23,6 +23,8 @@
 //! - `WITH (security_barrier)` does not exist (Redshift has no user-defined leaky functions
 //!   to guard against), nor does `pg_advisory_xact_lock` (sync would `LOCK` its registry).
 
+mod class_sync;
+pub mod classes;
 pub mod compile;
 pub mod control;
 pub mod entitle;
@@ -37,7 +39,7 @@ pub mod schema;
 pub mod sql;
 pub mod sync;
 
-pub use compile::{compile, CompileError, CompiledView};
+pub use compile::{compile, compile_class, CompileError, CompiledView};
 pub use live::{LivePolicy, PolicyHandle};
 pub use load::{PERMISSIONS, RESERVED_SCHEMAS};
 pub use model::*;

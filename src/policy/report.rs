@@ -1,6 +1,7 @@
 //! What sync reports: each change it made, or why it made none.
 
 use super::compile::CompileError;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Something sync changed.
@@ -19,6 +20,11 @@ pub enum Change {
         data_source: String,
     },
     DroppedView {
+        view: String,
+        data_source: String,
+    },
+    /// A class view nobody falls in any more (see classes.rs).
+    DroppedClassView {
         view: String,
         data_source: String,
     },
@@ -51,6 +57,9 @@ impl fmt::Display for Change {
                     "dropped view {view} of removed data source {data_source}"
                 )
             }
+            Change::DroppedClassView { view, data_source } => {
+                write!(f, "dropped class view {view} of {data_source}")
+            }
             Change::Granted { privilege, object } => write!(f, "granted {privilege} on {object}"),
             Change::ProfileRows {
                 table,
@@ -66,6 +75,9 @@ impl fmt::Display for Change {
 pub struct SyncReport {
     pub database: String,
     pub changes: Vec<Change>,
+    /// Each synced data source's salt, by data source key: the proxy pins it for the class
+    /// views (see classes.rs).
+    pub salts: BTreeMap<String, String>,
 }
 
 impl SyncReport {
@@ -149,6 +161,7 @@ mod tests {
                     removed: 0,
                 },
             ],
+            salts: BTreeMap::new(),
         };
         assert_eq!(
             report.to_string(),
@@ -157,7 +170,8 @@ mod tests {
         assert_eq!(
             SyncReport {
                 database: "demo".into(),
-                changes: vec![]
+                changes: vec![],
+                salts: BTreeMap::new(),
             }
             .to_string(),
             "demo: policy up to date"

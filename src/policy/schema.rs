@@ -12,7 +12,7 @@
 use super::{FUNCTIONS_SCHEMA, PROCEDURES_SCHEMA, SYSTEM_SCHEMA};
 
 /// Tables sync creates when missing: (name, columns).
-pub const TABLES: [(&str, &str); 6] = [
+pub const TABLES: [(&str, &str); 7] = [
     (
         "profile_users",
         "user_name text PRIMARY KEY, can_impersonate boolean NOT NULL",
@@ -37,6 +37,12 @@ pub const TABLES: [(&str, &str); 6] = [
         "data_sources",
         "data_source text PRIMARY KEY, view_schema text NOT NULL, view_name text NOT NULL, \
          salt text NOT NULL, definition_sha256 text NOT NULL",
+    ),
+    // One row per class view (see classes.rs), so sync replaces only what changed and drops
+    // classes nobody falls in any more.
+    (
+        "class_views",
+        "view_name text PRIMARY KEY, data_source text NOT NULL, definition_sha256 text NOT NULL",
     ),
     // Fingerprints of the secure views and the procedure, so they are replaced only when
     // this code changes them.
@@ -116,4 +122,9 @@ pub fn managed_objects() -> Vec<Managed> {
 /// Schemas sync creates, besides the view schema. `immuta_functions` is where masking helpers
 /// would live; today's masks are inline expressions (cheaper to plan), but the schema is part
 /// of the layout clients and tools expect.
-pub const SCHEMAS: [&str; 3] = [SYSTEM_SCHEMA, FUNCTIONS_SCHEMA, PROCEDURES_SCHEMA];
+pub const SCHEMAS: [&str; 4] = [
+    SYSTEM_SCHEMA,
+    FUNCTIONS_SCHEMA,
+    PROCEDURES_SCHEMA,
+    super::classes::CLASSES_SCHEMA,
+];

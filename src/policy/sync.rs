@@ -64,7 +64,8 @@ pub async fn sync(
     };
     run.check_role_and_raw_tables(&sources).await?;
     run.install_fixed(&catalog.view_schema).await?;
-    let salts = run.sync_views(&sources, &catalog.view_schema).await?;
+    let (salts, columns) = run.sync_views(&sources, &catalog.view_schema).await?;
+    run.sync_classes(catalog, &sources, &columns).await?;
     run.sync_profile(catalog, &sources, &salts).await?;
     run.check_profile_tables().await?;
     let changes = run.changes;
@@ -74,6 +75,7 @@ pub async fn sync(
     Ok(SyncReport {
         database: options.database.clone(),
         changes,
+        salts,
     })
 }
 
@@ -116,16 +118,16 @@ pub async fn table_columns(
 }
 
 /// A privilege the query role must hold.
-struct Grant<'a> {
+pub(super) struct Grant<'a> {
     /// `SELECT has_…_privilege($1, $2, '…')`.
-    check: &'a str,
+    pub(super) check: &'a str,
     /// `$2` of the check.
-    object: &'a str,
+    pub(super) object: &'a str,
     /// The object as reports name it.
-    display: &'a str,
-    privilege: &'a str,
+    pub(super) display: &'a str,
+    pub(super) privilege: &'a str,
     /// What follows GRANT, e.g. `SELECT ON "immuta"."hr_employees"`.
-    what: String,
+    pub(super) what: String,
 }
 
 /// One sync in progress; its profile half lives in profile.rs.
@@ -208,7 +210,7 @@ impl Run<'_> {
 
     /// Replaces the row of `key` in a registry table (DELETE + INSERT: Redshift has no
     /// ON CONFLICT).
-    async fn record(
+    pub(super) async fn record(
         &self,
         table: &str,
         key_column: &str,
@@ -235,7 +237,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn relation_exists(&self, schema: &str, name: &str) -> Result<bool, SyncError> {
+    pub(super) async fn relation_exists(&self, schema: &str, name: &str) -> Result<bool, SyncError> {
         self.flag(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
              ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
@@ -248,7 +250,7 @@ impl Run<'_> {
     /// Grants `privilege` on `object` (as SQL text for the `has_*_privilege` check) unless
     /// the query role has it. A grant that completes an object created in this run is part
     /// of that change; only a repaired grant is reported on its own.
-    async fn grant(&mut self, grant: Grant<'_>, just_created: bool) -> Result<(), SyncError> {
+    pub(super) async fn grant(&mut self, grant: Grant<'_>, just_created: bool) -> Result<(), SyncError> {
         let has = self
             .flag(
                 grant.check,
@@ -376,12 +378,12 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Creates, replaces and drops views; returns each data source's salt.
+    /// Creates, replaces and drops views; returns each data source's salt and columns.
     async fn sync_views(
         &mut self,
         sources: &[&DataSource],
         view_schema: &str,
-    ) -> Result<BTreeMap<String, String>, SyncError> {
+    ) -> Result<(BTreeMap<String, String>, BTreeMap<String, Vec<Column>>), SyncError> {
         struct Registered {
             view_schema: String,
             view_name: String,
@@ -410,6 +412,7 @@ impl Run<'_> {
             })
             .collect();
         let mut salts = BTreeMap::new();
+        let mut all_columns = BTreeMap::new();
         for ds in sources {
             let key = ds.table.key();
             let columns = table_columns(self.tx, ds).await?;
@@ -463,7 +466,8 @@ impl Run<'_> {
                 what: format!("SELECT ON {}", view.view),
             };
             self.grant(grant, !(present && unchanged)).await?;
-            salts.insert(key, salt);
+            salts.insert(key.clone(), salt);
+            all_columns.insert(key, columns);
         }
         // Whatever is left in the registry was removed from the catalog.
         for (data_source, old) in registry {
@@ -482,10 +486,10 @@ impl Run<'_> {
                 data_source,
             });
         }
-        Ok(salts)
+        Ok((salts, all_columns))
     }
 
-    async fn create_view(
+    pub(super) async fn create_view(
         &self,
         ds: &DataSource,
         view: &CompiledView,
@@ -510,10 +514,7 @@ impl Run<'_> {
     }
 }
 
-fn sha256_hex(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
+use super::classes::hex_sha256 as sha256_hex;
 
 /// 128 random bits as hex. No entropy means no safe salt, so that is fatal (as for SCRAM).
 fn random_salt() -> String {

@@ -73,7 +73,12 @@ const GUARDED_WORDS: [&str; 10] = [
 ];
 
 /// Schemas that belong to the proxy; clients reach them only through rewritten views.
-pub const RESERVED_SCHEMAS: [&str; 3] = ["immuta_system", "immuta_functions", "immuta_procedures"];
+pub const RESERVED_SCHEMAS: [&str; 4] = [
+    "immuta_system",
+    "immuta_functions",
+    "immuta_procedures",
+    "immuta_classes",
+];
 
 impl Registry {
     pub fn new(

@@ -1,0 +1,220 @@
+//! Class views: the proxy's fast path to a data source's policy.
+//!
+//! PostgreSQL compiles every expression of a plan at each execution start, evaluated or not,
+//! and checks EXECUTE on every function in it. So the canonical view, which decides every mask
+//! with a CASE on the joined `profile_access` row, makes an exempt user pay for masks never
+//! applied, and every user pay for the join (see bench/README.md: 2.9× a raw lookup's server
+//! instructions). Users with the same flags for a data source (a *class*: the same masks and
+//! row rules apply to them) can share a view in which those decisions are already made: raw
+//! columns where the class is exempt, the mask where it is not, no CASE, no join. Sync creates
+//! one per class that some user of the catalog falls in, in `immuta_classes`; the proxy
+//! rewrites a registered table to the effective user's class view.
+//!
+//! A class view reads nothing from the profile tables. It is gated on `immuta.access`, which
+//! the proxy pins with the identity: one token `<source id>:<flags>` per data source the user
+//! may query; a session whose pinned entitlements do not name the class sees no rows. The
+//! salt (`immuta.salt_<source id>`) and the user's attribute values (`immuta.attributes`) are
+//! pinned the same way. These are `immuta.*` settings: the deny rules keep clients from
+//! reading or writing them, exactly as they guard `immuta.user`, which the canonical views
+//! trust. Direct connections keep using the canonical views, joined to the profile.
+
+use super::entitle::{AccessPlan, RECORD_SEPARATOR, UNIT_SEPARATOR};
+use super::model::{Catalog, DataSource, MaskMethod, User};
+use crate::session::quote_literal;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where sync puts class views; clients may not name it.
+pub const CLASSES_SCHEMA: &str = "immuta_classes";
+/// `' <source id>:<flags> …'`: the classes the effective user belongs to.
+pub const ACCESS_SETTING: &str = "immuta.access";
+/// The effective user's attribute values, `US key RS value US …` as in `profile_access`.
+pub const ATTRIBUTES_SETTING: &str = "immuta.attributes";
+/// PostgreSQL truncates longer identifiers (NAMEDATALEN − 1).
+const MAX_IDENTIFIER: usize = 63;
+
+/// A stable name for a data source in setting names and tokens: setting names must be plain
+/// identifiers, table names need not be.
+pub fn source_id(ds: &DataSource) -> String {
+    hex_sha256(&ds.table.key())[..16].to_string()
+}
+
+/// `immuta.salt_<source id>`.
+pub fn salt_setting(ds: &DataSource) -> String {
+    format!("immuta.salt_{}", source_id(ds))
+}
+
+/// What `immuta.access` holds for a member of the class, delimited so no token matches
+/// inside another.
+pub fn access_token(ds: &DataSource, flags: &str) -> String {
+    format!(" {}:{flags} ", source_id(ds))
+}
+
+/// `<view name>__c<flags>`, or a shortened name with a digest when that is too long.
+pub fn class_view_name(ds: &DataSource, flags: &str) -> String {
+    let name = format!("{}__c{flags}", ds.view_name());
+    if name.len() <= MAX_IDENTIFIER {
+        return name;
+    }
+    let mut prefix = 40;
+    while !name.is_char_boundary(prefix) {
+        prefix -= 1;
+    }
+    format!("{}_{}", &name[..prefix], &hex_sha256(&name)[..16])
+}
+
+/// The flags of every class of `ds` that some user of `catalog` falls in.
+pub fn realized_classes(catalog: &Catalog, ds: &DataSource) -> BTreeSet<String> {
+    let plan = AccessPlan::of(ds);
+    catalog
+        .users
+        .iter()
+        .filter_map(|user| plan.row_for(ds, user).map(|row| row.flags))
+        .collect()
+}
+
+/// What the proxy pins for one effective user, and which class view it reads per data source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entitlement {
+    /// Data source key → class view name (inside `CLASSES_SCHEMA`), for those the user may
+    /// query.
+    pub views: BTreeMap<String, String>,
+    /// One statement setting `immuta.user` and the class settings.
+    pub pin_sql: String,
+}
+
+impl Entitlement {
+    /// `user` may be unknown to the catalog: then it may query nothing, and the pin says so.
+    pub fn of(catalog: &Catalog, salts: &BTreeMap<String, String>, user: &str) -> Entitlement {
+        let known = catalog.user(user);
+        let mut views = BTreeMap::new();
+        let mut access = String::from(" ");
+        let mut salt_pins = Vec::new();
+        for ds in &catalog.data_sources {
+            let Some(row) = known.and_then(|u| AccessPlan::of(ds).row_for(ds, u)) else {
+                continue;
+            };
+            access.push_str(access_token(ds, &row.flags).trim_start());
+            views.insert(ds.table.key(), class_view_name(ds, &row.flags));
+            let salted = ds.masks.iter().any(|m| {
+                matches!(
+                    m.method,
+                    MaskMethod::Hash { .. } | MaskMethod::RandomizedResponse { .. }
+                )
+            });
+            if let Some(salt) = salts.get(&ds.table.key()).filter(|_| salted) {
+                salt_pins.push(set_config(&salt_setting(ds), salt));
+            }
+        }
+        let attributes = known.map(attribute_values).unwrap_or_default();
+        let pins: Vec<String> = [
+            set_config("immuta.user", user),
+            set_config(ACCESS_SETTING, &access),
+            set_config(ATTRIBUTES_SETTING, &attributes),
+        ]
+        .into_iter()
+        .chain(salt_pins)
+        .collect();
+        Entitlement {
+            views,
+            pin_sql: format!("SELECT {}", pins.join(", ")),
+        }
+    }
+
+    /// Users with equal signatures read the same views, so they can share rewrites.
+    pub fn signature(&self) -> String {
+        self.views
+            .values()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\u{1f}")
+    }
+}
+
+fn set_config(name: &str, value: &str) -> String {
+    format!(
+        "pg_catalog.set_config({}, {}, false)",
+        quote_literal(name),
+        quote_literal(value)
+    )
+}
+
+/// Every attribute value of `user`, in the `profile_access` format.
+fn attribute_values(user: &User) -> String {
+    let mut out = String::new();
+    for (key, values) in &user.attributes {
+        for value in values {
+            if out.is_empty() {
+                out.push(UNIT_SEPARATOR);
+            }
+            out.push_str(key);
+            out.push(RECORD_SEPARATOR);
+            out.push_str(value);
+            out.push(UNIT_SEPARATOR);
+        }
+    }
+    out
+}
+
+pub(super) fn hex_sha256(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn catalog() -> Catalog {
+        let backend = crate::demo::dataset::DemoBackend {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            database: "demo".into(),
+            query_user: "q".into(),
+            query_password: "q".into(),
+            system_user: "s".into(),
+            system_password: "s".into(),
+        };
+        let text = "[tls]\nmode = \"disable\"\n".to_string()
+            + &crate::demo::catalog::catalog_toml(&backend, |u| {
+                crate::auth::ScramVerifier::generate(u).to_string()
+            });
+        let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        Catalog::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn names_fit_identifiers() {
+        let cat = catalog();
+        let ds = &cat.data_sources[0];
+        assert_eq!(class_view_name(ds, "01"), "hr_employees__c01");
+        let mut long = ds.clone();
+        long.table.table = "t".repeat(60);
+        let name = class_view_name(&long, "0101");
+        assert!(name.len() <= MAX_IDENTIFIER, "{name}");
+        assert_ne!(name, class_view_name(&long, "0100"));
+        assert_eq!(source_id(ds).len(), 16);
+        assert!(salt_setting(ds).starts_with("immuta.salt_"));
+    }
+
+    #[test]
+    fn entitlements_name_each_users_class() {
+        let cat = catalog();
+        let salts: BTreeMap<String, String> = [("hr.employees".to_string(), "s4lt".to_string())].into();
+        let analyst = Entitlement::of(&cat, &salts, "analyst");
+        let admin = Entitlement::of(&cat, &salts, "admin");
+        let nobody = Entitlement::of(&cat, &salts, "nobody");
+        assert_eq!(analyst.views["hr.employees"], "hr_employees__c0");
+        assert_eq!(admin.views["hr.employees"], "hr_employees__c1");
+        assert!(nobody.views.is_empty());
+        assert_ne!(analyst.signature(), admin.signature());
+        let id = source_id(&cat.data_sources[0]);
+        assert!(analyst.pin_sql.contains(&format!("' {id}:0 '")), "{}", analyst.pin_sql);
+        assert!(analyst.pin_sql.contains("'\u{1f}region\u{1e}EU\u{1f}'"));
+        assert!(analyst.pin_sql.contains(&format!("'immuta.salt_{id}', 's4lt'")));
+        assert!(nobody.pin_sql.contains("'immuta.access', ' '"));
+        assert!(!nobody.pin_sql.contains("salt"));
+        assert_eq!(
+            realized_classes(&cat, &cat.data_sources[0]),
+            ["0".to_string(), "1".to_string()].into()
+        );
+    }
+}
