@@ -91,9 +91,11 @@ impl Server {
             prepared_capacity: config.pool.prepared_statements_per_connection,
         };
         // The views must match the catalog before the first client can reach them.
+        let mut salts = std::collections::BTreeMap::new();
         if !config.data_sources.is_empty() {
             for report in crate::policy::sync_configured(&config).await? {
                 tracing::info!("{report}");
+                salts.extend(report.salts);
             }
         }
         // Config::load validated it already; a config built another way is checked here.
@@ -120,7 +122,7 @@ impl Server {
             tls,
             cancels: Arc::new(CancelRegistry::default()),
             failures: FailureTracker::default(),
-            policy: Arc::new(PolicyHandle::new(LivePolicy::new(config, catalog))),
+            policy: Arc::new(PolicyHandle::new(LivePolicy::new(config, catalog, salts))),
             rewrites: Arc::new(RewriteCache::new(REWRITE_CACHE_ENTRIES)),
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
@@ -226,9 +228,13 @@ impl Reloader {
         } else {
             crate::policy::sync_configured(&config).await?
         };
+        let salts = reports
+            .iter()
+            .flat_map(|r| r.salts.clone())
+            .collect();
         self.0
             .policy
-            .replace(LivePolicy::new(Arc::new(config), catalog));
+            .replace(LivePolicy::new(Arc::new(config), catalog, salts));
         // Entries for the old catalog can never hit again.
         self.0.rewrites.clear();
         Ok(reports)

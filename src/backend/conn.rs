@@ -54,9 +54,10 @@ pub struct BackendConn {
     pub has_sql_prepared: bool,
     /// Set when the connection's state is unknown; it is then closed, never reused.
     pub broken: bool,
-    /// The user `immuta.user` is known to hold here; `None` when unknown (new connection,
-    /// after RESET ALL or DISCARD ALL, or a pin whose transaction may have rolled back).
-    pub pinned: Option<String>,
+    /// The policy generation and user whose entitlements (`immuta.user` and the class
+    /// settings) are known to be pinned here; `None` when unknown (new connection, after
+    /// RESET ALL or DISCARD ALL, or a pin whose transaction may have rolled back).
+    pub pinned: Option<(u64, String)>,
     /// A client's DISCARD ALL or DEALLOCATE ALL was sent: `prepared` was emptied, but if the
     /// command failed the statements still exist, so Parse is preceded by a Close.
     pub prepared_uncertain: bool,

@@ -52,15 +52,6 @@ pub fn may_leave_session_objects(sql: &str) -> bool {
     })
 }
 
-/// Pins the identity the policy views read. Sent as its own simple query, pipelined ahead of
-/// the client's next message; its replies are dropped.
-pub fn pin_sql(user: &str) -> String {
-    format!(
-        "SELECT pg_catalog.set_config('immuta.user', {}, false)",
-        crate::session::quote_literal(user)
-    )
-}
-
 /// Setting names are identifiers, possibly dotted (custom settings): quote each part.
 fn quote_setting_name(name: &str) -> String {
     name.split('.')

@@ -1,42 +1,92 @@
 //! The catalog in force, swappable while sessions run: a reload syncs the cluster first, then
 //! replaces it, and every session reads it again at its next statement.
 
+use super::classes::Entitlement;
 use super::Catalog;
 use crate::config::Config;
 use crate::rewrite::Registry;
 use dashmap::DashMap;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 /// One version of the catalog with what the query path derives from it.
 pub struct LivePolicy {
     /// The configuration it came from (users' permissions, impersonation rules).
     pub config: Arc<Config>,
     pub catalog: Catalog,
-    /// Registered tables per database, built on first use.
+    /// Tells this version from every other, so a pin made under another is made again.
+    pub generation: u64,
+    /// Each data source's salt, by key, as sync left it.
+    salts: BTreeMap<String, String>,
+    /// Per effective user: its class views, pin and registries, built on first use.
+    users: DashMap<String, Arc<UserPolicy>>,
+    /// Registries by (database, entitlement signature): users of the same classes share one,
+    /// and so share rewrites.
+    shared: DashMap<(String, String), Arc<Registry>>,
+}
+
+/// What the query path needs about one effective user, looked up once per statement.
+pub struct UserPolicy {
+    pub entitlement: Entitlement,
     registries: DashMap<String, Arc<Registry>>,
 }
 
 impl LivePolicy {
-    pub fn new(config: Arc<Config>, catalog: Catalog) -> Self {
+    /// `salts` as sync reported them (data sources sync did not reach get none, so their
+    /// hashed columns come out NULL through the class views: fail closed).
+    pub fn new(config: Arc<Config>, catalog: Catalog, salts: BTreeMap<String, String>) -> Self {
         Self {
             config,
             catalog,
-            registries: DashMap::new(),
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            salts,
+            users: DashMap::new(),
+            shared: DashMap::new(),
         }
     }
 
-    /// The registry of `database`'s registered tables.
-    pub fn registry(&self, database: &str) -> Arc<Registry> {
-        self.registries
-            .entry(database.to_string())
+    /// What `user` reads and what the proxy pins for it.
+    pub fn user(&self, user: &str) -> Arc<UserPolicy> {
+        if let Some(found) = self.users.get(user) {
+            return found.clone();
+        }
+        self.users
+            .entry(user.to_string())
+            .or_insert_with(|| {
+                Arc::new(UserPolicy {
+                    entitlement: Entitlement::of(&self.catalog, &self.salts, user),
+                    registries: DashMap::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// The registry of `database`'s registered tables as `user` reads them: each mapped to
+    /// the user's class view.
+    pub fn registry(&self, database: &str, user: &str) -> Arc<Registry> {
+        let user = self.user(user);
+        if let Some(found) = user.registries.get(database) {
+            return found.clone();
+        }
+        let key = (database.to_string(), user.entitlement.signature());
+        let registry = self
+            .shared
+            .entry(key)
             .or_insert_with(|| {
                 Arc::new(Registry::from_catalog(
                     &self.catalog,
                     database,
                     &self.config.backend.database,
+                    &user.entitlement.views,
                 ))
             })
-            .clone()
+            .clone();
+        user.registries
+            .insert(database.to_string(), registry.clone());
+        registry
     }
 }
 

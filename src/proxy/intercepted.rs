@@ -78,6 +78,8 @@ impl ClientConnection {
         let mut substitutions = std::collections::VecDeque::new();
         let mut texts = Vec::with_capacity(statements.len());
         let saved = self.session.impersonation.clone();
+        // One version for every pin of the string and the record of what was pinned.
+        let policy = self.settings.policy.current();
         for (index, (statement, intercept)) in statements.iter().zip(intercepts).enumerate() {
             let Some(intercept) = intercept else {
                 texts.push(statement.to_string());
@@ -100,7 +102,8 @@ impl ClientConnection {
                         self.refuse_with(refusal.code, &refusal.message, tag::QUERY);
                         return;
                     }
-                    texts.push(crate::backend::pin_sql(self.session.effective_user()));
+                    let pin = policy.user(self.session.effective_user());
+                    texts.push(pin.entitlement.pin_sql.clone());
                 }
             }
             msg::command_complete(&mut reply, intercept.tag());
@@ -147,7 +150,7 @@ impl ClientConnection {
         // The session keeps the new identity only if the string commits.
         let effective = self.session.effective_user().to_string();
         let backend = self.backend.as_mut().expect("ensure_backend ran");
-        backend.pinned = Some(effective);
+        backend.pinned = Some((policy.generation, effective));
         backend.pin_in_transaction = true;
         frontend::query(&mut self.to_backend, &sql.join(";\n"));
         self.pipeline.push(Expect::Query {

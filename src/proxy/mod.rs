@@ -419,18 +419,25 @@ impl ClientConnection {
         }
     }
 
-    /// Makes `immuta.user` on the backend connection the client's effective user, pipelined
-    /// ahead of the client's next message, unless it already is.
+    /// Pins the client's effective user and its entitlements (see policy::classes) on the
+    /// backend connection, pipelined ahead of the client's next message, unless they already
+    /// are. Its replies are dropped.
     fn pin_identity(&mut self) {
         let user = self.session.effective_user();
         let Some(backend) = self.backend.as_mut() else {
             return;
         };
-        if backend.pinned.as_deref() == Some(user) {
+        let policy = self.settings.policy.current();
+        if backend
+            .pinned
+            .as_ref()
+            .is_some_and(|(generation, pinned)| *generation == policy.generation && pinned == user)
+        {
             return;
         }
-        crate::protocol::frontend::query(&mut self.to_backend, &crate::backend::pin_sql(user));
-        backend.pinned = Some(user.to_string());
+        let pin = policy.user(user);
+        crate::protocol::frontend::query(&mut self.to_backend, &pin.entitlement.pin_sql);
+        backend.pinned = Some((policy.generation, user.to_string()));
         backend.pin_in_transaction = self.session.tx_status != crate::session::IDLE;
         self.pipeline.push(crate::session::Expect::Pin);
     }

@@ -313,7 +313,7 @@ impl ClientConnection {
         let search_path = self.session.search_path(&self.settings.backend_role);
         // Read per statement, so a reloaded catalog applies from the next one.
         let policy = self.settings.policy.current();
-        let registry = policy.registry(&self.session.database);
+        let registry = policy.registry(&self.session.database, self.session.effective_user());
         let outcome = self.settings.rewrites.rewrite(
             sql,
             Scope {

@@ -111,11 +111,13 @@ impl Registry {
     }
 
     /// The data sources of `catalog` that live in `database` (those naming no database live
-    /// in `default_database`, the backend's).
+    /// in `default_database`, the backend's), each mapped to its class view in
+    /// `class_views` (by data source key) or, when it has none there, its canonical view.
     pub fn from_catalog(
         catalog: &crate::policy::Catalog,
         database: &str,
         default_database: &str,
+        class_views: &std::collections::BTreeMap<String, String>,
     ) -> Self {
         let entries = catalog.data_sources.iter().filter_map(|source| {
             let db = source.table.database.as_deref().unwrap_or(default_database);
@@ -124,7 +126,16 @@ impl Registry {
                     QualifiedName::new(source.table.schema.clone(), source.table.table.clone()),
                     Registered {
                         data_source: source.table.key(),
-                        view: QualifiedName::new(catalog.view_schema.clone(), source.view_name()),
+                        view: match class_views.get(&source.table.key()) {
+                            Some(class) => QualifiedName::new(
+                                crate::policy::classes::CLASSES_SCHEMA,
+                                class.clone(),
+                            ),
+                            None => QualifiedName::new(
+                                catalog.view_schema.clone(),
+                                source.view_name(),
+                            ),
+                        },
                         writable: false,
                     },
                 )
