@@ -217,9 +217,10 @@ async fn unnamed_statements_run_as_cached_backend_statements() {
         .into_iter()
         .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
         .count();
+    // analyst and admin read different class views, so the text differs once per class.
     assert_eq!(
-        cached, 1,
-        "one backend statement served all ten unnamed Parses"
+        cached, 2,
+        "one backend statement per class view served all ten unnamed Parses"
     );
 }
 

@@ -80,7 +80,10 @@ impl ClientConnection {
         let saved = self.session.impersonation.clone();
         // One version for every pin of the string and the record of what was pinned.
         let policy = self.settings.policy.current();
+        // The effective user each statement runs under: it reads that user's class views.
+        let mut users = Vec::with_capacity(statements.len());
         for (index, (statement, intercept)) in statements.iter().zip(intercepts).enumerate() {
+            users.push(self.session.effective_user().to_string());
             let Some(intercept) = intercept else {
                 texts.push(statement.to_string());
                 continue;
@@ -119,32 +122,46 @@ impl ClientConnection {
             .zip(intercepts)
             .map(|(t, i)| if i.is_some() { "SELECT 1" } else { t.as_str() })
             .collect();
-        let outcome = self.rewrite(&placeholders.join(";\n"));
-        let rewritten = match outcome.as_ref() {
-            Ok(r) => r,
-            Err(denial) => {
-                self.session.impersonation = saved;
-                self.refuse(denial, tag::QUERY);
-                return;
+        // Rewritten whole (a SET search_path early in the string applies further on), once per
+        // identity the string runs under; each statement takes its own identity's version.
+        let whole = placeholders.join(";\n");
+        let mut passes: Vec<(&str, Vec<String>)> = Vec::new();
+        for user in &users {
+            if passes.iter().any(|(u, _)| u == user) {
+                continue;
             }
-        };
-        let rewritten_texts: Vec<String> = match &rewritten.sql {
-            Some(sql) => split_statements(sql)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-            None => placeholders.iter().map(|s| s.to_string()).collect(),
-        };
-        let sql: Vec<&str> = rewritten_texts
-            .iter()
-            .zip(&texts)
-            .zip(intercepts)
-            .map(|((rewritten, original), i)| {
-                if i.is_some() {
-                    original.as_str()
-                } else {
-                    rewritten.as_str()
+            let outcome = self.rewrite_as(&whole, user);
+            let rewritten = match outcome.as_ref() {
+                Ok(r) => r,
+                Err(denial) => {
+                    self.session.impersonation = saved;
+                    self.refuse(denial, tag::QUERY);
+                    return;
                 }
+            };
+            let split = match &rewritten.sql {
+                Some(sql) => split_statements(sql)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+                None => placeholders.iter().map(|s| s.to_string()).collect(),
+            };
+            passes.push((user, split));
+        }
+        let sql: Vec<&str> = texts
+            .iter()
+            .zip(intercepts)
+            .zip(&users)
+            .enumerate()
+            .map(|(index, ((original, i), user))| {
+                if i.is_some() {
+                    return original.as_str();
+                }
+                let (_, split) = passes
+                    .iter()
+                    .find(|(u, _)| u == user)
+                    .expect("one pass per user");
+                split[index].as_str()
             })
             .collect();
         // The session keeps the new identity only if the string commits.

@@ -308,12 +308,18 @@ impl ClientConnection {
         }
     }
 
-    /// Sends registered-table references to their views, with the session's search_path.
+    /// Sends registered-table references to the effective user's views, with the session's
+    /// search_path.
     pub(super) fn rewrite(&self, sql: &str) -> Outcome {
+        self.rewrite_as(sql, self.session.effective_user())
+    }
+
+    /// Rewrites as `user` would read: its class views, its subscriptions.
+    pub(super) fn rewrite_as(&self, sql: &str, user: &str) -> Outcome {
         let search_path = self.session.search_path(&self.settings.backend_role);
         // Read per statement, so a reloaded catalog applies from the next one.
         let policy = self.settings.policy.current();
-        let registry = policy.registry(&self.session.database, self.session.effective_user());
+        let registry = policy.registry(&self.session.database, user);
         let outcome = self.settings.rewrites.rewrite(
             sql,
             Scope {
@@ -325,7 +331,6 @@ impl ClientConnection {
         );
         // Subscription is the effective user's, so it is checked on every use, cached or not.
         if let Ok(rewritten) = outcome.as_ref() {
-            let user = self.session.effective_user();
             if let Some(source) = rewritten
                 .data_sources
                 .iter()
