@@ -228,10 +228,7 @@ impl Reloader {
         } else {
             crate::policy::sync_configured(&config).await?
         };
-        let salts = reports
-            .iter()
-            .flat_map(|r| r.salts.clone())
-            .collect();
+        let salts = reports.iter().flat_map(|r| r.salts.clone()).collect();
         self.0
             .policy
             .replace(LivePolicy::new(Arc::new(config), catalog, salts));

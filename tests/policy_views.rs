@@ -381,3 +381,64 @@ async fn secure_profile_views_and_the_impersonation_stub() {
         "immuta_procedures.impersonate_user works only through the redveil proxy; connect through it to impersonate a user"
     );
 }
+
+/// The class views (the proxy's fast path, see policy/classes.rs) show each user exactly what
+/// the canonical view shows, with the same shape, once the proxy's pin has run; a session
+/// without the pin, or pinned for another class, sees nothing.
+#[tokio::test]
+async fn class_views_match_the_canonical_view_for_every_user() {
+    use redveil::policy::classes::{Entitlement, CLASSES_SCHEMA};
+    use redveil::policy::Catalog;
+    let _guard = pol::lock().await;
+    for catalog_text in [pol::demo_catalog(), methods_catalog()] {
+        let config = pol::config(&catalog_text);
+        let report = pol::sync(&config).await;
+        let catalog = Catalog::from_config(&config).unwrap();
+        let ds = &catalog.data_sources[0];
+        let canonical = format!("SELECT * FROM {}.{}", catalog.view_schema, ds.view_name());
+        let shape = "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+                     WHERE attrelid = '{}'::regclass AND attnum > 0 ORDER BY attnum";
+        let users: Vec<&str> = catalog.users.iter().map(|u| u.name.as_str()).collect();
+        let mut classes_seen = Vec::new();
+        for user in users.iter().copied().chain(["mallory"]) {
+            let entitlement = Entitlement::of(&catalog, &report.salts, user);
+            let expected = rows(&pol::query_as(Some(user)).await, &canonical).await;
+            let Some(class) = entitlement.views.get(&ds.table.key()) else {
+                assert_eq!(expected, Rows::new(), "{user} is not subscribed");
+                continue;
+            };
+            let class_view = format!("{CLASSES_SCHEMA}.{class}");
+            let pinned = pol::query_as(None).await;
+            assert_eq!(
+                rows(&pinned, &format!("SELECT * FROM {class_view}")).await,
+                Rows::new(),
+                "{class_view} without the pin"
+            );
+            pinned.batch_execute(&entitlement.pin_sql).await.unwrap();
+            let seen = rows(&pinned, &format!("SELECT * FROM {class_view}")).await;
+            assert_eq!(seen, expected, "{user} through {class_view}");
+            assert_eq!(
+                raw_rows(&shape.replace("{}", &class_view)).await,
+                raw_rows(&shape.replace("{}", &canonical[14..])).await,
+                "{class_view} has the canonical view's shape"
+            );
+            classes_seen.push((class_view, entitlement.pin_sql.clone()));
+        }
+        // A session pinned for one class sees nothing through another class's view.
+        for (view, _) in &classes_seen {
+            for (other_view, other_pin) in &classes_seen {
+                if view == other_view {
+                    continue;
+                }
+                let client = pol::query_as(None).await;
+                client.batch_execute(other_pin).await.unwrap();
+                assert_eq!(
+                    rows(&client, &format!("SELECT * FROM {view}")).await,
+                    Rows::new(),
+                    "{view} pinned for {other_view}"
+                );
+            }
+        }
+        assert!(classes_seen.len() >= 2, "{classes_seen:?}");
+    }
+}

@@ -10,8 +10,7 @@ pub use conn::{BackendConn, BackendTarget};
 pub use pool::{BackendPool, Manager, Pools};
 pub use prepared::PreparedSet;
 pub use replay::{
-    may_leave_session_objects, replay_sql, reset_session, rollback,
-    DROP_SESSION_OBJECTS_SQL,
+    may_leave_session_objects, replay_sql, reset_session, rollback, DROP_SESSION_OBJECTS_SQL,
 };
 
 use crate::protocol::ProtocolError;

@@ -45,13 +45,8 @@ impl Run<'_> {
                 let display = format!("{CLASSES_SCHEMA}.{name}");
                 if !(present && unchanged) {
                     self.create_view(ds, &view, present).await?;
-                    self.record(
-                        "class_views",
-                        "view_name",
-                        &name,
-                        &[&name, &key, &digest],
-                    )
-                    .await?;
+                    self.record("class_views", "view_name", &name, &[&name, &key, &digest])
+                        .await?;
                     self.changes.push(if present {
                         Change::ReplacedView {
                             view: display.clone(),

@@ -198,7 +198,8 @@ mod tests {
     #[test]
     fn entitlements_name_each_users_class() {
         let cat = catalog();
-        let salts: BTreeMap<String, String> = [("hr.employees".to_string(), "s4lt".to_string())].into();
+        let salts: BTreeMap<String, String> =
+            [("hr.employees".to_string(), "s4lt".to_string())].into();
         let analyst = Entitlement::of(&cat, &salts, "analyst");
         let admin = Entitlement::of(&cat, &salts, "admin");
         let nobody = Entitlement::of(&cat, &salts, "nobody");
@@ -207,9 +208,15 @@ mod tests {
         assert!(nobody.views.is_empty());
         assert_ne!(analyst.signature(), admin.signature());
         let id = source_id(&cat.data_sources[0]);
-        assert!(analyst.pin_sql.contains(&format!("' {id}:0 '")), "{}", analyst.pin_sql);
+        assert!(
+            analyst.pin_sql.contains(&format!("' {id}:0 '")),
+            "{}",
+            analyst.pin_sql
+        );
         assert!(analyst.pin_sql.contains("'\u{1f}region\u{1e}EU\u{1f}'"));
-        assert!(analyst.pin_sql.contains(&format!("'immuta.salt_{id}', 's4lt'")));
+        assert!(analyst
+            .pin_sql
+            .contains(&format!("'immuta.salt_{id}', 's4lt'")));
         assert!(nobody.pin_sql.contains("'immuta.access', ' '"));
         assert!(!nobody.pin_sql.contains("salt"));
         assert_eq!(

@@ -24,10 +24,10 @@
 //! rule's predicate may qualify columns with it. `security_barrier` stops PostgreSQL from
 //! running a client's predicate (a leaky function) before the view's own WHERE and masks.
 
+use super::classes;
 use super::entitle::AccessPlan;
 use super::masks::{self, Column, Context};
 use super::model::{DataSource, MaskMethod, RowFilter};
-use super::classes;
 use super::sql::{ident, literal, qualified};
 use super::SYSTEM_SCHEMA;
 use std::fmt;
@@ -130,8 +130,14 @@ pub fn compile_class(
             ),
         });
     }
-    let salt = format!("current_setting({}, true)", literal(&classes::salt_setting(ds)));
-    let attributes = format!("current_setting({}, true)", literal(classes::ATTRIBUTES_SETTING));
+    let salt = format!(
+        "current_setting({}, true)",
+        literal(&classes::salt_setting(ds))
+    );
+    let attributes = format!(
+        "current_setting({}, true)",
+        literal(classes::ATTRIBUTES_SETTING)
+    );
     let body = body(
         ds,
         &plan,
@@ -143,7 +149,10 @@ pub fn compile_class(
         },
     )?;
     let alias = ident(&ds.table.table);
-    let view = qualified(classes::CLASSES_SCHEMA, &classes::class_view_name(ds, flags));
+    let view = qualified(
+        classes::CLASSES_SCHEMA,
+        &classes::class_view_name(ds, flags),
+    );
     // The gate is a constant per statement, evaluated once (a one-time filter).
     let mut filters = vec![format!(
         "strpos(current_setting({}, true), {}) > 0",

@@ -237,7 +237,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    pub(super) async fn relation_exists(&self, schema: &str, name: &str) -> Result<bool, SyncError> {
+    pub(super) async fn relation_exists(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> Result<bool, SyncError> {
         self.flag(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
              ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
@@ -250,7 +254,11 @@ impl Run<'_> {
     /// Grants `privilege` on `object` (as SQL text for the `has_*_privilege` check) unless
     /// the query role has it. A grant that completes an object created in this run is part
     /// of that change; only a repaired grant is reported on its own.
-    pub(super) async fn grant(&mut self, grant: Grant<'_>, just_created: bool) -> Result<(), SyncError> {
+    pub(super) async fn grant(
+        &mut self,
+        grant: Grant<'_>,
+        just_created: bool,
+    ) -> Result<(), SyncError> {
         let has = self
             .flag(
                 grant.check,

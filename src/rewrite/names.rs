@@ -131,10 +131,9 @@ impl Registry {
                                 crate::policy::classes::CLASSES_SCHEMA,
                                 class.clone(),
                             ),
-                            None => QualifiedName::new(
-                                catalog.view_schema.clone(),
-                                source.view_name(),
-                            ),
+                            None => {
+                                QualifiedName::new(catalog.view_schema.clone(), source.view_name())
+                            }
                         },
                         writable: false,
                     },
