@@ -20,6 +20,7 @@
 use redveil::cluster::{ClusterOptions, EphemeralCluster};
 use redveil::config::Config;
 use redveil::demo::{catalog, dataset};
+use redveil::policy::classes::Entitlement;
 use redveil::policy::{self, Catalog, SyncOptions};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -77,11 +78,15 @@ async fn main() -> Result<(), Error> {
                 redveil::auth::ScramVerifier::generate(u).to_string()
             });
         let config = Config::parse(&text, Path::new("bench.toml"))?;
-        policy::sync_configured(&config).await?;
+        let reports = policy::sync_configured(&config).await?;
+        let pins = Pins {
+            catalog: Catalog::from_config(&config).map_err(|e| format!("{e:?}"))?,
+            salts: reports.into_iter().flat_map(|r| r.salts).collect(),
+        };
         if args.callgrind {
-            instructions(&cluster, &backend).await
+            instructions(&cluster, &backend, &pins).await
         } else {
-            views(&cluster, &backend, &args).await
+            views(&cluster, &backend, &args, &pins).await
         }
     };
     cluster.shutdown();
@@ -112,6 +117,7 @@ async fn views(
     cluster: &EphemeralCluster,
     backend: &dataset::DemoBackend,
     args: &Args,
+    pins: &Pins,
 ) -> Result<(), Error> {
     let admin = cluster.connect_superuser(&backend.database).await?;
     let definition: String = admin
@@ -135,38 +141,40 @@ async fn views(
         backend.system_password.as_str(),
     );
     let query = (backend.query_user.as_str(), backend.query_password.as_str());
+    let (class, canonical) = (|u: &str| pins.class(u), Pins::canonical);
     let workloads = [
-        ("raw table", system, "hr.employees", None),
+        ("raw table", system, ("hr.employees".to_string(), None)),
+        ("policy view, analyst", query, canonical("analyst")),
+        ("policy view, admin (exempt)", query, canonical("admin")),
+        ("class view (proxy's), analyst", query, class("analyst")),
         (
-            "policy view, analyst",
+            "class view (proxy's), admin (exempt)",
             query,
-            "immuta.hr_employees",
-            Some("analyst"),
-        ),
-        (
-            "policy view, admin (exempt)",
-            query,
-            "immuta.hr_employees",
-            Some("admin"),
+            class("admin"),
         ),
         (
             "  same, no security_barrier, analyst",
             query,
-            "immuta_bench.no_barrier",
-            Some("analyst"),
+            (
+                "immuta_bench.no_barrier".to_string(),
+                canonical("analyst").1,
+            ),
         ),
         (
             "  flags from secure profile views, analyst",
             query,
-            "immuta_bench.profile_views",
-            Some("analyst"),
+            (
+                "immuta_bench.profile_views".to_string(),
+                canonical("analyst").1,
+            ),
         ),
     ];
     let modes = ["extended", "prepared"];
     let mut tps = vec![vec![Vec::new(); modes.len()]; workloads.len()];
     for round in 0..args.rounds {
         for (m, mode) in modes.iter().enumerate() {
-            for (w, (label, (user, password), relation, as_user)) in workloads.iter().enumerate() {
+            for (w, (label, (user, password), (relation, options))) in workloads.iter().enumerate()
+            {
                 let script = dir.path().join(format!("w{w}.sql"));
                 std::fs::write(
                     &script,
@@ -182,7 +190,14 @@ async fn views(
                 ]
                 .map(String::from);
                 let output = pgbench(
-                    cluster, backend, &load, mode, &script, user, password, *as_user,
+                    cluster,
+                    backend,
+                    &load,
+                    mode,
+                    &script,
+                    user,
+                    password,
+                    options.as_deref(),
                 )?;
                 let value = tps_of(&output)?;
                 eprintln!("round {} {mode:9} {label}: {value:.0} tps", round + 1);
@@ -219,6 +234,42 @@ async fn views(
     Ok(())
 }
 
+/// How a pgbench connection is pinned: (relation to query, libpq `options`).
+struct Pins {
+    catalog: Catalog,
+    salts: std::collections::BTreeMap<String, String>,
+}
+
+impl Pins {
+    /// The user's class view with its entitlements pinned at connect time, as the proxy
+    /// pins them (see policy/classes.rs).
+    fn class(&self, user: &str) -> (String, Option<String>) {
+        let entitlement = Entitlement::of(&self.catalog, &self.salts, user);
+        let view = format!("immuta_classes.{}", entitlement.views["hr.employees"]);
+        (view, Some(pgoptions(&entitlement.settings)))
+    }
+
+    /// The canonical view with `immuta.user` set, as a direct connection would use it.
+    fn canonical(user: &str) -> (String, Option<String>) {
+        (
+            "immuta.hr_employees".to_string(),
+            Some(format!("-c immuta.user={user}")),
+        )
+    }
+}
+
+/// libpq `options` setting each of `settings` (spaces and backslashes escaped).
+fn pgoptions(settings: &[(String, String)]) -> String {
+    settings
+        .iter()
+        .map(|(name, value)| {
+            let value = value.replace('\\', "\\\\").replace(' ', "\\ ");
+            format!("-c {name}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs pgbench with `load` (`-c N -T S`, or `-t N`) and returns its standard output.
 #[allow(clippy::too_many_arguments)]
 fn pgbench(
@@ -229,7 +280,7 @@ fn pgbench(
     script: &Path,
     user: &str,
     password: &str,
-    as_user: Option<&str>,
+    options: Option<&str>,
 ) -> Result<String, Error> {
     let mut command = Command::new("pgbench");
     command
@@ -247,8 +298,8 @@ fn pgbench(
         .arg(script)
         .arg(&backend.database)
         .env("PGPASSWORD", password);
-    if let Some(name) = as_user {
-        command.env("PGOPTIONS", format!("-c immuta.user={name}"));
+    if let Some(options) = options {
+        command.env("PGOPTIONS", options);
     }
     let output = command.output()?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -281,6 +332,7 @@ const CALLGRIND_STATEMENTS: u32 = 300;
 async fn instructions(
     cluster: &EphemeralCluster,
     backend: &dataset::DemoBackend,
+    pins: &Pins,
 ) -> Result<(), Error> {
     let out_dir = cluster.data_dir().to_path_buf();
     let out_file = format!("--callgrind-out-file={}/callgrind.%p", out_dir.display());
@@ -290,18 +342,13 @@ async fn instructions(
         .await?;
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("lookup.sql");
+    let (class, canonical) = (|u: &str| pins.class(u), Pins::canonical);
     let workloads = [
-        ("raw table", "hr.employees", None),
-        (
-            "policy view, analyst",
-            "immuta.hr_employees",
-            Some("analyst"),
-        ),
-        (
-            "policy view, admin (exempt)",
-            "immuta.hr_employees",
-            Some("admin"),
-        ),
+        ("raw table", ("hr.employees".to_string(), None)),
+        ("policy view, analyst", canonical("analyst")),
+        ("policy view, admin (exempt)", canonical("admin")),
+        ("class view (proxy's), analyst", class("analyst")),
+        ("class view (proxy's), admin (exempt)", class("admin")),
     ];
     let system = (
         backend.system_user.as_str(),
@@ -313,12 +360,12 @@ async fn instructions(
          | workload | -M prepared | -M extended |\n|---|---|---|\n",
     );
     let mut raw = [0f64; 2];
-    for (label, relation, as_user) in workloads {
+    for (label, (relation, options)) in workloads {
         std::fs::write(
             &script,
             format!("\\set id random(1, 10000)\nSELECT * FROM {relation} WHERE id = :id;\n"),
         )?;
-        let (user, password) = if as_user.is_some() { query } else { system };
+        let (user, password) = if options.is_some() { query } else { system };
         let mut cells = Vec::new();
         for (m, mode) in ["prepared", "extended"].into_iter().enumerate() {
             let mut totals = Vec::new();
@@ -326,13 +373,20 @@ async fn instructions(
                 let before = callgrind_files(&out_dir)?;
                 let load = ["-c".to_string(), "1".into(), "-t".into(), n.to_string()];
                 pgbench(
-                    cluster, backend, &load, mode, &script, user, password, as_user,
+                    cluster,
+                    backend,
+                    &load,
+                    mode,
+                    &script,
+                    user,
+                    password,
+                    options.as_deref(),
                 )?;
                 totals.push(finished_run(&out_dir, &before).await?);
             }
             let per_statement =
                 (totals[1] - totals[0]) as f64 / f64::from(2 * CALLGRIND_STATEMENTS);
-            if as_user.is_none() {
+            if options.is_none() {
                 raw[m] = per_statement;
             }
             cells.push(format!(

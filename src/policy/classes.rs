@@ -78,7 +78,9 @@ pub struct Entitlement {
     /// Data source key → class view name (inside `CLASSES_SCHEMA`), for those the user may
     /// query.
     pub views: BTreeMap<String, String>,
-    /// One statement setting `immuta.user` and the class settings.
+    /// `immuta.user` and the class settings, as (name, value).
+    pub settings: Vec<(String, String)>,
+    /// One statement setting all of `settings`.
     pub pin_sql: String,
 }
 
@@ -102,21 +104,26 @@ impl Entitlement {
                 )
             });
             if let Some(salt) = salts.get(&ds.table.key()).filter(|_| salted) {
-                salt_pins.push(set_config(&salt_setting(ds), salt));
+                salt_pins.push((salt_setting(ds), salt.clone()));
             }
         }
         let attributes = known.map(attribute_values).unwrap_or_default();
-        let pins: Vec<String> = [
-            set_config("immuta.user", user),
-            set_config(ACCESS_SETTING, &access),
-            set_config(ATTRIBUTES_SETTING, &attributes),
+        let settings: Vec<(String, String)> = [
+            ("immuta.user".to_string(), user.to_string()),
+            (ACCESS_SETTING.to_string(), access),
+            (ATTRIBUTES_SETTING.to_string(), attributes),
         ]
         .into_iter()
         .chain(salt_pins)
         .collect();
+        let pins: Vec<String> = settings
+            .iter()
+            .map(|(name, value)| set_config(name, value))
+            .collect();
         Entitlement {
             views,
             pin_sql: format!("SELECT {}", pins.join(", ")),
+            settings,
         }
     }
 

@@ -6,7 +6,7 @@ use crate::protocol::frontend::{self, BindHead, Parse, Target};
 use crate::protocol::scan::Piece;
 use crate::protocol::{tag, ProtocolError};
 use crate::rewrite::{classify, split_statements, Denial, Outcome, Scope, SessionCommand};
-use crate::session::{Expect, Statement};
+use crate::session::{Expect, RewrittenFor, Statement};
 use bytes::{Bytes, BytesMut};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -259,6 +259,11 @@ impl ClientConnection {
         let command = split_statements(rewritten.sql.as_deref().unwrap_or(original.query))
             .first()
             .and_then(|s| classify(s));
+        let rewritten_for = rewritten.sql.as_ref().map(|_| RewrittenFor {
+            client_parse: Bytes::copy_from_slice(raw),
+            generation: self.settings.policy.current().generation,
+            user: self.session.effective_user().to_string(),
+        });
         let parse = match &rewritten.sql {
             Some(sql) => Parse {
                 query: sql,
@@ -283,12 +288,12 @@ impl ClientConnection {
             // A policy view costs more to plan than to run: a rewritten statement is prepared
             // under the proxy's name once per backend connection, and the client's unnamed
             // statement maps to it.
-            let statement = named_statement(&parse, command);
+            let statement = named_statement(&parse, command, rewritten_for);
             self.unnamed_prepared = Some(statement.clone());
             self.prepare_or_reuse(&statement);
             return Ok(());
         }
-        let statement = named_statement(&parse, command);
+        let statement = named_statement(&parse, command, rewritten_for);
         self.session
             .statements
             .insert(parse.name.to_string(), statement.clone());
@@ -432,14 +437,60 @@ impl ClientConnection {
         } else {
             self.session.statements.get(client_name).cloned()
         };
-        let Some(statement) = statement else {
+        let Some(mut statement) = statement else {
             return Ok(None);
         };
+        if let Some(fresh) = self.rewritten_again(&statement)? {
+            if client_name.is_empty() {
+                self.unnamed_prepared = Some(fresh.clone());
+            } else {
+                self.session
+                    .statements
+                    .insert(client_name.to_string(), fresh.clone());
+            }
+            statement = fresh;
+        }
         let backend = self.backend.as_mut().expect("ensure_backend ran");
         if !backend.prepared.touch(&statement.backend_name) {
             self.prepare_on_backend(&statement, false);
         }
         Ok(Some(statement.backend_name))
+    }
+
+    /// A statement rewritten for another user or policy version, rewritten for the current
+    /// ones; `None` when it still fits. If the current user may not run it, the old version
+    /// stays: its class views are gated on the pinned entitlements, so it returns no rows.
+    fn rewritten_again(&self, statement: &Statement) -> Result<Option<Statement>, RelayError> {
+        let Some(source) = &statement.rewritten_for else {
+            return Ok(None);
+        };
+        let generation = self.settings.policy.current().generation;
+        let user = self.session.effective_user();
+        if source.generation == generation && source.user == user {
+            return Ok(None);
+        }
+        let original = Parse::decode(&source.client_parse[5..])?;
+        let outcome = self.rewrite(original.query);
+        let Ok(rewritten) = outcome.as_ref() else {
+            return Ok(None);
+        };
+        let Some(sql) = &rewritten.sql else {
+            return Ok(None);
+        };
+        let parse = Parse {
+            query: sql,
+            ..original
+        };
+        let rewritten_for = RewrittenFor {
+            client_parse: source.client_parse.clone(),
+            generation,
+            user: user.to_string(),
+        };
+        Ok(Some(named_statement(
+            &parse,
+            statement.command.clone(),
+            Some(rewritten_for),
+        )))
     }
 
     fn write_bind(
@@ -503,7 +554,11 @@ impl ClientConnection {
 }
 
 /// The proxy-named form of a client's statement.
-fn named_statement(parse: &Parse<'_>, command: Option<SessionCommand>) -> Statement {
+fn named_statement(
+    parse: &Parse<'_>,
+    command: Option<SessionCommand>,
+    rewritten_for: Option<RewrittenFor>,
+) -> Statement {
     let backend_name = backend_statement_name(parse.query, parse.param_types);
     let mut renamed = BytesMut::new();
     parse.encode_as(&mut renamed, &backend_name);
@@ -511,6 +566,7 @@ fn named_statement(parse: &Parse<'_>, command: Option<SessionCommand>) -> Statem
         backend_name,
         parse: renamed.freeze(),
         command,
+        rewritten_for,
     }
 }
 

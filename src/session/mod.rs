@@ -8,7 +8,7 @@ mod state;
 
 pub use impersonation::Impersonation;
 pub use pipeline::{Expect, Pipeline, Substitution};
-pub use state::{quote_literal, SessionState, Statement};
+pub use state::{quote_literal, RewrittenFor, SessionState, Statement};
 
 use crate::rewrite::SessionCommand;
 use std::collections::HashMap;

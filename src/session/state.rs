@@ -16,6 +16,17 @@ pub struct Statement {
     pub parse: Bytes,
     /// What executing it does to session state, if anything.
     pub command: Option<SessionCommand>,
+    /// For a statement rewritten to policy views: the client's own Parse and the policy
+    /// generation and effective user it was rewritten for. Views differ per user (class
+    /// views), so it is rewritten again when either changes.
+    pub rewritten_for: Option<RewrittenFor>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RewrittenFor {
+    pub client_parse: Bytes,
+    pub generation: u64,
+    pub user: String,
 }
 
 /// Settings and SQL-prepared statements, in replay order.
