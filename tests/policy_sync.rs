@@ -70,6 +70,11 @@ async fn catalog_changes_reach_live_sessions_on_their_next_statement() {
                 view: "immuta.hr_employees".into(),
                 data_source: "hr.employees".into()
             },
+            // The class the rule applied to; hr's class was exempt from it.
+            Change::ReplacedView {
+                view: "immuta_classes.hr_employees__c0".into(),
+                data_source: "hr.employees".into()
+            },
             profile_rows("profile_access", 1, 1),
         ]
     );
@@ -106,6 +111,14 @@ async fn catalog_changes_reach_live_sessions_on_their_next_statement() {
         [
             Change::DroppedView {
                 view: "immuta.hr_employees".into(),
+                data_source: "hr.employees".into()
+            },
+            Change::DroppedClassView {
+                view: "immuta_classes.hr_employees__c0".into(),
+                data_source: "hr.employees".into()
+            },
+            Change::DroppedClassView {
+                view: "immuta_classes.hr_employees__c1".into(),
                 data_source: "hr.employees".into()
             },
             profile_rows("profile_access", 0, 4),
