@@ -18,7 +18,7 @@
 //! reading or writing them, exactly as they guard `immuta.user`, which the canonical views
 //! trust. Direct connections keep using the canonical views, joined to the profile.
 
-use super::entitle::{AccessPlan, RECORD_SEPARATOR, UNIT_SEPARATOR};
+use super::entitle::{encode_attributes, AccessPlan};
 use super::model::{Catalog, DataSource, MaskMethod, User};
 use crate::session::quote_literal;
 use std::collections::{BTreeMap, BTreeSet};
@@ -147,19 +147,11 @@ fn set_config(name: &str, value: &str) -> String {
 
 /// Every attribute value of `user`, in the `profile_access` format.
 fn attribute_values(user: &User) -> String {
-    let mut out = String::new();
-    for (key, values) in &user.attributes {
-        for value in values {
-            if out.is_empty() {
-                out.push(UNIT_SEPARATOR);
-            }
-            out.push_str(key);
-            out.push(RECORD_SEPARATOR);
-            out.push_str(value);
-            out.push(UNIT_SEPARATOR);
-        }
-    }
-    out
+    encode_attributes(
+        user.attributes
+            .iter()
+            .flat_map(|(key, values)| values.iter().map(move |v| (key.as_str(), v.as_str()))),
+    )
 }
 
 pub(super) fn hex_sha256(text: &str) -> String {

@@ -118,23 +118,33 @@ impl AccessPlan {
             .iter()
             .map(|c| if c.lets_through(user) { '1' } else { '0' })
             .collect();
-        let mut attribute_values = String::new();
-        for key in &self.attributes {
-            for value in user.attributes.get(key).into_iter().flatten() {
-                if attribute_values.is_empty() {
-                    attribute_values.push(UNIT_SEPARATOR);
-                }
-                attribute_values.push_str(key);
-                attribute_values.push(RECORD_SEPARATOR);
-                attribute_values.push_str(value);
-                attribute_values.push(UNIT_SEPARATOR);
-            }
-        }
+        let attribute_values = encode_attributes(self.attributes.iter().flat_map(|key| {
+            user.attributes
+                .get(key)
+                .into_iter()
+                .flatten()
+                .map(move |value| (key.as_str(), value.as_str()))
+        }));
         Some(AccessRow {
             flags,
             attribute_values,
         })
     }
+}
+
+/// `US key RS value US key RS value … US`, or empty when there are no pairs.
+pub fn encode_attributes<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (key, value) in pairs {
+        if out.is_empty() {
+            out.push(UNIT_SEPARATOR);
+        }
+        out.push_str(key);
+        out.push(RECORD_SEPARATOR);
+        out.push_str(value);
+        out.push(UNIT_SEPARATOR);
+    }
+    out
 }
 
 #[cfg(test)]
