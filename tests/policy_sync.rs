@@ -320,7 +320,15 @@ async fn explain_policy_prints_the_rules_and_the_view() {
         .await
         .unwrap();
     let view = redveil::policy::compile(ds, "immuta", &columns).unwrap();
-    assert_eq!(sql, format!("{};\n", view.sql));
+    let class = redveil::policy::compile_class(ds, "0", &columns).unwrap();
+    assert_eq!(
+        sql,
+        format!(
+            "{};\n\nthrough redveil: class view immuta_classes.hr_employees__c0 (flags 0), \
+             pinned with the session:\n{};\n",
+            view.sql, class.sql
+        )
+    );
 
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_redveil"))
         .args(["explain-policy", "--config"])
@@ -335,6 +343,10 @@ async fn explain_policy_prints_the_rules_and_the_view() {
     );
     assert!(
         stdout.contains("unless in group hr → does not restrict this user\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("through redveil: class view immuta_classes.hr_employees__c1 (flags 1)"),
         "{stdout}"
     );
 }

@@ -8,7 +8,7 @@ use super::masks::Column;
 use super::model::{Catalog, DataSource};
 use super::report::{Change, SyncError};
 use super::sql::qualified;
-use super::sync::{Grant, Run};
+use super::sync::Run;
 use super::SYSTEM_SCHEMA;
 use std::collections::BTreeMap;
 
@@ -43,30 +43,12 @@ impl Run<'_> {
                     .remove(&name)
                     .is_some_and(|(source, old)| source == key && old == digest);
                 let display = format!("{CLASSES_SCHEMA}.{name}");
+                self.install_view(ds, &view, &display, present && unchanged, present)
+                    .await?;
                 if !(present && unchanged) {
-                    self.create_view(ds, &view, present).await?;
                     self.record("class_views", "view_name", &name, &[&name, &key, &digest])
                         .await?;
-                    self.changes.push(if present {
-                        Change::ReplacedView {
-                            view: display.clone(),
-                            data_source: key.clone(),
-                        }
-                    } else {
-                        Change::CreatedView {
-                            view: display.clone(),
-                            data_source: key.clone(),
-                        }
-                    });
                 }
-                let grant = Grant {
-                    check: "SELECT has_table_privilege($1, $2, 'SELECT')",
-                    object: &view.view,
-                    display: &display,
-                    privilege: "SELECT",
-                    what: format!("SELECT ON {}", view.view),
-                };
-                self.grant(grant, !(present && unchanged)).await?;
             }
         }
         // Left over: classes of removed data sources, or that nobody falls in any more.

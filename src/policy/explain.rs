@@ -2,7 +2,8 @@
 //! data source, and the view's SQL. Pure text from the catalog and the table's columns; the
 //! command fetches the columns over the control path.
 
-use super::compile::{compile, CompileError};
+use super::classes::CLASSES_SCHEMA;
+use super::compile::{compile, compile_class, CompileError};
 use super::entitle::AccessPlan;
 use super::masks::Column;
 use super::model::{Catalog, DataSource, Subscription, User};
@@ -108,6 +109,29 @@ pub fn explain(
     }
 
     let _ = writeln!(out, "\nview SQL:\n{};", view.sql);
+
+    // What the proxy actually runs for this user (classes.rs); the canonical view above is
+    // what direct connections with `immuta.user` set read.
+    match &row {
+        Some(row) => {
+            let class = compile_class(ds, &row.flags, columns)?;
+            let _ = writeln!(
+                out,
+                "\nthrough redveil: class view {}.{} (flags {}), pinned with the session:\n{};",
+                CLASSES_SCHEMA,
+                super::classes::class_view_name(ds, &row.flags),
+                row.flags,
+                class.sql
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "\nthrough redveil: no class view; the table is rewritten to the view above, \
+                 which shows this user no rows"
+            );
+        }
+    }
     Ok(out)
 }
 

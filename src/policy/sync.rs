@@ -446,34 +446,17 @@ impl Run<'_> {
                     self.exec(&format!("DROP VIEW IF EXISTS {old}"), "dropping a view")
                         .await?;
                 }
-                self.create_view(ds, &view, present).await?;
-                self.changes.push(if previous.is_some() || present {
-                    Change::ReplacedView {
-                        view: format!("{view_schema}.{view_name}"),
-                        data_source: key.clone(),
-                    }
-                } else {
-                    Change::CreatedView {
-                        view: format!("{view_schema}.{view_name}"),
-                        data_source: key.clone(),
-                    }
-                });
             }
+            let display = format!("{view_schema}.{view_name}");
+            let replaces = previous.is_some() || present;
+            self.install_view(ds, &view, &display, present && unchanged, replaces)
+                .await?;
             if !unchanged || previous.as_ref().is_some_and(|p| p.salt != salt) {
                 let row: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                     [&key, &view_schema, &view_name, &salt, &digest];
                 self.record("data_sources", "data_source", &key, &row)
                     .await?;
             }
-            let display = format!("{view_schema}.{view_name}");
-            let grant = Grant {
-                check: "SELECT has_table_privilege($1, $2, 'SELECT')",
-                object: &view.view,
-                display: &display,
-                privilege: "SELECT",
-                what: format!("SELECT ON {}", view.view),
-            };
-            self.grant(grant, !(present && unchanged)).await?;
             salts.insert(key.clone(), salt);
             all_columns.insert(key, columns);
         }
@@ -497,17 +480,42 @@ impl Run<'_> {
         Ok((salts, all_columns))
     }
 
-    pub(super) async fn create_view(
-        &self,
+    /// Installs `view` unless it is `installed` as compiled (reporting it as created, or as
+    /// replaced when `replaces`), and grants the query role SELECT on it.
+    pub(super) async fn install_view(
+        &mut self,
         ds: &DataSource,
         view: &CompiledView,
-        present: bool,
+        display: &str,
+        installed: bool,
+        replaces: bool,
     ) -> Result<(), SyncError> {
-        if present {
-            // Not CREATE OR REPLACE: it refuses column type changes after an ALTER TABLE.
-            self.exec(&format!("DROP VIEW {}", view.view), "dropping a view")
-                .await?;
+        if !installed {
+            self.create_view(ds, view).await?;
+            let (view, data_source) = (display.to_string(), ds.table.key());
+            self.changes.push(if replaces {
+                Change::ReplacedView { view, data_source }
+            } else {
+                Change::CreatedView { view, data_source }
+            });
         }
+        let grant = Grant {
+            check: "SELECT has_table_privilege($1, $2, 'SELECT')",
+            object: &view.view,
+            display,
+            privilege: "SELECT",
+            what: format!("SELECT ON {}", view.view),
+        };
+        self.grant(grant, !installed).await
+    }
+
+    async fn create_view(&self, ds: &DataSource, view: &CompiledView) -> Result<(), SyncError> {
+        // Not CREATE OR REPLACE: it refuses column type changes after an ALTER TABLE.
+        self.exec(
+            &format!("DROP VIEW IF EXISTS {}", view.view),
+            "dropping a view",
+        )
+        .await?;
         self.tx
             .batch_execute(&view.sql)
             .await

@@ -20,12 +20,15 @@
 use redveil::cluster::{ClusterOptions, EphemeralCluster};
 use redveil::config::Config;
 use redveil::demo::{catalog, dataset};
-use redveil::policy::classes::Entitlement;
-use redveil::policy::{self, Catalog, SyncOptions};
+use redveil::policy::entitle::AccessPlan;
+use redveil::policy::{self, Catalog};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
+
+mod sync_scale;
+mod workload;
+
+use workload::{query_login, tps_of, Pins, Workload};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -71,7 +74,7 @@ async fn main() -> Result<(), Error> {
         backend.host, backend.port, backend.database, backend.query_user, backend.query_password
     );
     let result = if args.sync_scale {
-        sync_scale(&cluster, &backend, &base).await
+        sync_scale::sync_scale(&cluster, &backend, &base).await
     } else {
         let text = base
             + &catalog::catalog_toml(&backend, |u| {
@@ -79,9 +82,24 @@ async fn main() -> Result<(), Error> {
             });
         let config = Config::parse(&text, Path::new("bench.toml"))?;
         let reports = policy::sync_configured(&config).await?;
+        let catalog = Catalog::from_config(&config).map_err(|e| format!("{e:?}"))?;
+        let salts = reports.into_iter().flat_map(|r| r.salts).collect();
+        let ds = &catalog.data_sources[0];
+        let columns =
+            policy::table_columns(&cluster_connect(&cluster, &backend).await?, ds).await?;
+        let mut class_sql = std::collections::BTreeMap::new();
+        for user in ["analyst", "admin"] {
+            let row = catalog
+                .user(user)
+                .and_then(|u| AccessPlan::of(ds).row_for(ds, u))
+                .ok_or("the demo user may query hr.employees")?;
+            let view = policy::compile_class(ds, &row.flags, &columns)?;
+            class_sql.insert(user.to_string(), view.sql);
+        }
         let pins = Pins {
-            catalog: Catalog::from_config(&config).map_err(|e| format!("{e:?}"))?,
-            salts: reports.into_iter().flat_map(|r| r.salts).collect(),
+            catalog,
+            salts,
+            class_sql,
         };
         if args.callgrind {
             instructions(&cluster, &backend, &pins).await
@@ -135,53 +153,31 @@ async fn views(
         ))
         .await?;
     let dir = tempfile::tempdir()?;
-    // (label, login, password, relation, immuta.user)
-    let system = (
-        backend.system_user.as_str(),
-        backend.system_password.as_str(),
-    );
-    let query = (backend.query_user.as_str(), backend.query_password.as_str());
-    let (class, canonical) = (|u: &str| pins.class(u), Pins::canonical);
-    let workloads = [
-        ("raw table", system, ("hr.employees".to_string(), None)),
-        ("policy view, analyst", query, canonical("analyst")),
-        ("policy view, admin (exempt)", query, canonical("admin")),
-        ("class view (proxy's), analyst", query, class("analyst")),
-        (
-            "class view (proxy's), admin (exempt)",
-            query,
-            class("admin"),
-        ),
+    let mut workloads = pins.workloads(backend);
+    let analyst = Pins::canonical("analyst");
+    for (label, relation) in [
         (
             "  same, no security_barrier, analyst",
-            query,
-            (
-                "immuta_bench.no_barrier".to_string(),
-                canonical("analyst").1,
-            ),
+            "immuta_bench.no_barrier",
         ),
         (
             "  flags from secure profile views, analyst",
-            query,
-            (
-                "immuta_bench.profile_views".to_string(),
-                canonical("analyst").1,
-            ),
+            "immuta_bench.profile_views",
         ),
-    ];
+    ] {
+        workloads.push(Workload::lookup(
+            label,
+            relation,
+            query_login(backend),
+            &analyst,
+        ));
+    }
     let modes = ["extended", "prepared"];
     let mut tps = vec![vec![Vec::new(); modes.len()]; workloads.len()];
     for round in 0..args.rounds {
         for (m, mode) in modes.iter().enumerate() {
-            for (w, (label, (user, password), (relation, options))) in workloads.iter().enumerate()
-            {
+            for (w, workload) in workloads.iter().enumerate() {
                 let script = dir.path().join(format!("w{w}.sql"));
-                std::fs::write(
-                    &script,
-                    format!(
-                        "\\set id random(1, 10000)\nSELECT * FROM {relation} WHERE id = :id;\n"
-                    ),
-                )?;
                 let load = [
                     "-c",
                     &args.clients.to_string(),
@@ -189,18 +185,13 @@ async fn views(
                     &args.seconds.to_string(),
                 ]
                 .map(String::from);
-                let output = pgbench(
-                    cluster,
-                    backend,
-                    &load,
-                    mode,
-                    &script,
-                    user,
-                    password,
-                    options.as_deref(),
-                )?;
+                let output = workload.pgbench(cluster, backend, &load, mode, &script)?;
                 let value = tps_of(&output)?;
-                eprintln!("round {} {mode:9} {label}: {value:.0} tps", round + 1);
+                eprintln!(
+                    "round {} {mode:9} {}: {value:.0} tps",
+                    round + 1,
+                    workload.label
+                );
                 tps[w][m].push(value);
             }
         }
@@ -217,7 +208,7 @@ async fn views(
         out,
         "| workload | -M extended | -M prepared |\n|---|---|---|"
     );
-    for (w, (label, ..)) in workloads.iter().enumerate() {
+    for (w, workload) in workloads.iter().enumerate() {
         let cells: Vec<String> = (0..modes.len())
             .map(|m| {
                 let ratios: Vec<f64> = tps[w][m]
@@ -228,98 +219,10 @@ async fn views(
                 format!("{:.0} ({:.2})", median(&tps[w][m]), median(&ratios))
             })
             .collect();
-        let _ = writeln!(out, "| {} | {} |", label.trim(), cells.join(" | "));
+        let _ = writeln!(out, "| {} | {} |", workload.label.trim(), cells.join(" | "));
     }
     println!("{out}");
     Ok(())
-}
-
-/// How a pgbench connection is pinned: (relation to query, libpq `options`).
-struct Pins {
-    catalog: Catalog,
-    salts: std::collections::BTreeMap<String, String>,
-}
-
-impl Pins {
-    /// The user's class view with its entitlements pinned at connect time, as the proxy
-    /// pins them (see policy/classes.rs).
-    fn class(&self, user: &str) -> (String, Option<String>) {
-        let entitlement = Entitlement::of(&self.catalog, &self.salts, user);
-        let view = format!("immuta_classes.{}", entitlement.views["hr.employees"]);
-        (view, Some(pgoptions(&entitlement.settings)))
-    }
-
-    /// The canonical view with `immuta.user` set, as a direct connection would use it.
-    fn canonical(user: &str) -> (String, Option<String>) {
-        (
-            "immuta.hr_employees".to_string(),
-            Some(format!("-c immuta.user={user}")),
-        )
-    }
-}
-
-/// libpq `options` setting each of `settings` (spaces and backslashes escaped).
-fn pgoptions(settings: &[(String, String)]) -> String {
-    settings
-        .iter()
-        .map(|(name, value)| {
-            let value = value.replace('\\', "\\\\").replace(' ', "\\ ");
-            format!("-c {name}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Runs pgbench with `load` (`-c N -T S`, or `-t N`) and returns its standard output.
-#[allow(clippy::too_many_arguments)]
-fn pgbench(
-    cluster: &EphemeralCluster,
-    backend: &dataset::DemoBackend,
-    load: &[String],
-    mode: &str,
-    script: &Path,
-    user: &str,
-    password: &str,
-    options: Option<&str>,
-) -> Result<String, Error> {
-    let mut command = Command::new("pgbench");
-    command
-        .args(["-n", "-j", "2", "-M", mode])
-        .args(load)
-        .args([
-            "-h",
-            cluster.host(),
-            "-p",
-            &cluster.port().to_string(),
-            "-U",
-            user,
-        ])
-        .arg("-f")
-        .arg(script)
-        .arg(&backend.database)
-        .env("PGPASSWORD", password);
-    if let Some(options) = options {
-        command.env("PGOPTIONS", options);
-    }
-    let output = command.output()?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        return Err(format!(
-            "pgbench failed: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    Ok(stdout)
-}
-
-fn tps_of(pgbench_output: &str) -> Result<f64, Error> {
-    pgbench_output
-        .lines()
-        .find_map(|l| l.strip_prefix("tps = "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no tps in pgbench output: {pgbench_output}").into())
 }
 
 /// Statements per callgrind run; the second run does three times as many.
@@ -342,51 +245,25 @@ async fn instructions(
         .await?;
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("lookup.sql");
-    let (class, canonical) = (|u: &str| pins.class(u), Pins::canonical);
-    let workloads = [
-        ("raw table", ("hr.employees".to_string(), None)),
-        ("policy view, analyst", canonical("analyst")),
-        ("policy view, admin (exempt)", canonical("admin")),
-        ("class view (proxy's), analyst", class("analyst")),
-        ("class view (proxy's), admin (exempt)", class("admin")),
-    ];
-    let system = (
-        backend.system_user.as_str(),
-        backend.system_password.as_str(),
-    );
-    let query = (backend.query_user.as_str(), backend.query_password.as_str());
     let mut out = String::from(
         "\nPostgreSQL server instructions per primary-key lookup (callgrind, 1 client), and the ratio to the raw table\n\
          | workload | -M prepared | -M extended |\n|---|---|---|\n",
     );
     let mut raw = [0f64; 2];
-    for (label, (relation, options)) in workloads {
-        std::fs::write(
-            &script,
-            format!("\\set id random(1, 10000)\nSELECT * FROM {relation} WHERE id = :id;\n"),
-        )?;
-        let (user, password) = if options.is_some() { query } else { system };
+    for (w, workload) in pins.workloads(backend).iter().enumerate() {
+        let label = workload.label.trim();
         let mut cells = Vec::new();
         for (m, mode) in ["prepared", "extended"].into_iter().enumerate() {
             let mut totals = Vec::new();
             for n in [CALLGRIND_STATEMENTS, 3 * CALLGRIND_STATEMENTS] {
                 let before = callgrind_files(&out_dir)?;
                 let load = ["-c".to_string(), "1".into(), "-t".into(), n.to_string()];
-                pgbench(
-                    cluster,
-                    backend,
-                    &load,
-                    mode,
-                    &script,
-                    user,
-                    password,
-                    options.as_deref(),
-                )?;
+                workload.pgbench(cluster, backend, &load, mode, &script)?;
                 totals.push(finished_run(&out_dir, &before).await?);
             }
             let per_statement =
                 (totals[1] - totals[0]) as f64 / f64::from(2 * CALLGRIND_STATEMENTS);
-            if options.is_none() {
+            if w == 0 {
                 raw[m] = per_statement;
             }
             cells.push(format!(
@@ -462,79 +339,6 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
     sorted[sorted.len() / 2]
-}
-
-const SCALE_SOURCES: usize = 100;
-const SCALE_USERS: usize = 20;
-
-async fn sync_scale(
-    cluster: &EphemeralCluster,
-    backend: &dataset::DemoBackend,
-    base: &str,
-) -> Result<(), Error> {
-    let types = ["text", "numeric(12,2)", "date", "integer", "timestamp"];
-    let mut ddl = String::from("CREATE SCHEMA scale;\n");
-    for t in 0..SCALE_SOURCES {
-        let columns: Vec<String> = (1..20)
-            .map(|c| format!("c{c:02} {}", types[c % types.len()]))
-            .collect();
-        let _ = writeln!(
-            ddl,
-            "CREATE TABLE scale.t{t:03} (id integer PRIMARY KEY, {});",
-            columns.join(", ")
-        );
-    }
-    let system = cluster_connect(cluster, backend).await?;
-    system.batch_execute(&ddl).await?;
-    let mut toml = format!(
-        "{base}[control]\nuser = \"{}\"\npassword = \"{}\"\n",
-        backend.system_user, backend.system_password
-    );
-    let verifier = redveil::auth::ScramVerifier::generate("bench").to_string();
-    for u in 0..SCALE_USERS {
-        let _ = write!(
-            toml,
-            "\n[[users]]\nname = \"u{u:02}\"\npassword = \"{verifier}\"\ngroups = [\"g{}\"]\nattributes = {{ region = [\"r{}\"] }}\n",
-            u % 4,
-            u % 3
-        );
-    }
-    for t in 0..SCALE_SOURCES {
-        let _ = write!(
-            toml,
-            "\n[[data_sources]]\ntable = \"scale.t{t:03}\"\n\
-             [[data_sources.masks]]\ncolumn = \"c05\"\nmethod = \"hash\"\nunless_groups = [\"g0\"]\n\
-             [[data_sources.masks]]\ncolumn = \"c01\"\nmethod = \"round\"\nstep = 100\nunless_groups = [\"g0\"]\n\
-             [[data_sources.masks]]\ncolumn = \"c02\"\nmethod = \"truncate\"\nunit = \"month\"\nunless_groups = [\"g1\"]\n\
-             [[data_sources.masks]]\ncolumn = \"c10\"\nmethod = \"regex\"\npattern = \"[0-9]\"\nreplacement = \"#\"\n\
-             [[data_sources.masks]]\ncolumn = \"c04\"\nmethod = \"null\"\nunless_attributes = {{ region = [\"r0\"] }}\n\
-             [[data_sources.row_rules]]\ncolumn = \"c15\"\nattribute = \"region\"\nunless_groups = [\"g0\"]\n"
-        );
-    }
-    let timed = |label: &'static str, text: String| async move {
-        let config = Config::parse(&text, Path::new("scale.toml"))?;
-        let catalog = Catalog::from_config(&config).map_err(|p| format!("{p:?}"))?;
-        let mut client = cluster_connect(cluster, backend).await?;
-        let options = SyncOptions {
-            database: backend.database.clone(),
-            default_database: backend.database.clone(),
-            query_role: backend.query_user.clone(),
-        };
-        let start = Instant::now();
-        let report = policy::sync(&mut client, &catalog, &options).await?;
-        println!(
-            "{label}: {:.0} ms, {} changes",
-            start.elapsed().as_secs_f64() * 1e3,
-            report.changes.len()
-        );
-        Ok::<(), Error>(())
-    };
-    println!("sync of {SCALE_SOURCES} data sources x 20 columns, {SCALE_USERS} users:");
-    timed("first sync (creates everything)", toml.clone()).await?;
-    timed("second sync (no changes)", toml.clone()).await?;
-    let changed = toml.replacen("step = 100", "step = 1000", 1);
-    timed("after one mask changed", changed).await?;
-    Ok(())
 }
 
 async fn cluster_connect(
