@@ -49,6 +49,48 @@ async fn sync_is_idempotent_and_reports_what_it_changed() {
 }
 
 #[tokio::test]
+async fn sync_repairs_views_and_grants_changed_behind_its_back() {
+    let _guard = pol::lock().await;
+    let config = pol::config(&pol::demo_catalog());
+    pol::sync(&config).await;
+    pol::system()
+        .await
+        .batch_execute(
+            "DROP VIEW immuta.hr_employees; DROP VIEW immuta_classes.hr_employees__c0; \
+             REVOKE SELECT ON immuta_classes.hr_employees__c1 FROM redveil_query",
+        )
+        .await
+        .unwrap();
+    let report = pol::sync(&config).await;
+    let view = |view: &str| (view.to_string(), "hr.employees".to_string());
+    assert_eq!(
+        report.changes,
+        [
+            {
+                let (view, data_source) = view("immuta.hr_employees");
+                Change::ReplacedView { view, data_source }
+            },
+            {
+                let (view, data_source) = view("immuta_classes.hr_employees__c0");
+                Change::CreatedView { view, data_source }
+            },
+            Change::Granted {
+                privilege: "SELECT".into(),
+                object: "immuta_classes.hr_employees__c1".into(),
+            },
+        ]
+    );
+    let analyst = pol::query_as(Some("analyst")).await;
+    assert_eq!(
+        count(&analyst, "SELECT count(*) FROM immuta.hr_employees")
+            .await
+            .unwrap(),
+        3335
+    );
+    assert!(pol::sync(&config).await.is_unchanged());
+}
+
+#[tokio::test]
 async fn catalog_changes_reach_live_sessions_on_their_next_statement() {
     let _guard = pol::lock().await;
     let demo = pol::demo_catalog();

@@ -8,7 +8,7 @@ use super::masks::Column;
 use super::model::{Catalog, DataSource};
 use super::report::{Change, SyncError};
 use super::sql::qualified;
-use super::sync::Run;
+use super::sync::{Run, ViewState};
 use super::SYSTEM_SCHEMA;
 use std::collections::BTreeMap;
 
@@ -32,20 +32,25 @@ impl Run<'_> {
             .iter()
             .map(|r| (r.get(0), (r.get(1), r.get(2))))
             .collect();
+        let relations = self.relations_in(CLASSES_SCHEMA).await?;
         for ds in sources {
             let key = ds.table.key();
             for flags in classes::realized_classes(catalog, ds) {
                 let view = compile_class(ds, &flags, &columns[&key])?;
                 let name = classes::class_view_name(ds, &flags);
                 let digest = classes::hex_sha256(&view.sql);
-                let present = self.relation_exists(CLASSES_SCHEMA, &name).await?;
+                let existing = relations.get(&name).copied();
                 let unchanged = installed
                     .remove(&name)
                     .is_some_and(|(source, old)| source == key && old == digest);
                 let display = format!("{CLASSES_SCHEMA}.{name}");
-                self.install_view(ds, &view, &display, present && unchanged, present)
-                    .await?;
-                if !(present && unchanged) {
+                let state = ViewState {
+                    granted: existing,
+                    current: unchanged,
+                    replaces: existing.is_some(),
+                };
+                self.install_view(ds, &view, &display, state).await?;
+                if !(existing.is_some() && unchanged) {
                     self.record("class_views", "view_name", &name, &[&name, &key, &digest])
                         .await?;
                 }

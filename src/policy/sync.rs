@@ -130,6 +130,16 @@ pub(super) struct Grant<'a> {
     pub(super) what: String,
 }
 
+/// A view as sync found it.
+pub(super) struct ViewState {
+    /// `None` when absent, else whether the query role may SELECT from it.
+    pub(super) granted: Option<bool>,
+    /// Its definition is the one compiled now (per the registry).
+    pub(super) current: bool,
+    /// A (re)creation is reported as a replacement.
+    pub(super) replaces: bool,
+}
+
 /// One sync in progress; its profile half lives in profile.rs.
 pub(super) struct Run<'a> {
     pub(super) tx: &'a Transaction<'a>,
@@ -249,6 +259,28 @@ impl Run<'_> {
             "looking up a relation",
         )
         .await
+    }
+
+    /// The relations in `schema`, each with whether the query role may SELECT from it: one
+    /// query instead of two per view, which is what a sync with nothing to do would spend
+    /// its time on.
+    pub(super) async fn relations_in(
+        &self,
+        schema: &str,
+    ) -> Result<BTreeMap<String, bool>, SyncError> {
+        Ok(self
+            .tx
+            .query(
+                "SELECT c.relname::text, has_table_privilege($1, c.oid, 'SELECT') \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $2",
+                &[&self.role, &schema],
+            )
+            .await
+            .map_err(SyncError::db(format!("listing the relations of {schema}")))?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
     }
 
     /// Grants `privilege` on `object` (as SQL text for the `has_*_privilege` check) unless
@@ -419,6 +451,7 @@ impl Run<'_> {
                 )
             })
             .collect();
+        let relations = self.relations_in(view_schema).await?;
         let mut salts = BTreeMap::new();
         let mut all_columns = BTreeMap::new();
         for ds in sources {
@@ -433,7 +466,8 @@ impl Run<'_> {
                 .or_else(|| previous.as_ref().map(|p| p.salt.clone()))
                 .unwrap_or_else(random_salt);
             let view_name = ds.view_name();
-            let present = self.relation_exists(view_schema, &view_name).await?;
+            let existing = relations.get(&view_name).copied();
+            let present = existing.is_some();
             let unchanged = previous.as_ref().is_some_and(|p| {
                 p.digest == digest && p.view_schema == view_schema && p.view_name == view_name
             });
@@ -449,8 +483,12 @@ impl Run<'_> {
             }
             let display = format!("{view_schema}.{view_name}");
             let replaces = previous.is_some() || present;
-            self.install_view(ds, &view, &display, present && unchanged, replaces)
-                .await?;
+            let state = ViewState {
+                granted: existing,
+                current: unchanged,
+                replaces,
+            };
+            self.install_view(ds, &view, &display, state).await?;
             if !unchanged || previous.as_ref().is_some_and(|p| p.salt != salt) {
                 let row: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                     [&key, &view_schema, &view_name, &salt, &digest];
@@ -480,24 +518,26 @@ impl Run<'_> {
         Ok((salts, all_columns))
     }
 
-    /// Installs `view` unless it is `installed` as compiled (reporting it as created, or as
-    /// replaced when `replaces`), and grants the query role SELECT on it.
+    /// Installs `view` unless it is present as compiled (reporting it as created, or as
+    /// replaced when `state.replaces`), and grants the query role SELECT on it.
     pub(super) async fn install_view(
         &mut self,
         ds: &DataSource,
         view: &CompiledView,
         display: &str,
-        installed: bool,
-        replaces: bool,
+        state: ViewState,
     ) -> Result<(), SyncError> {
+        let installed = state.current && state.granted.is_some();
         if !installed {
             self.create_view(ds, view).await?;
             let (view, data_source) = (display.to_string(), ds.table.key());
-            self.changes.push(if replaces {
+            self.changes.push(if state.replaces {
                 Change::ReplacedView { view, data_source }
             } else {
                 Change::CreatedView { view, data_source }
             });
+        } else if state.granted == Some(true) {
+            return Ok(());
         }
         let grant = Grant {
             check: "SELECT has_table_privilege($1, $2, 'SELECT')",
