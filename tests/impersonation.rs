@@ -136,6 +136,46 @@ async fn extended_protocol_with_a_bound_name() {
     assert_eq!(count(&analyst, ROWS).await, eu);
 }
 
+/// A SQL-level prepared statement made before an impersonation runs under the identity of
+/// each EXECUTE, through both protocols (psql sends it as a simple query, drivers may Parse it).
+#[tokio::test]
+async fn sql_prepared_statements_follow_the_identity_of_each_execute() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let bi = p.connect("bi_service").await.unwrap();
+    bi.batch_execute("PREPARE simple_rows AS SELECT count(*), count(ssn) FROM hr.employees")
+        .await
+        .unwrap();
+    bi.execute(
+        "PREPARE extended_rows AS SELECT count(*), count(ssn) FROM hr.employees",
+        &[],
+    )
+    .await
+    .unwrap();
+    let seen = |sql: &'static str| {
+        let bi = &bi;
+        async move {
+            let row = bi.query_one(sql, &[]).await.unwrap();
+            (row.get::<_, i64>(0), row.get::<_, i64>(1))
+        }
+    };
+    for execute in ["EXECUTE simple_rows", "EXECUTE extended_rows"] {
+        assert_eq!(seen(execute).await, (0, 0), "bi_service itself: {execute}");
+    }
+    bi.batch_execute("CALL immuta_procedures.impersonate_user('admin')")
+        .await
+        .unwrap();
+    for execute in ["EXECUTE simple_rows", "EXECUTE extended_rows"] {
+        assert_eq!(seen(execute).await, (10_000, 10_000), "as admin: {execute}");
+    }
+    bi.batch_execute("CALL immuta_procedures.impersonate_user('analyst')")
+        .await
+        .unwrap();
+    for execute in ["EXECUTE simple_rows", "EXECUTE extended_rows"] {
+        assert_eq!(seen(execute).await, (eu, 0), "as analyst: {execute}");
+    }
+}
+
 #[tokio::test]
 async fn inside_a_multi_statement_string_and_a_transaction() {
     let p = start("").await;

@@ -118,6 +118,7 @@ mod tests {
                 Registered {
                     data_source: "hr.employees".into(),
                     view: QualifiedName::new("immuta", "hr_employees"),
+                    prepared_view: QualifiedName::new("immuta", "hr_employees"),
                     writable: false,
                 },
             )],

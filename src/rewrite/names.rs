@@ -37,8 +37,13 @@ impl std::fmt::Display for QualifiedName {
 pub struct Registered {
     /// The data source's display name, used in error messages (`hr.employees`).
     pub data_source: String,
-    /// The policy view that replaces it.
+    /// The policy view that replaces it: the effective user's class view when there is one.
     pub view: QualifiedName,
+    /// The view a SQL-level `PREPARE` reads. The prepared statement outlives the identity it
+    /// was rewritten for (and is replayed on other backends), so it gets the canonical view,
+    /// which decides per execution from the pinned `immuta.user`; a class view would show it
+    /// nothing once the identity changes.
+    pub prepared_view: QualifiedName,
     /// Whether clients may write to the raw table through the proxy.
     pub writable: bool,
 }
@@ -122,6 +127,7 @@ impl Registry {
         let entries = catalog.data_sources.iter().filter_map(|source| {
             let db = source.table.database.as_deref().unwrap_or(default_database);
             (db == database).then(|| {
+                let canonical = QualifiedName::new(catalog.view_schema.clone(), source.view_name());
                 (
                     QualifiedName::new(source.table.schema.clone(), source.table.table.clone()),
                     Registered {
@@ -131,10 +137,9 @@ impl Registry {
                                 crate::policy::classes::CLASSES_SCHEMA,
                                 class.clone(),
                             ),
-                            None => {
-                                QualifiedName::new(catalog.view_schema.clone(), source.view_name())
-                            }
+                            None => canonical.clone(),
                         },
+                        prepared_view: canonical,
                         writable: false,
                     },
                 )

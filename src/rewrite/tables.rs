@@ -38,6 +38,7 @@ pub fn rewrite_tables(statement: &mut Statement, scope: Scope<'_>) -> Result<Tab
     }
     let mut pass = Pass {
         scope,
+        prepare: matches!(statement, Statement::Prepare { .. }),
         frames: Vec::new(),
         write_targets: HashSet::new(),
         handled: HashSet::new(),
@@ -61,6 +62,8 @@ struct Frame {
 
 struct Pass<'a> {
     scope: Scope<'a>,
+    /// The statement is a SQL-level PREPARE (see `Registered::prepared_view`).
+    prepare: bool,
     frames: Vec<Frame>,
     /// Relation names the statement writes to (pointers into the AST being walked).
     write_targets: HashSet<*const ObjectName>,
@@ -114,7 +117,11 @@ impl Pass<'_> {
         };
         self.out.data_sources.insert(registered.data_source.clone());
         self.out.changed = true;
-        Ok(Some(Self::view_name(&registered.view)))
+        Ok(Some(Self::view_name(if self.prepare {
+            &registered.prepared_view
+        } else {
+            &registered.view
+        })))
     }
 
     /// `TABLE name` keeps no quoting information, so it is matched case-insensitively: a

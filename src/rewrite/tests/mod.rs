@@ -12,6 +12,7 @@ fn registry() -> Registry {
             Registered {
                 data_source: format!("{schema}.{table}"),
                 view: QualifiedName::new("immuta", format!("{schema}_{table}")),
+                prepared_view: QualifiedName::new("immuta", format!("{schema}_{table}")),
                 writable,
             },
         )
@@ -133,5 +134,38 @@ fn an_empty_registry_still_guards_identity() {
     assert_eq!(
         rewrite("SELECT * FROM t", scope).unwrap(),
         Rewritten::default()
+    );
+}
+
+#[test]
+fn sql_level_prepare_reads_the_canonical_view_other_statements_the_class_view() {
+    let registry = Registry::new(
+        "immuta",
+        [(
+            QualifiedName::new("hr", "employees"),
+            Registered {
+                data_source: "hr.employees".into(),
+                view: QualifiedName::new("immuta_classes", "hr_employees__c0"),
+                prepared_view: QualifiedName::new("immuta", "hr_employees"),
+                writable: false,
+            },
+        )],
+    );
+    let path = parse_search_path_list("public", "redveil_query");
+    let scope = Scope {
+        registry: &registry,
+        database: "demo",
+        search_path: &path,
+        backend_role: "redveil_query",
+    };
+    let sql = |text: &str| rewrite(text, scope).unwrap().sql.unwrap();
+    assert_eq!(
+        sql("PREPARE p AS SELECT ssn FROM hr.employees; SELECT ssn FROM hr.employees"),
+        "PREPARE p AS SELECT ssn FROM immuta.hr_employees AS employees;\n\
+         SELECT ssn FROM immuta_classes.hr_employees__c0 AS employees"
+    );
+    assert_eq!(
+        sql("DECLARE c CURSOR FOR SELECT ssn FROM hr.employees"),
+        "DECLARE c CURSOR FOR SELECT ssn FROM immuta_classes.hr_employees__c0 AS employees"
     );
 }
