@@ -20,6 +20,7 @@ fn registry() -> Registry {
                 Registered {
                     data_source: format!("{schema}.{table}"),
                     view: QualifiedName::new("immuta", format!("{schema}_{table}")),
+                    prepared_view: QualifiedName::new("immuta", format!("{schema}_{table}")),
                     writable: false,
                 },
             )
