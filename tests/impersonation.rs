@@ -239,6 +239,51 @@ async fn single_user_per_session_and_allowed_impersonators() {
     assert_eq!(sqlstate(&refused), "42501", "not in allowed_impersonators");
 }
 
+/// A pin sent behind a pipelined BEGIN belongs to that transaction; when it rolls back the
+/// backend's settings are the old identity's again, and the next client on that backend
+/// must be pinned afresh, not trusted to the record of the rolled-back pin.
+#[tokio::test]
+async fn a_pin_rolled_back_behind_a_pipelined_begin_is_sent_again() {
+    let p = start("[pool]\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    let bi = p.connect("bi_service").await.unwrap();
+    assert_eq!(count(&bi, ROWS).await, 0);
+    // One write: tokio-postgres pipelines requests issued together.
+    let (begin, call, failed, commit) = tokio::join!(
+        bi.simple_query("BEGIN"),
+        bi.simple_query("CALL immuta_procedures.impersonate_user('admin')"),
+        bi.simple_query("SELECT count(*) FROM hr.employees WHERE 1/0 = 1"),
+        bi.simple_query("COMMIT"),
+    );
+    assert!(begin.is_ok() && call.is_ok() && commit.is_ok());
+    assert_eq!(sqlstate(&failed.unwrap_err()), "22012");
+    drop(bi);
+    let admin = p.connect("admin").await.unwrap();
+    assert_eq!(count(&admin, ROWS).await, 10_000);
+    admin
+        .batch_execute("PREPARE all_ssn AS SELECT count(ssn) FROM hr.employees")
+        .await
+        .unwrap();
+    assert_eq!(count(&admin, "EXECUTE all_ssn").await, 10_000);
+    let analyst = p.connect("analyst").await.unwrap();
+    assert_eq!(count(&analyst, ROWS).await, eu);
+}
+
+/// ROLLBACK TO SAVEPOINT undoes settings made after the savepoint, the pin included.
+#[tokio::test]
+async fn a_pin_undone_by_rollback_to_savepoint_is_sent_again() {
+    let p = start("").await;
+    let bi = p.connect("bi_service").await.unwrap();
+    bi.batch_execute("BEGIN; SAVEPOINT s").await.unwrap();
+    bi.batch_execute("CALL immuta_procedures.impersonate_user('admin')")
+        .await
+        .unwrap();
+    assert_eq!(count(&bi, ROWS).await, 10_000);
+    bi.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
+    assert_eq!(count(&bi, ROWS).await, 10_000, "still admin, pinned again");
+    bi.batch_execute("COMMIT").await.unwrap();
+}
+
 #[tokio::test]
 async fn impersonation_never_leaks_through_the_pool() {
     let p = start("[pool]\nsize = 1\n").await;

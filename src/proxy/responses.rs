@@ -187,6 +187,10 @@ impl ClientConnection {
     fn on_command_complete(&mut self, command_tag: &str) {
         if command_tag == "ROLLBACK" {
             self.rolled_back = true;
+            // Also ROLLBACK TO SAVEPOINT, which may undo a pin made after the savepoint.
+            if let Some(backend) = self.backend.as_mut().filter(|b| b.pin_in_transaction) {
+                backend.pinned = None;
+            }
         }
         match self.pipeline.front_mut() {
             Some(Expect::Execute { .. }) => {
