@@ -35,7 +35,7 @@ const MAX_IDENTIFIER: usize = 63;
 /// A stable name for a data source in setting names and tokens: setting names must be plain
 /// identifiers, table names need not be.
 pub fn source_id(ds: &DataSource) -> String {
-    hex_sha256(&ds.table.key())[..16].to_string()
+    hex_sha256(&ds.table.id())[..16].to_string()
 }
 
 /// `immuta.salt_<source id>`.
@@ -75,8 +75,8 @@ pub fn realized_classes(catalog: &Catalog, ds: &DataSource) -> BTreeSet<String> 
 /// What the proxy pins for one effective user, and which class view it reads per data source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entitlement {
-    /// Data source key → class view name (inside `CLASSES_SCHEMA`), for those the user may
-    /// query.
+    /// Data source id (`TableName::id`) → class view name (inside `CLASSES_SCHEMA`), for
+    /// those the user may query.
     pub views: BTreeMap<String, String>,
     /// `immuta.user` and the class settings, as (name, value).
     pub settings: Vec<(String, String)>,
@@ -96,14 +96,14 @@ impl Entitlement {
                 continue;
             };
             access.push_str(access_token(ds, &row.flags).trim_start());
-            views.insert(ds.table.key(), class_view_name(ds, &row.flags));
+            views.insert(ds.table.id(), class_view_name(ds, &row.flags));
             let salted = ds.masks.iter().any(|m| {
                 matches!(
                     m.method,
                     MaskMethod::Hash { .. } | MaskMethod::RandomizedResponse { .. }
                 )
             });
-            if let Some(salt) = salts.get(&ds.table.key()).filter(|_| salted) {
+            if let Some(salt) = salts.get(&ds.table.id()).filter(|_| salted) {
                 salt_pins.push((salt_setting(ds), salt.clone()));
             }
         }
@@ -163,6 +163,10 @@ pub(super) fn hex_sha256(text: &str) -> String {
 mod tests {
     use super::*;
     fn catalog() -> Catalog {
+        catalog_with("")
+    }
+
+    fn catalog_with(extra: &str) -> Catalog {
         let backend = crate::demo::dataset::DemoBackend {
             host: "127.0.0.1".into(),
             port: 5432,
@@ -175,7 +179,8 @@ mod tests {
         let text = "[tls]\nmode = \"disable\"\n".to_string()
             + &crate::demo::catalog::catalog_toml(&backend, |u| {
                 crate::auth::ScramVerifier::generate(u).to_string()
-            });
+            })
+            + extra;
         let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
         Catalog::from_config(&config).unwrap()
     }
@@ -222,5 +227,36 @@ mod tests {
             realized_classes(&cat, &cat.data_sources[0]),
             ["0".to_string(), "1".to_string()].into()
         );
+    }
+
+    /// Two databases may each register `hr.employees`: their classes, tokens, salts and
+    /// views must never stand in for each other.
+    #[test]
+    fn the_same_table_in_two_databases_is_two_sources() {
+        let cat = catalog_with(
+            "\n[[data_sources]]\ntable = \"other.hr.employees\"\n\
+             [[data_sources.masks]]\ncolumn = \"email\"\nmethod = \"hash\"\n",
+        );
+        let (here, there) = (&cat.data_sources[0], &cat.data_sources[1]);
+        assert_ne!(source_id(here), source_id(there));
+        let salts: BTreeMap<String, String> = [
+            ("hr.employees".to_string(), "here".to_string()),
+            ("other.hr.employees".to_string(), "there".to_string()),
+        ]
+        .into();
+        let admin = Entitlement::of(&cat, &salts, "admin");
+        assert_eq!(admin.views["hr.employees"], "hr_employees__c1");
+        assert_eq!(admin.views["other.hr.employees"], "hr_employees__c");
+        assert!(admin.pin_sql.contains(&format!("' {}:1 ", source_id(here))));
+        assert!(admin.pin_sql.contains(&format!(" {}: '", source_id(there))));
+        assert!(admin
+            .pin_sql
+            .contains(&format!("'immuta.salt_{}', 'there'", source_id(there))));
+        assert!(admin
+            .pin_sql
+            .contains(&format!("'immuta.salt_{}', 'here'", source_id(here))));
+        assert_eq!(cat.data_source("hr.employees"), Some(here));
+        assert_eq!(cat.data_source("other.hr.employees"), Some(there));
+        assert!(!cat.subscribed("nobody", "other.hr.employees"));
     }
 }

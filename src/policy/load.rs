@@ -93,13 +93,22 @@ impl Catalog {
     /// config's `table`), or whose view is `name` (`<view schema>.<view>`).
     pub fn data_source(&self, name: &str) -> Option<&DataSource> {
         let parsed = sql::parse_table_name(name).ok();
-        self.data_sources.iter().find(|ds| {
+        let table_is = |ds: &&DataSource, any_database: bool| {
             parsed.as_ref().is_some_and(|t| {
                 t.schema == ds.table.schema
                     && t.table == ds.table.table
-                    && (t.database.is_none() || t.database == ds.table.database)
-            }) || name == format!("{}.{}", self.view_schema, ds.view_name())
-        })
+                    && (t.database == ds.table.database || any_database && t.database.is_none())
+            })
+        };
+        // The exact name first: `hr.employees` is the source that names no database, even
+        // when another database's `hr.employees` is listed before it.
+        let sources = || self.data_sources.iter();
+        sources()
+            .find(|ds| table_is(ds, false))
+            .or_else(|| sources().find(|ds| table_is(ds, true)))
+            .or_else(|| {
+                sources().find(|ds| name == format!("{}.{}", self.view_schema, ds.view_name()))
+            })
     }
 }
 

@@ -48,6 +48,15 @@ impl TableName {
     }
 }
 
+impl TableName {
+    /// The data source's name across databases, as configured: `[database.]schema.table`.
+    /// Two databases may each register `hr.employees`; whatever the proxy keeps for all of
+    /// them at once (class views, salts, pins) is keyed by this, not by `key`.
+    pub fn id(&self) -> String {
+        self.to_string()
+    }
+}
+
 impl fmt::Display for TableName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.database {

@@ -72,6 +72,11 @@ pub async fn sync(
     tx.commit()
         .await
         .map_err(SyncError::db("committing the sync"))?;
+    // Keyed across databases, as the proxy's entitlements read them (see TableName::id).
+    let salts = sources
+        .iter()
+        .filter_map(|ds| Some((ds.table.id(), salts.get(&ds.table.key())?.clone())))
+        .collect();
     Ok(SyncReport {
         database: options.database.clone(),
         changes,

@@ -117,7 +117,7 @@ impl Registry {
 
     /// The data sources of `catalog` that live in `database` (those naming no database live
     /// in `default_database`, the backend's), each mapped to its class view in
-    /// `class_views` (by data source key) or, when it has none there, its canonical view.
+    /// `class_views` (by data source id) or, when it has none there, its canonical view.
     pub fn from_catalog(
         catalog: &crate::policy::Catalog,
         database: &str,
@@ -131,8 +131,8 @@ impl Registry {
                 (
                     QualifiedName::new(source.table.schema.clone(), source.table.table.clone()),
                     Registered {
-                        data_source: source.table.key(),
-                        view: match class_views.get(&source.table.key()) {
+                        data_source: source.table.id(),
+                        view: match class_views.get(&source.table.id()) {
                             Some(class) => QualifiedName::new(
                                 crate::policy::classes::CLASSES_SCHEMA,
                                 class.clone(),
