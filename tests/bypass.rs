@@ -1295,7 +1295,11 @@ async fn leaks_through_predicates_errors_statistics_and_catalogs() {
         both("immuta_procedures", "SELECT * FROM immuta_procedures.impersonate_user('admin')", Denied),
         both("a temp view over immuta_system", "CREATE TEMP VIEW pa AS SELECT * FROM immuta_system.profile_access", Denied),
         both("catalog row count", "SELECT reltuples::bigint FROM pg_class WHERE oid = 'hr.employees'::regclass", Safe),
-        both("pg_stat_activity of other sessions", "SELECT query FROM pg_stat_activity", Safe),
+        both("pg_stat_activity of other sessions (their statements, the pins with salts)", "SELECT query FROM pg_stat_activity", Denied),
+        both("pg_stat_activity, qualified and quoted", "SELECT query FROM pg_catalog.\"pg_stat_activity\"", Denied),
+        both("pg_stat_get_activity", "SELECT query FROM pg_stat_get_activity(NULL)", Denied),
+        both("pg_stat_activity in a view body", "CREATE TEMP VIEW act AS SELECT query FROM pg_stat_activity", Denied),
+        both("pg_stat_activity in a function body", "CREATE FUNCTION pg_temp.act() RETURNS SETOF text LANGUAGE sql AS 'SELECT query FROM pg_stat_activity'", Denied),
         steps("LISTEN, then another user's NOTIFY", vec![
             s(Analyst, "LISTEN redveil_bypass", Works),
             s(Admin, "NOTIFY redveil_bypass, 'admin payload'", Works),

@@ -64,6 +64,23 @@ pub(super) const IDENTITY_WORDS: [&str; 4] = [
     "standard_conforming_strings",
 ];
 
+/// Views and functions that show the statement text of other sessions. Every redveil session
+/// shares the pool's login, so these would show one client the statements of every other,
+/// literals and the identity pins (with their salts) included.
+pub(super) const OTHER_SESSIONS: [&str; 4] = [
+    "pg_stat_activity",
+    "pg_stat_get_activity",
+    "pg_stat_get_backend_activity",
+    "pg_stat_statements",
+];
+
+/// The denial for naming one of `OTHER_SESSIONS`.
+pub(super) fn shows_other_sessions(name: &str) -> Denial {
+    Denial::new(format!(
+        "{name} shows the statements of other redveil sessions (they share one login) and is not allowed through redveil"
+    ))
+}
+
 /// Functions that run SQL given as text, or read every setting at once. No argument check
 /// can make them safe: the text may be computed.
 fn runs_sql_text(name: &str) -> bool {
@@ -187,6 +204,9 @@ pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result
         return Err(Denial::new(format!(
             "function {function}() runs SQL text or exposes server settings and is not allowed through redveil"
         )));
+    }
+    if OTHER_SESSIONS.contains(&function.as_str()) {
+        return Err(shows_other_sessions(&function));
     }
     if is_large_object_function(&function) {
         return Err(Denial::new(format!(
@@ -368,11 +388,12 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
         | ["create", "or", "replace", "function" | "procedure", ..]
             if IDENTITY_WORDS
                 .iter()
+                .chain(&OTHER_SESSIONS)
                 .chain(&["execute"])
                 .any(|k| lowercase.contains(k)) =>
         {
             Err(Denial::new(
-                "code blocks that run dynamic SQL (EXECUTE) or touch settings (set_config, current_setting, pg_settings, standard_conforming_strings) are not allowed through redveil",
+                "code blocks that run dynamic SQL (EXECUTE), touch settings (set_config, current_setting, pg_settings, standard_conforming_strings) or read other sessions' statements (pg_stat_activity) are not allowed through redveil",
             ))
         }
         // A block's RESET ALL clears the pinned identity as the statement would.

@@ -103,7 +103,11 @@ fn rewrite_statement(
                 ));
             }
             // E.g. CREATE AGGREGATE ... (SFUNC = set_config, INITCOND = E'\151mmuta.user').
-            if let Some(word) = deny::IDENTITY_WORDS.iter().find(|w| lowercase.contains(*w)) {
+            if let Some(word) = deny::IDENTITY_WORDS
+                .iter()
+                .chain(&deny::OTHER_SESSIONS)
+                .find(|w| lowercase.contains(*w))
+            {
                 return Err(Denial::new(format!(
                     "redveil cannot parse this statement and it mentions {word}; it is refused rather than forwarded unchecked"
                 )));

@@ -64,7 +64,7 @@ pub struct Registry {
 
 /// Words that call for a full parse even when no registered table is mentioned: functions
 /// the deny rules judge call by call.
-const GUARDED_WORDS: [&str; 10] = [
+const GUARDED_WORDS: [&str; 11] = [
     "set_config",
     "current_setting",
     "settings",
@@ -75,6 +75,8 @@ const GUARDED_WORDS: [&str; 10] = [
     "lo_",
     "loread",
     "lowrite",
+    // deny::OTHER_SESSIONS.
+    "pg_stat_",
 ];
 
 /// Schemas that belong to the proxy; clients reach them only through rewritten views.

@@ -337,6 +337,12 @@ impl VisitorMut for Pass<'_> {
 /// Refuses any name inside the proxy's own schemas, whatever the quoting.
 fn check_reserved(name: &ObjectName) -> Result<(), Denial> {
     let last = name.0.last().and_then(|p| p.as_ident()).map(fold);
+    if let Some(view) = last
+        .as_deref()
+        .filter(|v| super::deny::OTHER_SESSIONS.contains(v))
+    {
+        return Err(super::deny::shows_other_sessions(view));
+    }
     if let Some(view @ ("pg_settings" | "pg_file_settings")) = last.as_deref() {
         return Err(Denial::new(format!(
             "{view} exposes settings reserved for redveil and is not allowed through redveil"
@@ -437,6 +443,9 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
             }
             _ => continue,
         };
+        if super::deny::OTHER_SESSIONS.contains(&name.as_str()) {
+            return Err(super::deny::shows_other_sessions(&name));
+        }
         if super::deny::IDENTITY_WORDS.contains(&name.as_str()) {
             return Err(Denial::new(format!(
                 "this statement names {name} and is not allowed through redveil"
