@@ -417,6 +417,18 @@ async fn class_views_match_the_canonical_view_for_every_user() {
             pinned.batch_execute(&entitlement.pin_sql).await.unwrap();
             let seen = rows(&pinned, &format!("SELECT * FROM {class_view}")).await;
             assert_eq!(seen, expected, "{user} through {class_view}");
+            if user == "analyst" && catalog_text == pol::demo_catalog() {
+                // Salted masks (hash, randomized response) show nothing without their salt.
+                let unsalted = pol::query_as(None).await;
+                let pin = Entitlement::of(&catalog, &Default::default(), user).pin_sql;
+                unsalted.batch_execute(&pin).await.unwrap();
+                let counts =
+                    format!("SELECT count(*), count(dept), count(email) FROM {class_view}");
+                assert_eq!(
+                    rows(&unsalted, &counts).await,
+                    [[Some("3335".to_string()), Some("0".into()), Some("0".into())]]
+                );
+            }
             assert_eq!(
                 raw_rows(&shape.replace("{}", &class_view)).await,
                 raw_rows(&shape.replace("{}", &canonical[14..])).await,

@@ -246,9 +246,12 @@ fn randomized_response(cx: &Context<'_>, epsilon: f64, domain: &[String], key: &
             .join(" || ")
     };
     let raw = cx.raw;
+    // GREATEST ignores NULL: without a salt the draw is NULL and field 1, the raw value,
+    // would be shown. So no salt, no value.
     format!(
-        "CASE WHEN strpos(({} || chr(31)), chr(31) || {raw} || chr(31)) > 0 \
+        "CASE WHEN {} IS NOT NULL AND strpos(({} || chr(31)), chr(31) || {raw} || chr(31)) > 0 \
          THEN split_part({raw} || ({}), chr(31), CAST(1 + GREATEST(0, ({} + {}) / {bucket}) AS integer)) END",
+        cx.salt,
         separated(domain),
         separated(domain),
         draw(cx, key),
@@ -415,7 +418,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             sql,
-            "CAST(CASE WHEN strpos((chr(31) || 'a' || chr(31) || 'b' || chr(31)), chr(31) || t.dept || chr(31)) > 0 \
+            "CAST(CASE WHEN s IS NOT NULL AND strpos((chr(31) || 'a' || chr(31) || 'b' || chr(31)), chr(31) || t.dept || chr(31)) > 0 \
              THEN split_part(t.dept || (chr(31) || 'a' || chr(31) || 'b'), chr(31), \
              CAST(1 + GREATEST(0, (CAST(CAST('x' || substr(encode(sha256(convert_to(s || ':dept:' || CAST(t.id AS text), 'UTF8')), 'hex'), 1, 8) AS bit(32)) AS bigint) + -829683467) / 1155094610) AS integer)) END AS text)"
         );
