@@ -446,7 +446,12 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
         if super::deny::OTHER_SESSIONS.contains(&name.as_str()) {
             return Err(super::deny::shows_other_sessions(&name));
         }
-        if super::deny::IDENTITY_WORDS.contains(&name.as_str()) {
+        // `immuta` is also the namespace of the identity settings, whatever the view schema:
+        // a function's `SET immuta.user = …` clause would forge the identity while it runs.
+        if super::deny::IDENTITY_WORDS.contains(&name.as_str())
+            || name == "immuta"
+            || name.starts_with("immuta.")
+        {
             return Err(Denial::new(format!(
                 "this statement names {name} and is not allowed through redveil"
             )));

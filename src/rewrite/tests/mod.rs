@@ -169,3 +169,38 @@ fn sql_level_prepare_reads_the_canonical_view_other_statements_the_class_view() 
         "DECLARE c CURSOR FOR SELECT ssn FROM immuta_classes.hr_employees__c0 AS employees"
     );
 }
+
+/// The identity settings live under `immuta.` whatever the view schema is called.
+#[test]
+fn function_set_clauses_cannot_forge_identity_settings() {
+    let registry = Registry::new(
+        "policy",
+        [(
+            QualifiedName::new("hr", "employees"),
+            Registered {
+                data_source: "hr.employees".into(),
+                view: QualifiedName::new("policy", "hr_employees"),
+                prepared_view: QualifiedName::new("policy", "hr_employees"),
+                writable: false,
+            },
+        )],
+    );
+    let path = parse_search_path_list("public", "redveil_query");
+    let scope = Scope {
+        registry: &registry,
+        database: "demo",
+        search_path: &path,
+        backend_role: "redveil_query",
+    };
+    for forged in [
+        "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql SET immuta.attributes = 'x' AS 'SELECT 1'",
+        "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql SET \"immuta.user\" TO 'admin' AS 'SELECT 1'",
+        "ALTER FUNCTION pg_temp.f() SET immuta.access = ' x:1 '",
+        "ALTER FUNCTION pg_temp.f() RESET immuta.user",
+    ] {
+        let denial = rewrite(forged, scope).expect_err(forged);
+        assert!(denial.message.contains("immuta"), "{forged}: {denial:?}");
+    }
+    let immutable = "CREATE FUNCTION pg_temp.g() RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT 1'";
+    assert!(rewrite(immutable, scope).is_ok());
+}
