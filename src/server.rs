@@ -226,7 +226,13 @@ impl Reloader {
         let reports = if config.data_sources.is_empty() {
             Vec::new()
         } else {
-            crate::policy::sync_configured(&config).await?
+            match crate::policy::sync_configured(&config).await {
+                Ok(reports) => reports,
+                Err(error) => {
+                    self.restore_running_catalog().await;
+                    return Err(error.into());
+                }
+            }
         };
         let salts = reports.iter().flat_map(|r| r.salts.clone()).collect();
         self.0
@@ -235,5 +241,26 @@ impl Reloader {
         // Entries for the old catalog can never hit again.
         self.0.rewrites.clear();
         Ok(reports)
+    }
+
+    /// Sync commits one database at a time, so a failure in one leaves those synced before it
+    /// on the new catalog while the proxy keeps the running one: class views and profile rows
+    /// the running catalog's pins do not describe. Syncing the running catalog again puts them
+    /// back (it changes only what differs).
+    async fn restore_running_catalog(&self) {
+        let running = self.0.policy.current().config.clone();
+        if running.data_sources.is_empty() {
+            return;
+        }
+        match crate::policy::sync_configured(&running).await {
+            Ok(reports) => {
+                for report in reports.iter().filter(|r| !r.is_unchanged()) {
+                    tracing::warn!("reload failed; the running catalog was synced back: {report}");
+                }
+            }
+            Err(error) => tracing::error!(
+                "reload failed, and syncing the running catalog back failed too; the cluster may hold part of the new catalog: {error}"
+            ),
+        }
     }
 }

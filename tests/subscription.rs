@@ -74,3 +74,33 @@ async fn a_reloaded_catalog_applies_to_live_sessions_at_their_next_statement() {
     p.reload(&catalog("")).await;
     assert_eq!(count(&analyst, ROWS).await, eu);
 }
+
+/// Sync commits database by database: when a later one fails, the ones before it are synced
+/// back to the running catalog, which the proxy keeps.
+#[tokio::test]
+async fn a_reload_failing_in_a_later_database_leaves_the_running_catalog_everywhere() {
+    let _sync = common::policy::lock().await;
+    let p = proxy::start(&catalog("")).await;
+    let analyst = p.connect("analyst").await.unwrap();
+    let eu = count(&analyst, ROWS).await;
+    analyst
+        .batch_execute("PREPARE all_rows AS SELECT count(*) FROM hr.employees")
+        .await
+        .unwrap();
+    assert_eq!(count(&analyst, "EXECUTE all_rows").await, eu);
+    // `demo` sorts before the missing database, so its sync commits first.
+    let failing =
+        catalog(HR_AND_BI_ONLY) + "\n[[data_sources]]\ntable = \"zz_missing.hr.employees\"\n";
+    let (toml, _) = proxy::config_text(p.dir.path(), &failing);
+    let config = redveil::config::Config::parse(&toml, std::path::Path::new("t.toml")).unwrap();
+    let error = p.reloader.reload(config).await.unwrap_err();
+    assert!(error.to_string().contains("zz_missing"), "{error}");
+    // The canonical view reads the profile rows the reload had replaced in `demo`.
+    assert_eq!(count(&analyst, "EXECUTE all_rows").await, eu);
+    assert_eq!(count(&analyst, ROWS).await, eu);
+    let direct = common::policy::query_as(Some("analyst")).await;
+    assert_eq!(
+        count(&direct, "SELECT count(*) FROM immuta.hr_employees").await,
+        eu
+    );
+}

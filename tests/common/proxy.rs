@@ -10,7 +10,7 @@ pub struct TestProxy {
     pub ca: PathBuf,
     pub stopper: Stopper,
     pub reloader: Reloader,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 pub const PASSWORD_OF: fn(&str) -> String = |user| format!("{user}-pw");
