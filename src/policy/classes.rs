@@ -44,9 +44,26 @@ pub fn salt_setting(ds: &DataSource) -> String {
 }
 
 /// What `immuta.access` holds for a member of the class, delimited so no token matches
-/// inside another.
+/// inside another. Flags are positions in the data source's list of conditions, so the token
+/// also carries a digest of that list: after a reload reorders or changes the conditions, a
+/// pin made under the old list opens none of the new class views (a `c10` may mean something
+/// else now) until the proxy pins again.
 pub fn access_token(ds: &DataSource, flags: &str) -> String {
-    format!(" {}:{flags} ", source_id(ds))
+    format!(" {}:{flags}.{} ", source_id(ds), conditions_digest(ds))
+}
+
+fn conditions_digest(ds: &DataSource) -> String {
+    let text: String = AccessPlan::of(ds)
+        .conditions
+        .iter()
+        .map(|c| {
+            format!(
+                "{:?}|{:?}|{:?};",
+                c.for_groups, c.unless.groups, c.unless.attributes
+            )
+        })
+        .collect();
+    hex_sha256(&text)[..8].to_string()
 }
 
 /// `<view name>__c<flags>`, or a shortened name with a digest when that is too long.
@@ -213,10 +230,13 @@ mod tests {
         assert_ne!(analyst.signature(), admin.signature());
         let id = source_id(&cat.data_sources[0]);
         assert!(
-            analyst.pin_sql.contains(&format!("' {id}:0 '")),
+            analyst
+                .pin_sql
+                .contains(&format!("'{}'", access_token(&cat.data_sources[0], "0"))),
             "{}",
             analyst.pin_sql
         );
+        assert!(analyst.pin_sql.contains(&format!("' {id}:0.")));
         assert!(analyst.pin_sql.contains("'\u{1f}region\u{1e}EU\u{1f}'"));
         assert!(analyst
             .pin_sql
@@ -247,8 +267,12 @@ mod tests {
         let admin = Entitlement::of(&cat, &salts, "admin");
         assert_eq!(admin.views["hr.employees"], "hr_employees__c1");
         assert_eq!(admin.views["other.hr.employees"], "hr_employees__c");
-        assert!(admin.pin_sql.contains(&format!("' {}:1 ", source_id(here))));
-        assert!(admin.pin_sql.contains(&format!(" {}: '", source_id(there))));
+        assert!(admin
+            .pin_sql
+            .contains(&format!("'{}", access_token(here, "1"))));
+        assert!(admin
+            .pin_sql
+            .contains(&format!("{}'", access_token(there, ""))));
         assert!(admin
             .pin_sql
             .contains(&format!("'immuta.salt_{}', 'there'", source_id(there))));
@@ -258,5 +282,20 @@ mod tests {
         assert_eq!(cat.data_source("hr.employees"), Some(here));
         assert_eq!(cat.data_source("other.hr.employees"), Some(there));
         assert!(!cat.subscribed("nobody", "other.hr.employees"));
+    }
+
+    /// The same flags under a reordered list of conditions are another class.
+    #[test]
+    fn tokens_change_with_the_conditions_they_index() {
+        let cat = catalog();
+        let ds = &cat.data_sources[0];
+        let mut reordered = ds.clone();
+        reordered.masks.reverse();
+        let mut renamed = ds.clone();
+        renamed.masks[0].unless.groups = ["finance".to_string()].into();
+        assert_ne!(access_token(ds, "1"), access_token(&renamed, "1"));
+        assert_eq!(access_token(ds, "1"), access_token(&ds.clone(), "1"));
+        // The demo's masks share one condition, so their order does not matter.
+        assert_eq!(access_token(ds, "1"), access_token(&reordered, "1"));
     }
 }

@@ -446,12 +446,7 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
         if super::deny::OTHER_SESSIONS.contains(&name.as_str()) {
             return Err(super::deny::shows_other_sessions(&name));
         }
-        // `immuta` is also the namespace of the identity settings, whatever the view schema:
-        // a function's `SET immuta.user = …` clause would forge the identity while it runs.
-        if super::deny::IDENTITY_WORDS.contains(&name.as_str())
-            || name == "immuta"
-            || name.starts_with("immuta.")
-        {
+        if super::deny::IDENTITY_WORDS.contains(&name.as_str()) {
             return Err(Denial::new(format!(
                 "this statement names {name} and is not allowed through redveil"
             )));
@@ -468,6 +463,13 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
         {
             return Err(Denial::new(format!(
                 "this statement names the redveil schema \"{name}\" and is not allowed through redveil"
+            )));
+        }
+        // `immuta` is also the namespace of the identity settings, whatever the view schema:
+        // a function's `SET immuta.user = …` clause would forge the identity while it runs.
+        if name == "immuta" || name.starts_with("immuta.") {
+            return Err(Denial::new(format!(
+                "this statement names the redveil settings \"{name}\" and is not allowed through redveil"
             )));
         }
     }
