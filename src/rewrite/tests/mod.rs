@@ -137,28 +137,44 @@ fn an_empty_registry_still_guards_identity() {
     );
 }
 
-#[test]
-fn sql_level_prepare_reads_the_canonical_view_other_statements_the_class_view() {
-    let registry = Registry::new(
-        "immuta",
+/// A registry of `hr.employees` alone, read through `view` (or `prepared_view` by PREPARE).
+fn employees_in(view_schema: &str, view: QualifiedName, prepared_view: QualifiedName) -> Registry {
+    Registry::new(
+        view_schema,
         [(
             QualifiedName::new("hr", "employees"),
             Registered {
                 data_source: "hr.employees".into(),
-                view: QualifiedName::new("immuta_classes", "hr_employees__c0"),
-                prepared_view: QualifiedName::new("immuta", "hr_employees"),
+                view,
+                prepared_view,
                 writable: false,
             },
         )],
-    );
+    )
+}
+
+/// `sql` rewritten with `registry`, search path `public`.
+fn rewrite_in(registry: &Registry, sql: &str) -> Result<Rewritten, Denial> {
     let path = parse_search_path_list("public", "redveil_query");
-    let scope = Scope {
-        registry: &registry,
-        database: "demo",
-        search_path: &path,
-        backend_role: "redveil_query",
-    };
-    let sql = |text: &str| rewrite(text, scope).unwrap().sql.unwrap();
+    rewrite(
+        sql,
+        Scope {
+            registry,
+            database: "demo",
+            search_path: &path,
+            backend_role: "redveil_query",
+        },
+    )
+}
+
+#[test]
+fn sql_level_prepare_reads_the_canonical_view_other_statements_the_class_view() {
+    let registry = employees_in(
+        "immuta",
+        QualifiedName::new("immuta_classes", "hr_employees__c0"),
+        QualifiedName::new("immuta", "hr_employees"),
+    );
+    let sql = |text: &str| rewrite_in(&registry, text).unwrap().sql.unwrap();
     assert_eq!(
         sql("PREPARE p AS SELECT ssn FROM hr.employees; SELECT ssn FROM hr.employees"),
         "PREPARE p AS SELECT ssn FROM immuta.hr_employees AS employees;\n\
@@ -173,34 +189,17 @@ fn sql_level_prepare_reads_the_canonical_view_other_statements_the_class_view() 
 /// The identity settings live under `immuta.` whatever the view schema is called.
 #[test]
 fn function_set_clauses_cannot_forge_identity_settings() {
-    let registry = Registry::new(
-        "policy",
-        [(
-            QualifiedName::new("hr", "employees"),
-            Registered {
-                data_source: "hr.employees".into(),
-                view: QualifiedName::new("policy", "hr_employees"),
-                prepared_view: QualifiedName::new("policy", "hr_employees"),
-                writable: false,
-            },
-        )],
-    );
-    let path = parse_search_path_list("public", "redveil_query");
-    let scope = Scope {
-        registry: &registry,
-        database: "demo",
-        search_path: &path,
-        backend_role: "redveil_query",
-    };
+    let view = || QualifiedName::new("policy", "hr_employees");
+    let registry = employees_in("policy", view(), view());
     for forged in [
         "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql SET immuta.attributes = 'x' AS 'SELECT 1'",
         "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql SET \"immuta.user\" TO 'admin' AS 'SELECT 1'",
         "ALTER FUNCTION pg_temp.f() SET immuta.access = ' x:1 '",
         "ALTER FUNCTION pg_temp.f() RESET immuta.user",
     ] {
-        let denial = rewrite(forged, scope).expect_err(forged);
+        let denial = rewrite_in(&registry, forged).expect_err(forged);
         assert!(denial.message.contains("immuta"), "{forged}: {denial:?}");
     }
     let immutable = "CREATE FUNCTION pg_temp.g() RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT 1'";
-    assert!(rewrite(immutable, scope).is_ok());
+    assert!(rewrite_in(&registry, immutable).is_ok());
 }
