@@ -208,20 +208,13 @@ async fn unnamed_statements_run_as_cached_backend_statements() {
             .unwrap();
         assert_eq!(row[0].get::<_, i64>(0), expected, "round {round}");
     }
-    let cached = analyst
-        .simple_query(
-            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%id > $1%'",
-        )
+    // Which backend statements served them is not for clients to see: a pooled backend's
+    // statements are every client's (bench/README.md measures what the cache saves).
+    let listed = analyst
+        .simple_query("SELECT statement FROM pg_prepared_statements")
         .await
-        .unwrap()
-        .into_iter()
-        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
-        .count();
-    // analyst and admin read different class views, so the text differs once per class.
-    assert_eq!(
-        cached, 2,
-        "one backend statement per class view served all ten unnamed Parses"
-    );
+        .unwrap_err();
+    assert_eq!(sqlstate(&listed), "42501");
 }
 
 /// SQL-level PREPARE of a registered table (psql, psycopg2): transaction pooling replays it on

@@ -5,6 +5,8 @@
 
 mod intercepted;
 mod requests;
+
+pub use requests::backend_statement_name;
 mod responses;
 
 use crate::backend::{BackendConn, BackendError, BackendPool};

@@ -583,7 +583,8 @@ const REFUSED_PLACEHOLDER: &str = "redveil_refused";
 
 /// A backend statement name derived from the statement, so clients sending the same text
 /// share one backend statement (as PgBouncer does).
-fn backend_statement_name(query: &str, param_types: &[u8]) -> String {
+/// `param_types` is the Parse message's raw parameter-type section (count, then OIDs).
+pub fn backend_statement_name(query: &str, param_types: &[u8]) -> String {
     let mut h = DefaultHasher::new();
     query.hash(&mut h);
     param_types.hash(&mut h);

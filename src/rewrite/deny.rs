@@ -67,11 +67,14 @@ pub(super) const IDENTITY_WORDS: [&str; 4] = [
 /// Views and functions that show the statement text of other sessions. Every redveil session
 /// shares the pool's login, so these would show one client the statements of every other,
 /// literals and the identity pins (with their salts) included.
-pub(super) const OTHER_SESSIONS: [&str; 4] = [
+pub(super) const OTHER_SESSIONS: [&str; 6] = [
     "pg_stat_activity",
     "pg_stat_get_activity",
     "pg_stat_get_backend_activity",
     "pg_stat_statements",
+    // A pooled backend's prepared statements are every client's that used it.
+    "pg_prepared_statements",
+    "pg_prepared_statement",
 ];
 
 /// The denial for naming one of `OTHER_SESSIONS`.
@@ -393,7 +396,7 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
                 .any(|k| lowercase.contains(k)) =>
         {
             Err(Denial::new(
-                "code blocks that run dynamic SQL (EXECUTE), touch settings (set_config, current_setting, pg_settings, standard_conforming_strings) or read other sessions' statements (pg_stat_activity) are not allowed through redveil",
+                "code blocks that run dynamic SQL (EXECUTE), touch settings (set_config, current_setting, pg_settings, standard_conforming_strings) or read other sessions' statements (pg_stat_activity, pg_prepared_statements) are not allowed through redveil",
             ))
         }
         // A block's RESET ALL clears the pinned identity as the statement would.

@@ -64,7 +64,7 @@ pub struct Registry {
 
 /// Words that call for a full parse even when no registered table is mentioned: functions
 /// the deny rules judge call by call.
-const GUARDED_WORDS: [&str; 11] = [
+const GUARDED_WORDS: [&str; 12] = [
     "set_config",
     "current_setting",
     "settings",
@@ -77,6 +77,7 @@ const GUARDED_WORDS: [&str; 11] = [
     "lowrite",
     // deny::OTHER_SESSIONS.
     "pg_stat_",
+    "pg_prepared_statement",
 ];
 
 /// Schemas that belong to the proxy; clients reach them only through rewritten views.
