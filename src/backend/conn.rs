@@ -61,8 +61,6 @@ pub struct BackendConn {
     /// A client's DISCARD ALL or DEALLOCATE ALL was sent: `prepared` was emptied, but if the
     /// command failed the statements still exist, so Parse is preceded by a Close.
     pub prepared_uncertain: bool,
-    /// The pin was sent inside a transaction block: a rollback would undo it.
-    pub pin_in_transaction: bool,
     /// The client (connection id) that may have left session objects here: temporary tables,
     /// views and functions, cursors WITH HOLD, LISTENs. They hold or run with that client's
     /// data and identity, so they are dropped before another client uses the connection.
@@ -112,7 +110,6 @@ impl BackendConn {
             broken: false,
             pinned: None,
             prepared_uncertain: false,
-            pin_in_transaction: false,
             session_objects_of: None,
             created: Instant::now(),
         };

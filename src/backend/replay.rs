@@ -100,9 +100,8 @@ pub async fn reset_session(conn: &mut BackendConn) {
 /// A client left inside a transaction: end it so the connection is idle again.
 pub async fn rollback(conn: &mut BackendConn) {
     run_quietly(conn, "ROLLBACK").await;
-    if std::mem::take(&mut conn.pin_in_transaction) {
-        conn.pinned = None;
-    }
+    // It may have undone a pin made inside the transaction.
+    conn.pinned = None;
 }
 
 #[cfg(test)]

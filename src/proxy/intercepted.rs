@@ -168,7 +168,6 @@ impl ClientConnection {
         let effective = self.session.effective_user().to_string();
         let backend = self.backend.as_mut().expect("ensure_backend ran");
         backend.pinned = Some((policy.generation, effective));
-        backend.pin_in_transaction = true;
         frontend::query(&mut self.to_backend, &sql.join(";\n"));
         self.pipeline.push(Expect::Query {
             forward: true,

@@ -440,10 +440,6 @@ impl ClientConnection {
         let pin = policy.user(user);
         crate::protocol::frontend::query(&mut self.to_backend, &pin.entitlement.pin_sql);
         backend.pinned = Some((policy.generation, user.to_string()));
-        // Behind pipelined messages (a BEGIN not yet answered) the status may be stale: count
-        // the pin as transactional, so it is forgotten, and sent again, if that rolls back.
-        backend.pin_in_transaction =
-            self.session.tx_status != crate::session::IDLE || !self.pipeline.is_empty();
         self.pipeline.push(crate::session::Expect::Pin);
     }
 

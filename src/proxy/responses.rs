@@ -107,6 +107,7 @@ impl ClientConnection {
                 let client_owned = expect.as_ref().is_none_or(Expect::forwards);
                 if client_owned {
                     let rolled_back = std::mem::take(&mut self.rolled_back);
+                    let undone = rolled_back || self.session.transaction_failed();
                     if self.session.ready(status, rolled_back) {
                         let fingerprint = self.session.state.fingerprint();
                         if let Some(backend) = self.backend.as_mut() {
@@ -117,11 +118,11 @@ impl ClientConnection {
                     }
                     if status == crate::session::IDLE {
                         self.portal_commands.clear();
-                        if let Some(backend) = self.backend.as_mut() {
-                            // A pin inside a transaction block is undone if it rolled back.
-                            if std::mem::take(&mut backend.pin_in_transaction) {
-                                backend.pinned = None;
-                            }
+                        if let Some(backend) = self.backend.as_mut().filter(|_| undone) {
+                            // The rollback may have undone a pin made inside the transaction
+                            // (whether it was is not known here: the proxy's view of the
+                            // status lags behind pipelined messages), so pin again.
+                            backend.pinned = None;
                         }
                     }
                     if matches!(expect, Some(Expect::Sync))
@@ -188,7 +189,7 @@ impl ClientConnection {
         if command_tag == "ROLLBACK" {
             self.rolled_back = true;
             // Also ROLLBACK TO SAVEPOINT, which may undo a pin made after the savepoint.
-            if let Some(backend) = self.backend.as_mut().filter(|b| b.pin_in_transaction) {
+            if let Some(backend) = self.backend.as_mut() {
                 backend.pinned = None;
             }
         }

@@ -74,6 +74,11 @@ impl Session {
         self.failed = true;
     }
 
+    /// Whether the transaction now ending saw an error, so rolls back (read before `ready`).
+    pub fn transaction_failed(&self) -> bool {
+        self.failed
+    }
+
     /// ReadyForQuery arrived. Returns true when the committed state changed.
     pub fn ready(&mut self, status: u8, rolled_back: bool) -> bool {
         self.tx_status = status;
