@@ -269,6 +269,40 @@ async fn a_pin_rolled_back_behind_a_pipelined_begin_is_sent_again() {
     assert_eq!(count(&analyst, ROWS).await, eu);
 }
 
+/// An impersonation pipelined behind a BEGIN belongs to that transaction, though the proxy
+/// answers it before the BEGIN's reply has arrived: rolled back with it.
+#[tokio::test]
+async fn an_impersonation_pipelined_behind_begin_rolls_back_with_it() {
+    let p = start("").await;
+    let bi = p.connect("bi_service").await.unwrap();
+    assert_eq!(count(&bi, ROWS).await, 0);
+    let (begin, call, inside, rollback) = tokio::join!(
+        bi.simple_query("BEGIN"),
+        bi.simple_query("CALL immuta_procedures.impersonate_user('admin')"),
+        bi.simple_query(ROWS),
+        bi.simple_query("ROLLBACK"),
+    );
+    assert!(begin.is_ok() && call.is_ok() && rollback.is_ok());
+    let inside = inside.unwrap().into_iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(
+        inside.as_deref(),
+        Some("10000"),
+        "admin inside the transaction"
+    );
+    assert_eq!(
+        count(&bi, ROWS).await,
+        0,
+        "bi_service again after the rollback"
+    );
+    assert_eq!(
+        show(&bi, "SHOW immuta_user").await,
+        ("".into(), "bi_service".into())
+    );
+}
+
 /// ROLLBACK TO SAVEPOINT undoes settings made after the savepoint, the pin included.
 #[tokio::test]
 async fn a_pin_undone_by_rollback_to_savepoint_is_sent_again() {

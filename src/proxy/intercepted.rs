@@ -7,7 +7,7 @@ use crate::protocol::backend as msg;
 use crate::protocol::frontend::{self, BindHead, BindValues, Parse};
 use crate::protocol::tag;
 use crate::rewrite::split_statements;
-use crate::session::{Expect, Substitution, IDLE};
+use crate::session::{Expect, Substitution};
 use bytes::{Bytes, BytesMut};
 
 /// A failed transaction refuses everything but its end, as PostgreSQL does.
@@ -57,18 +57,14 @@ impl ClientConnection {
                         return;
                     }
                 };
-                if let Err(refusal) = self.impersonate(target) {
+                if let Err(refusal) = self.impersonate(target, true) {
                     self.refuse_with(refusal.code, &refusal.message, tag::QUERY);
                     return;
-                }
-                if self.session.tx_status == IDLE {
-                    self.session.impersonation.commit();
                 }
             }
         }
         msg::command_complete(&mut reply, intercept.tag());
-        msg::ready_for_query(&mut reply, self.session.tx_status);
-        self.pipeline.push(Expect::Synthetic(reply.freeze()));
+        self.push_answer(&intercept, reply, true);
     }
 
     /// Impersonation inside a multi-statement string: each such statement becomes an identity
@@ -100,7 +96,7 @@ impl ClientConnection {
                         Target::User(user) => Some(user.clone()),
                         _ => None,
                     };
-                    if let Err(refusal) = self.impersonate(target) {
+                    if let Err(refusal) = self.impersonate(target, false) {
                         self.session.impersonation = saved;
                         self.refuse_with(refusal.code, &refusal.message, tag::QUERY);
                         return;
@@ -182,7 +178,14 @@ impl ClientConnection {
     }
 
     /// Checks and applies a change of identity; audited either way.
-    fn impersonate(&mut self, target: Option<String>) -> Result<(), intercept::Refusal> {
+    /// Authorizes, audits and applies an impersonation change. `answered`: the proxy answers
+    /// the statement itself (see `Expect::Answer`), so the change is queued until that answer
+    /// reaches its place; inside a string it joins the string's transaction at once.
+    fn impersonate(
+        &mut self,
+        target: Option<String>,
+        answered: bool,
+    ) -> Result<(), intercept::Refusal> {
         let login = &self.session.login;
         let policy = self.settings.policy.current();
         let result = intercept::authorize(
@@ -220,8 +223,10 @@ impl ClientConnection {
                 sqlstate: result.as_ref().err().map(|r| r.code),
             });
         metrics::counter!("redveil_impersonations_total", "outcome" => outcome).increment(1);
-        if result.is_ok() {
-            self.session.impersonation.set(target);
+        match (&result, answered) {
+            (Ok(()), true) => self.session.impersonation.queue(target),
+            (Ok(()), false) => self.session.impersonation.set(target),
+            (Err(_), _) => {}
         }
         result
     }
@@ -307,15 +312,25 @@ impl ClientConnection {
                     Target::User(user) => Some(user.clone()),
                     _ => None,
                 };
-                if let Err(refusal) = self.impersonate(target) {
+                if let Err(refusal) = self.impersonate(target, true) {
                     self.refuse_with(refusal.code, &refusal.message, tag::PARSE);
                     return true;
                 }
             }
         }
         msg::command_complete(&mut reply, intercept.tag());
-        self.pipeline.push(Expect::Synthetic(reply.freeze()));
+        self.push_answer(&intercept, reply, false);
         true
+    }
+
+    /// Queues the proxy's answer to `intercept`; `ready` for a simple query, whose answer ends
+    /// with ReadyForQuery.
+    fn push_answer(&mut self, intercept: &Intercept, reply: BytesMut, ready: bool) {
+        self.pipeline.push(Expect::Answer {
+            reply: reply.freeze(),
+            ready,
+            impersonation: matches!(intercept, Intercept::Impersonate { .. }),
+        });
     }
 
     pub(super) fn intercept_close(&mut self, kind: u8, name: &str) -> bool {

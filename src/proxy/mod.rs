@@ -424,6 +424,16 @@ impl ClientConnection {
     /// Pins the client's effective user and its entitlements (see policy::classes) on the
     /// backend connection, pipelined ahead of the client's next message, unless they already
     /// are. Its replies are dropped.
+    /// Relays the replies the proxy answered itself that are now next in line.
+    fn emit_synthetic(&mut self) {
+        let settled = self
+            .pipeline
+            .emit_synthetic(&mut self.to_client, self.session.tx_status);
+        for outside_transaction in settled {
+            self.session.impersonation.settle(outside_transaction);
+        }
+    }
+
     fn pin_identity(&mut self) {
         let user = self.session.effective_user();
         let Some(backend) = self.backend.as_mut() else {

@@ -22,7 +22,7 @@ impl ClientConnection {
                 break;
             }
         }
-        self.pipeline.emit_synthetic(&mut self.to_client);
+        self.emit_synthetic();
         self.flush_backend().await?;
         self.flush_client().await?;
         if matches!(flow, Flow::Continue) {

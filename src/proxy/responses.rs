@@ -48,7 +48,7 @@ impl ClientConnection {
     /// Matches one backend message against what is expected; returns whether it is relayed.
     /// `raw` holds the whole message for the types the proxy reads (never streamed).
     fn on_backend_message(&mut self, message_tag: u8, raw: &Bytes) -> Result<bool, RelayError> {
-        self.pipeline.emit_synthetic(&mut self.to_client);
+        self.emit_synthetic();
         if let Some(relay) = self.substituted(message_tag) {
             return Ok(relay);
         }
@@ -271,7 +271,7 @@ impl ClientConnection {
     /// After ReadyForQuery: give the connection back at a transaction boundary.
     async fn after_ready(&mut self) -> Result<(), RelayError> {
         // Replies the proxy answered itself may be next in line now.
-        self.pipeline.emit_synthetic(&mut self.to_client);
+        self.emit_synthetic();
         if self.pipeline.is_empty() && self.session.tx_status == crate::session::IDLE {
             self.flush_client().await?;
             self.release_if_done().await;

@@ -1,11 +1,17 @@
 //! Whom a session acts as. Changes behave like `set_config(..., false)` would: visible at once,
 //! kept when the transaction commits, undone when it rolls back.
 
+use std::collections::VecDeque;
+
 #[derive(Debug, Default, Clone)]
 pub struct Impersonation {
     committed: Option<String>,
     /// A change made in the current transaction (`Some(None)` = ended).
     pending: Option<Option<String>>,
+    /// Changes the proxy answered whose replies still wait behind replies the backend owes:
+    /// which transaction they belong to is known only when those have arrived (see `settle`).
+    /// Ending transactions before then do not touch them.
+    queued: VecDeque<Option<String>>,
     /// The first user this session impersonated (for `single_user_per_session`).
     first: Option<String>,
 }
@@ -13,9 +19,10 @@ pub struct Impersonation {
 impl Impersonation {
     /// The impersonated user now, if any.
     pub fn current(&self) -> Option<&str> {
-        match &self.pending {
-            Some(pending) => pending.as_deref(),
-            None => self.committed.as_deref(),
+        match (self.queued.back(), &self.pending) {
+            (Some(queued), _) => queued.as_deref(),
+            (None, Some(pending)) => pending.as_deref(),
+            (None, None) => self.committed.as_deref(),
         }
     }
 
@@ -29,6 +36,25 @@ impl Impersonation {
             self.first.clone_from(&user);
         }
         self.pending = Some(user);
+    }
+
+    /// A change whose place in the transaction order is not known yet.
+    pub fn queue(&mut self, user: Option<String>) {
+        if self.first.is_none() {
+            self.first.clone_from(&user);
+        }
+        self.queued.push_back(user);
+    }
+
+    /// The oldest queued change reached its place: it joins the current transaction, or is
+    /// committed at once when `outside_transaction`.
+    pub fn settle(&mut self, outside_transaction: bool) {
+        if let Some(user) = self.queued.pop_front() {
+            self.pending = Some(user);
+            if outside_transaction {
+                self.commit();
+            }
+        }
     }
 
     pub fn commit(&mut self) {
@@ -59,5 +85,27 @@ mod tests {
         assert_eq!(i.current(), None);
         i.commit();
         assert_eq!((i.current(), i.first()), (None, Some("analyst")));
+    }
+
+    #[test]
+    fn queued_changes_wait_for_their_place() {
+        let mut i = Impersonation::default();
+        i.queue(Some("admin".into()));
+        assert_eq!(i.current(), Some("admin"));
+        // An earlier transaction ends: the queued change is not its to keep or undo.
+        i.rollback();
+        i.commit();
+        assert_eq!(i.current(), Some("admin"));
+        i.settle(false);
+        i.rollback();
+        assert_eq!(i.current(), None);
+        i.queue(Some("analyst".into()));
+        i.queue(None);
+        i.settle(true);
+        assert_eq!(i.current(), None, "the later change is still queued");
+        i.settle(true);
+        assert_eq!(i.current(), None);
+        i.rollback();
+        assert_eq!(i.current(), None, "committed");
     }
 }

@@ -39,6 +39,17 @@ pub enum Expect {
     FunctionCall,
     /// A reply the proxy produces itself once everything before it has been relayed.
     Synthetic(Bytes),
+    /// The proxy's answer to an impersonation statement or SHOW. `ready`: a simple query, so
+    /// a ReadyForQuery follows, with the transaction status as it is once everything before
+    /// it has been relayed (when it was queued, statements pipelined ahead of it, a BEGIN
+    /// say, may not have been answered yet). `impersonation`: releasing it settles the oldest
+    /// queued change (`Impersonation::settle`): after a simple query outside a transaction it
+    /// commits then; otherwise the transaction's end decides, as for any statement.
+    Answer {
+        reply: Bytes,
+        ready: bool,
+        impersonation: bool,
+    },
     /// The replies to `SELECT set_config('immuta.user', ...)` up to its ReadyForQuery, all
     /// dropped, errors included (it fails only inside an already failed transaction).
     Pin,
@@ -96,13 +107,34 @@ impl Pipeline {
         self.queue.pop_front()
     }
 
-    /// Moves the synthetic replies now at the head into `out`.
-    pub fn emit_synthetic(&mut self, out: &mut bytes::BytesMut) {
-        while let Some(Expect::Synthetic(_)) = self.queue.front() {
-            if let Some(Expect::Synthetic(bytes)) = self.queue.pop_front() {
-                out.extend_from_slice(&bytes);
+    /// Moves the synthetic replies now at the head into `out`; `tx_status` is the session's
+    /// status now. Returns, for each impersonation change among them, whether it was answered
+    /// outside a transaction block (so commits now), in order.
+    pub fn emit_synthetic(&mut self, out: &mut bytes::BytesMut, tx_status: u8) -> Vec<bool> {
+        let mut settled = Vec::new();
+        while matches!(
+            self.queue.front(),
+            Some(Expect::Synthetic(_) | Expect::Answer { .. })
+        ) {
+            match self.queue.pop_front() {
+                Some(Expect::Synthetic(bytes)) => out.extend_from_slice(&bytes),
+                Some(Expect::Answer {
+                    reply,
+                    ready,
+                    impersonation,
+                }) => {
+                    out.extend_from_slice(&reply);
+                    if ready {
+                        crate::protocol::backend::ready_for_query(out, tx_status);
+                    }
+                    if impersonation {
+                        settled.push(ready && tx_status == super::IDLE);
+                    }
+                }
+                _ => {}
             }
         }
+        settled
     }
 
     /// After an error in the extended protocol the backend skips everything up to the next
@@ -181,12 +213,19 @@ mod tests {
         let mut p = Pipeline::default();
         p.push(Expect::BindComplete);
         p.push(Expect::Synthetic(Bytes::from_static(b"x")));
+        p.push(Expect::Answer {
+            reply: Bytes::from_static(b"y"),
+            ready: true,
+            impersonation: true,
+        });
         let mut out = bytes::BytesMut::new();
-        p.emit_synthetic(&mut out);
+        assert!(p.emit_synthetic(&mut out, crate::session::IDLE).is_empty());
         assert!(out.is_empty());
         p.pop();
-        p.emit_synthetic(&mut out);
-        assert_eq!(&out[..], b"x");
+        // Answered after the BEGIN ahead of it: the status it reports, and whether the
+        // impersonation commits at once, are the ones in force by then.
+        assert_eq!(p.emit_synthetic(&mut out, b'T'), [false]);
+        assert_eq!(&out[..], b"xyZ\0\0\0\x05T");
         assert!(p.is_empty());
     }
 }
