@@ -229,7 +229,7 @@ impl Reloader {
             match crate::policy::sync_configured(&config).await {
                 Ok(reports) => reports,
                 Err(error) => {
-                    self.restore_running_catalog().await;
+                    self.restore_running_catalog(&config, &error).await;
                     return Err(error.into());
                 }
             }
@@ -243,24 +243,33 @@ impl Reloader {
         Ok(reports)
     }
 
-    /// Sync commits one database at a time, so a failure in one leaves those synced before it
-    /// on the new catalog while the proxy keeps the running one: class views and profile rows
-    /// the running catalog's pins do not describe. Syncing the running catalog again puts them
-    /// back (it changes only what differs).
-    async fn restore_running_catalog(&self) {
+    /// Sync commits one database at a time, in order, so a failure in one leaves those before
+    /// it on the new catalog while the proxy keeps the running one: class views and profile
+    /// rows the running catalog's pins do not describe. Syncing the running catalog into
+    /// them again puts them back (it changes only what differs).
+    async fn restore_running_catalog(&self, failed: &Config, error: &crate::policy::PolicyError) {
         let running = self.0.policy.current().config.clone();
-        if running.data_sources.is_empty() {
+        let Ok(catalog) = Catalog::from_config(failed) else {
             return;
-        }
-        match crate::policy::sync_configured(&running).await {
-            Ok(reports) => {
-                for report in reports.iter().filter(|r| !r.is_unchanged()) {
-                    tracing::warn!("reload failed; the running catalog was synced back: {report}");
+        };
+        let names: Vec<String> = crate::policy::databases(&catalog, &failed.backend.database)
+            .into_iter()
+            .filter(|name| error.database().is_none_or(|failed| name.as_str() < failed))
+            .collect();
+        for database in names {
+            match crate::policy::sync_configured_into(&running, vec![database.clone()]).await {
+                Ok(reports) => {
+                    for report in reports.iter().filter(|r| !r.is_unchanged()) {
+                        tracing::warn!(
+                            "reload failed; the running catalog was synced back: {report}"
+                        );
+                    }
                 }
+                Err(error) => tracing::error!(
+                    database,
+                    "reload failed, and syncing the running catalog back failed too; the database may hold part of the new catalog: {error}"
+                ),
             }
-            Err(error) => tracing::error!(
-                "reload failed, and syncing the running catalog back failed too; the cluster may hold part of the new catalog: {error}"
-            ),
         }
     }
 }

@@ -303,6 +303,64 @@ async fn an_impersonation_pipelined_behind_begin_rolls_back_with_it() {
     );
 }
 
+/// After an error the rest of an extended-protocol batch up to Sync is skipped, an
+/// impersonation in it included, though the proxy answers that one itself.
+#[tokio::test]
+async fn an_impersonation_skipped_after_an_error_never_happens() {
+    use common::raw::{self, RawConn};
+    let p = start("").await;
+    let mut bi = RawConn::proxy(&p, "bi_service", &[]).await;
+    let mut batch = bytes::BytesMut::new();
+    for sql in [
+        "SELECT 1/0",
+        "CALL immuta_procedures.impersonate_user('admin')",
+    ] {
+        raw::parse(&mut batch, "", sql);
+        raw::bind(&mut batch, "", "", &[], &[]);
+        raw::execute(&mut batch, "", 0);
+    }
+    raw::sync(&mut batch);
+    bi.send(&batch).await;
+    let replies = bi.until_ready().await;
+    assert_eq!(raw::error_codes(&replies), ["22012"]);
+    let rows = bi.simple(ROWS).await;
+    let count = rows
+        .iter()
+        .find(|m| m.tag == b'D')
+        .map(|m| String::from_utf8_lossy(&m.body()[6..]).into_owned());
+    assert_eq!(count.as_deref(), Some("0"), "still bi_service: {rows:?}");
+}
+
+/// Changes settle in the order they were made, whether the proxy answered the statement
+/// alone or inside a string, however the replies ahead of them are delayed.
+#[tokio::test]
+async fn pipelined_changes_settle_in_order() {
+    let p = start("").await;
+    let bi = p.connect("bi_service").await.unwrap();
+    let (slow, first, second) = tokio::join!(
+        bi.simple_query("SELECT pg_sleep(0.2)"),
+        bi.simple_query("CALL immuta_procedures.impersonate_user('analyst')"),
+        bi.simple_query(
+            "CALL immuta_procedures.impersonate_user('admin'); SELECT count(*) FROM hr.employees"
+        ),
+    );
+    assert!(slow.is_ok() && first.is_ok());
+    let in_string = second.unwrap().into_iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(
+        in_string.as_deref(),
+        Some("10000"),
+        "admin within the string"
+    );
+    assert_eq!(count(&bi, ROWS).await, 10_000, "and admin after it");
+    assert_eq!(
+        show(&bi, "SHOW immuta_user").await,
+        ("admin".into(), "bi_service".into())
+    );
+}
+
 /// ROLLBACK TO SAVEPOINT undoes settings made after the savepoint, the pin included.
 #[tokio::test]
 async fn a_pin_undone_by_rollback_to_savepoint_is_sent_again() {

@@ -73,6 +73,18 @@ pub enum PolicyError {
     },
 }
 
+impl PolicyError {
+    /// The database whose sync failed, when it got that far.
+    pub fn database(&self) -> Option<&str> {
+        match self {
+            PolicyError::Catalog(_) | PolicyError::Control(control::ControlError::Tls(_)) => None,
+            PolicyError::Control(control::ControlError::Connect { database, .. })
+            | PolicyError::Checkout { database, .. }
+            | PolicyError::Sync { database, .. } => Some(database),
+        }
+    }
+}
+
 /// The databases holding the catalog's data sources (`backend.database` for those that name
 /// none), sorted.
 pub fn databases(catalog: &Catalog, default_database: &str) -> Vec<String> {
@@ -94,8 +106,27 @@ pub fn databases(catalog: &Catalog, default_database: &str) -> Vec<String> {
 /// runs at start.
 pub async fn sync_configured(config: &Config) -> Result<Vec<SyncReport>, PolicyError> {
     let catalog = Catalog::from_config(config).map_err(PolicyError::Catalog)?;
+    let all = databases(&catalog, &config.backend.database);
+    sync_into(config, &catalog, all).await
+}
+
+/// Syncs the configured catalog into `database_names` (also ones where it has no data
+/// source: their views and profile rows are removed).
+pub async fn sync_configured_into(
+    config: &Config,
+    database_names: Vec<String>,
+) -> Result<Vec<SyncReport>, PolicyError> {
+    let catalog = Catalog::from_config(config).map_err(PolicyError::Catalog)?;
+    sync_into(config, &catalog, database_names).await
+}
+
+async fn sync_into(
+    config: &Config,
+    catalog: &Catalog,
+    database_names: Vec<String>,
+) -> Result<Vec<SyncReport>, PolicyError> {
     let mut reports = Vec::new();
-    for database in databases(&catalog, &config.backend.database) {
+    for database in database_names {
         let pool = control::pool(config, &database).await?;
         let mut conn = pool.get().await.map_err(|e| PolicyError::Checkout {
             database: database.clone(),
@@ -106,12 +137,13 @@ pub async fn sync_configured(config: &Config) -> Result<Vec<SyncReport>, PolicyE
             default_database: config.backend.database.clone(),
             query_role: config.backend.user.clone(),
         };
-        let report = sync(&mut conn, &catalog, &options)
-            .await
-            .map_err(|source| PolicyError::Sync {
-                database: database.clone(),
-                source,
-            })?;
+        let report =
+            sync(&mut conn, catalog, &options)
+                .await
+                .map_err(|source| PolicyError::Sync {
+                    database: database.clone(),
+                    source,
+                })?;
         reports.push(report);
     }
     Ok(reports)

@@ -57,7 +57,7 @@ impl ClientConnection {
                         return;
                     }
                 };
-                if let Err(refusal) = self.impersonate(target, true) {
+                if let Err(refusal) = self.impersonate(target) {
                     self.refuse_with(refusal.code, &refusal.message, tag::QUERY);
                     return;
                 }
@@ -96,7 +96,7 @@ impl ClientConnection {
                         Target::User(user) => Some(user.clone()),
                         _ => None,
                     };
-                    if let Err(refusal) = self.impersonate(target, false) {
+                    if let Err(refusal) = self.impersonate(target) {
                         self.session.impersonation = saved;
                         self.refuse_with(refusal.code, &refusal.message, tag::QUERY);
                         return;
@@ -165,10 +165,15 @@ impl ClientConnection {
         let backend = self.backend.as_mut().expect("ensure_backend ran");
         backend.pinned = Some((policy.generation, effective));
         frontend::query(&mut self.to_backend, &sql.join(";\n"));
+        let impersonations = intercepts
+            .iter()
+            .filter(|i| matches!(i, Some(Intercept::Impersonate { .. })))
+            .count();
         self.pipeline.push(Expect::Query {
             forward: true,
             commands: Default::default(),
             substitutions,
+            impersonations,
         });
     }
 
@@ -178,14 +183,7 @@ impl ClientConnection {
     }
 
     /// Checks and applies a change of identity; audited either way.
-    /// Authorizes, audits and applies an impersonation change. `answered`: the proxy answers
-    /// the statement itself (see `Expect::Answer`), so the change is queued until that answer
-    /// reaches its place; inside a string it joins the string's transaction at once.
-    fn impersonate(
-        &mut self,
-        target: Option<String>,
-        answered: bool,
-    ) -> Result<(), intercept::Refusal> {
+    fn impersonate(&mut self, target: Option<String>) -> Result<(), intercept::Refusal> {
         let login = &self.session.login;
         let policy = self.settings.policy.current();
         let result = intercept::authorize(
@@ -223,10 +221,10 @@ impl ClientConnection {
                 sqlstate: result.as_ref().err().map(|r| r.code),
             });
         metrics::counter!("redveil_impersonations_total", "outcome" => outcome).increment(1);
-        match (&result, answered) {
-            (Ok(()), true) => self.session.impersonation.queue(target),
-            (Ok(()), false) => self.session.impersonation.set(target),
-            (Err(_), _) => {}
+        // Its place in the transaction order is known only when its reply comes (see
+        // `Expect::Answer` and `Expect::Query::impersonations`).
+        if result.is_ok() {
+            self.session.impersonation.queue(target);
         }
         result
     }
@@ -312,7 +310,7 @@ impl ClientConnection {
                     Target::User(user) => Some(user.clone()),
                     _ => None,
                 };
-                if let Err(refusal) = self.impersonate(target, true) {
+                if let Err(refusal) = self.impersonate(target) {
                     self.refuse_with(refusal.code, &refusal.message, tag::PARSE);
                     return true;
                 }

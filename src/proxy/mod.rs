@@ -409,6 +409,7 @@ impl ClientConnection {
             forward: false,
             commands: Default::default(),
             substitutions: Default::default(),
+            impersonations: 0,
         });
     }
 
@@ -421,9 +422,6 @@ impl ClientConnection {
         }
     }
 
-    /// Pins the client's effective user and its entitlements (see policy::classes) on the
-    /// backend connection, pipelined ahead of the client's next message, unless they already
-    /// are. Its replies are dropped.
     /// Relays the replies the proxy answered itself that are now next in line.
     fn emit_synthetic(&mut self) {
         let settled = self
@@ -434,6 +432,9 @@ impl ClientConnection {
         }
     }
 
+    /// Pins the client's effective user and its entitlements (see policy::classes) on the
+    /// backend connection, pipelined ahead of the client's next message, unless they already
+    /// are. Its replies are dropped.
     fn pin_identity(&mut self) {
         let user = self.session.effective_user();
         let Some(backend) = self.backend.as_mut() else {
@@ -480,6 +481,7 @@ impl ClientConnection {
             forward: false,
             commands: Default::default(),
             substitutions: Default::default(),
+            impersonations: 0,
         });
     }
 

@@ -100,6 +100,7 @@ impl ClientConnection {
                     forward: true,
                     commands,
                     substitutions: Default::default(),
+                    impersonations: 0,
                 });
                 match &rewritten.sql {
                     Some(sql) => frontend::query(&mut self.to_backend, sql),
@@ -390,6 +391,7 @@ impl ClientConnection {
                 forward: true,
                 commands: Default::default(),
                 substitutions: Default::default(),
+                impersonations: 0,
             });
         } else {
             let placeholder = Parse {

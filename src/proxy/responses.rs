@@ -108,6 +108,16 @@ impl ClientConnection {
                 if client_owned {
                     let rolled_back = std::mem::take(&mut self.rolled_back);
                     let undone = rolled_back || self.session.transaction_failed();
+                    if let Some(Expect::Query { impersonations, .. }) = &expect {
+                        let impersonation = &mut self.session.impersonation;
+                        if undone {
+                            impersonation.discard_queued(*impersonations);
+                        } else {
+                            for _ in 0..*impersonations {
+                                impersonation.settle(status == crate::session::IDLE);
+                            }
+                        }
+                    }
                     if self.session.ready(status, rolled_back) {
                         let fingerprint = self.session.state.fingerprint();
                         if let Some(backend) = self.backend.as_mut() {
@@ -255,12 +265,18 @@ impl ClientConnection {
             Some(Expect::Query { .. }) | Some(Expect::FunctionCall) | Some(Expect::Sync) | None => {
             }
             Some(_) => {
-                let unprepared = self.pipeline.skip_to_sync();
+                let skipped = self.pipeline.skip_to_sync();
                 if let Some(backend) = self.backend.as_mut() {
-                    for name in unprepared {
+                    for name in skipped.unprepared {
                         backend.prepared.remove(&name);
                     }
+                    if skipped.pin {
+                        backend.pinned = None;
+                    }
                 }
+                self.session
+                    .impersonation
+                    .discard_queued(skipped.impersonations);
                 // The client's Sync has not been read yet: what it sends before that Sync
                 // the backend discards, so it is dropped here and expects no reply.
                 self.discard_until_sync = self.pipeline.is_empty();

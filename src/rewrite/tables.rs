@@ -443,10 +443,13 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
             }
             _ => continue,
         };
-        if super::deny::OTHER_SESSIONS.contains(&name.as_str()) {
+        // Setting and function names are matched case-insensitively even when quoted
+        // (`SET "IMMUTA.USER"` is `immuta.user`); schema names below are not.
+        let folded = name.to_ascii_lowercase();
+        if super::deny::OTHER_SESSIONS.contains(&folded.as_str()) {
             return Err(super::deny::shows_other_sessions(&name));
         }
-        if super::deny::IDENTITY_WORDS.contains(&name.as_str()) {
+        if super::deny::IDENTITY_WORDS.contains(&folded.as_str()) {
             return Err(Denial::new(format!(
                 "this statement names {name} and is not allowed through redveil"
             )));
@@ -467,7 +470,7 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
         }
         // `immuta` is also the namespace of the identity settings, whatever the view schema:
         // a function's `SET immuta.user = …` clause would forge the identity while it runs.
-        if name == "immuta" || name.starts_with("immuta.") {
+        if folded == "immuta" || folded.starts_with("immuta.") {
             return Err(Denial::new(format!(
                 "this statement names the redveil settings \"{name}\" and is not allowed through redveil"
             )));

@@ -46,6 +46,12 @@ impl Impersonation {
         self.queued.push_back(user);
     }
 
+    /// The `count` oldest queued changes will never reach their place (skipped after an
+    /// error, as PostgreSQL skips the rest of a failed extended-protocol batch).
+    pub fn discard_queued(&mut self, count: usize) {
+        self.queued.drain(..count.min(self.queued.len()));
+    }
+
     /// The oldest queued change reached its place: it joins the current transaction, or is
     /// committed at once when `outside_transaction`.
     pub fn settle(&mut self, outside_transaction: bool) {

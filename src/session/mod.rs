@@ -7,7 +7,7 @@ mod pipeline;
 mod state;
 
 pub use impersonation::Impersonation;
-pub use pipeline::{Expect, Pipeline, Substitution};
+pub use pipeline::{Expect, Pipeline, Skipped, Substitution};
 pub use state::{quote_literal, RewrittenFor, SessionState, Statement};
 
 use crate::rewrite::SessionCommand;

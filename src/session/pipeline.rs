@@ -34,6 +34,9 @@ pub enum Expect {
         commands: VecDeque<SessionCommand>,
         /// Statements of the string whose replies the proxy replaces with its own.
         substitutions: VecDeque<Substitution>,
+        /// Impersonation changes the string makes, queued until its ReadyForQuery says
+        /// whether they commit, join an open transaction or roll back.
+        impersonations: usize,
     },
     /// FunctionCallResponse then ReadyForQuery.
     FunctionCall,
@@ -78,6 +81,17 @@ impl Expect {
             _ => true,
         }
     }
+}
+
+/// What `skip_to_sync` dropped.
+#[derive(Debug, Default, PartialEq)]
+pub struct Skipped {
+    /// Statement names whose Parse never happened.
+    pub unprepared: Vec<String>,
+    /// Impersonation changes never made (the oldest queued ones; see `Impersonation::queue`).
+    pub impersonations: usize,
+    /// An identity pin was among them: the backend never ran it.
+    pub pin: bool,
 }
 
 /// The queue of expectations for the backend connection a client holds.
@@ -138,25 +152,33 @@ impl Pipeline {
     }
 
     /// After an error in the extended protocol the backend skips everything up to the next
-    /// Sync; drop those expectations. Returns statement names whose Parse never happened.
-    pub fn skip_to_sync(&mut self) -> Vec<String> {
-        let mut unprepared = Vec::new();
+    /// Sync; drop those expectations, and the proxy's own answers among them (PostgreSQL
+    /// would not have run those statements either).
+    pub fn skip_to_sync(&mut self) -> Skipped {
+        let mut skipped = Skipped::default();
         while let Some(front) = self.queue.front() {
             if matches!(
                 front,
-                Expect::Sync | Expect::Query { .. } | Expect::FunctionCall | Expect::Pin
+                Expect::Sync | Expect::Query { .. } | Expect::FunctionCall
             ) {
                 break;
             }
-            if let Some(Expect::ParseComplete {
-                backend_name: Some(name),
-                ..
-            }) = self.queue.pop_front()
-            {
-                unprepared.push(name);
+            match self.queue.pop_front() {
+                // A pin sent inside the batch is skipped as well: its ReadyForQuery never
+                // comes, and the one that does is the Sync's.
+                Some(Expect::Pin) => skipped.pin = true,
+                Some(Expect::ParseComplete {
+                    backend_name: Some(name),
+                    ..
+                }) => skipped.unprepared.push(name),
+                Some(Expect::Answer {
+                    impersonation: true,
+                    ..
+                }) => skipped.impersonations += 1,
+                _ => {}
             }
         }
-        unprepared
+        skipped
     }
 
     /// Removes the Syncs queued directly behind the front expectation (the backend entered
@@ -178,7 +200,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn skip_to_sync_reports_unprepared_statements() {
+    fn skip_to_sync_reports_what_never_happened() {
         let mut p = Pipeline::default();
         p.push(Expect::BindComplete);
         p.push(Expect::ParseComplete {
@@ -186,9 +208,22 @@ mod tests {
             backend_name: Some("rv1".into()),
         });
         p.push(Expect::Synthetic(Bytes::from_static(b"1\0\0\0\x04")));
+        p.push(Expect::Answer {
+            reply: Bytes::new(),
+            ready: false,
+            impersonation: true,
+        });
+        p.push(Expect::Pin);
         p.push(Expect::Sync);
         p.push(Expect::Execute { command: None });
-        assert_eq!(p.skip_to_sync(), ["rv1"]);
+        assert_eq!(
+            p.skip_to_sync(),
+            Skipped {
+                unprepared: vec!["rv1".into()],
+                impersonations: 1,
+                pin: true,
+            }
+        );
         assert!(matches!(p.pop(), Some(Expect::Sync)));
         assert!(matches!(p.pop(), Some(Expect::Execute { .. })));
     }
