@@ -11,12 +11,12 @@
 //! rewrites a registered table to the effective user's class view.
 //!
 //! A class view reads nothing from the profile tables. It is gated on `immuta.access`, which
-//! the proxy pins with the identity: one token `<source id>:<flags>` per data source the user
-//! may query; a session whose pinned entitlements do not name the class sees no rows. The
-//! salt (`immuta.salt_<source id>`) and the user's attribute values (`immuta.attributes`) are
-//! pinned the same way. These are `immuta.*` settings: the deny rules keep clients from
+//! the proxy pins with the identity: one token `<source id>:<flags>.<digest>` per data source
+//! the user may query; a session whose pinned entitlements do not name the class sees no rows.
+//! The salt (`immuta.salt_<source id>`) and the user's attribute values (`immuta.attributes`)
+//! are pinned the same way. These are `immuta.*` settings: the deny rules keep clients from
 //! reading or writing them, exactly as they guard `immuta.user`, which the canonical views
-//! trust. Direct connections keep using the canonical views, joined to the profile.
+//! trust, and from reading other sessions' statements (`pg_stat_activity`), which carry pins. Direct connections keep using the canonical views, joined to the profile.
 
 use super::entitle::{encode_attributes, AccessPlan};
 use super::model::{Catalog, DataSource, MaskMethod, User};
@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Where sync puts class views; clients may not name it.
 pub const CLASSES_SCHEMA: &str = "immuta_classes";
-/// `' <source id>:<flags> …'`: the classes the effective user belongs to.
+/// `' <source id>:<flags>.<digest> …'`: the classes the effective user belongs to.
 pub const ACCESS_SETTING: &str = "immuta.access";
 /// The effective user's attribute values, `US key RS value US …` as in `profile_access`.
 pub const ATTRIBUTES_SETTING: &str = "immuta.attributes";
