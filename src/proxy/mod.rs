@@ -5,8 +5,9 @@
 
 mod intercepted;
 mod requests;
+mod statement_names;
 
-pub use requests::backend_statement_name;
+pub use statement_names::backend_statement_name;
 mod responses;
 
 use crate::backend::{BackendConn, BackendError, BackendPool};

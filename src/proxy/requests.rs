@@ -1,5 +1,6 @@
 //! Client → backend: what each client message becomes on the backend connection.
 
+use super::statement_names::named_statement;
 use super::{ClientConnection, Flow, RelayError};
 use crate::protocol::backend as msg;
 use crate::protocol::frontend::{self, BindHead, Parse, Target};
@@ -8,8 +9,6 @@ use crate::protocol::{tag, ProtocolError};
 use crate::rewrite::{classify, split_statements, Denial, Outcome, Scope, SessionCommand};
 use crate::session::{Expect, RewrittenFor, Statement};
 use bytes::{Bytes, BytesMut};
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 
 impl ClientConnection {
     /// Handles every complete piece in the client buffer, then writes once to each side.
@@ -555,23 +554,6 @@ impl ClientConnection {
     }
 }
 
-/// The proxy-named form of a client's statement.
-fn named_statement(
-    parse: &Parse<'_>,
-    command: Option<SessionCommand>,
-    rewritten_for: Option<RewrittenFor>,
-) -> Statement {
-    let backend_name = backend_statement_name(parse.query, parse.param_types);
-    let mut renamed = BytesMut::new();
-    parse.encode_as(&mut renamed, &backend_name);
-    Statement {
-        backend_name,
-        parse: renamed.freeze(),
-        command,
-        rewritten_for,
-    }
-}
-
 /// Whether a client's command deallocates the proxy's statements on the backend too.
 fn drops_backend_statements(command: &SessionCommand) -> bool {
     matches!(
@@ -582,20 +564,3 @@ fn drops_backend_statements(command: &SessionCommand) -> bool {
 
 /// Not valid SQL in any dialect: the backend answers it with a syntax error.
 const REFUSED_PLACEHOLDER: &str = "redveil_refused";
-
-/// A backend statement name derived from the statement, so clients sending the same text
-/// share one backend statement (as PgBouncer does).
-/// `param_types` is the Parse message's raw parameter-type section (count, then OIDs).
-pub fn backend_statement_name(query: &str, param_types: &[u8]) -> String {
-    let mut h = DefaultHasher::new();
-    query.hash(&mut h);
-    param_types.hash(&mut h);
-    let first = h.finish();
-    query.len().hash(&mut h);
-    format!(
-        "{}{:016x}{:016x}",
-        crate::rewrite::BACKEND_STATEMENT_PREFIX,
-        first,
-        h.finish()
-    )
-}

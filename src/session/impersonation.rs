@@ -32,18 +32,20 @@ impl Impersonation {
     }
 
     pub fn set(&mut self, user: Option<String>) {
-        if self.first.is_none() {
-            self.first.clone_from(&user);
-        }
+        self.note_first(&user);
         self.pending = Some(user);
     }
 
     /// A change whose place in the transaction order is not known yet.
     pub fn queue(&mut self, user: Option<String>) {
-        if self.first.is_none() {
-            self.first.clone_from(&user);
-        }
+        self.note_first(&user);
         self.queued.push_back(user);
+    }
+
+    fn note_first(&mut self, user: &Option<String>) {
+        if self.first.is_none() {
+            self.first.clone_from(user);
+        }
     }
 
     /// The `count` oldest queued changes will never reach their place (skipped after an
