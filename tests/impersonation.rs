@@ -26,6 +26,14 @@ async fn show(client: &Client, sql: &str) -> (String, String) {
     rows.into_iter().next().unwrap()
 }
 
+/// The first column of the first row of a simple query's answer.
+fn first_value(messages: Vec<SimpleQueryMessage>) -> Option<String> {
+    messages.into_iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    })
+}
+
 #[tokio::test]
 async fn admin_sees_what_analyst_sees_then_returns() {
     let p = start("").await;
@@ -283,10 +291,7 @@ async fn an_impersonation_pipelined_behind_begin_rolls_back_with_it() {
         bi.simple_query("ROLLBACK"),
     );
     assert!(begin.is_ok() && call.is_ok() && rollback.is_ok());
-    let inside = inside.unwrap().into_iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-        _ => None,
-    });
+    let inside = first_value(inside.unwrap());
     assert_eq!(
         inside.as_deref(),
         Some("10000"),
@@ -345,10 +350,7 @@ async fn pipelined_changes_settle_in_order() {
         ),
     );
     assert!(slow.is_ok() && first.is_ok());
-    let in_string = second.unwrap().into_iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-        _ => None,
-    });
+    let in_string = first_value(second.unwrap());
     assert_eq!(
         in_string.as_deref(),
         Some("10000"),

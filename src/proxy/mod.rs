@@ -5,10 +5,10 @@
 
 mod intercepted;
 mod requests;
+mod responses;
 mod statement_names;
 
 pub use statement_names::backend_statement_name;
-mod responses;
 
 use crate::backend::{BackendConn, BackendError, BackendPool};
 use crate::config::PoolMode;
