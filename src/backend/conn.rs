@@ -66,9 +66,21 @@ pub struct BackendConn {
     /// data and identity, so they are dropped before another client uses the connection.
     pub session_objects_of: Option<u64>,
     pub created: Instant,
+    /// The client (connection id) that used this connection last: another client's first
+    /// statement here is preceded by a replay of its own session state.
+    pub last_client: Option<u64>,
+    /// Every effective user whose identity token was placed on this connection since it was
+    /// opened or last reset completely. It may serve a client only when this is empty or
+    /// holds exactly that client's effective user; otherwise it is reset first.
+    pub identities: Vec<String>,
 }
 
 impl BackendConn {
+    /// Whether this connection may serve `user` without a complete reset first.
+    pub fn serves_only(&self, user: &str) -> bool {
+        self.identities.iter().all(|held| held == user)
+    }
+
     /// Forgets the proxy's statements here; issued in send order, before any later Parse.
     pub fn forget_statements(&mut self) {
         self.prepared.clear();
@@ -112,6 +124,8 @@ impl BackendConn {
             prepared_uncertain: false,
             session_objects_of: None,
             created: Instant::now(),
+            last_client: None,
+            identities: Vec::new(),
         };
         conn.login(target).await?;
         Ok(conn)
