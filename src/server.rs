@@ -6,7 +6,7 @@ use crate::backend::{BackendTarget, Pools};
 use crate::config::{BackendTlsMode, Config, TlsMode};
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::login::FailureTracker;
-use crate::policy::{Catalog, LivePolicy, PolicyHandle, SyncReport};
+use crate::policy::{Catalog, LivePolicy, PolicyHandle, SyncReport, TokenSync, Tokens};
 use crate::rewrite::RewriteCache;
 use crate::tls::{self, ServerTls};
 use std::net::SocketAddr;
@@ -90,17 +90,22 @@ impl Server {
             connect_timeout: Duration::from_secs(config.backend.connect_timeout_s.max(1)),
             prepared_capacity: config.pool.prepared_statements_per_connection,
         };
-        // The views must match the catalog before the first client can reach them.
-        let mut salts = std::collections::BTreeMap::new();
-        if !config.data_sources.is_empty() {
-            for report in crate::policy::sync_configured(&config).await? {
-                tracing::info!("{report}");
-                salts.extend(report.salts);
-            }
-        }
         // Config::load validated it already; a config built another way is checked here.
         let catalog = Catalog::from_config(&config)
             .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?;
+        // The views must match the catalog before the first client can reach them.
+        let tokens = TokenSync {
+            current: Arc::new(Tokens::issue(
+                &catalog,
+                &crate::policy::tokens::random_hex(),
+            )),
+            previous: None,
+        };
+        if !config.data_sources.is_empty() {
+            for report in crate::policy::sync_configured(&config, &tokens).await? {
+                tracing::info!("{report}");
+            }
+        }
         let addr = config.listen.address;
         let listener = TcpListener::bind(addr)
             .await
@@ -122,7 +127,11 @@ impl Server {
             tls,
             cancels: Arc::new(CancelRegistry::default()),
             failures: FailureTracker::default(),
-            policy: Arc::new(PolicyHandle::new(LivePolicy::new(config, catalog, salts))),
+            policy: Arc::new(PolicyHandle::new(LivePolicy::new(
+                config,
+                catalog,
+                tokens.current,
+            ))),
             rewrites: Arc::new(RewriteCache::new(REWRITE_CACHE_ENTRIES)),
             shutdown: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
@@ -223,10 +232,15 @@ impl Reloader {
     pub async fn reload(&self, config: Config) -> Result<Vec<SyncReport>, ServerError> {
         let catalog = Catalog::from_config(&config)
             .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?;
+        let running = self.0.policy.current().tokens.clone();
+        let tokens = TokenSync {
+            current: Arc::new(Tokens::issue(&catalog, running.issuer())),
+            previous: Some(running),
+        };
         let reports = if config.data_sources.is_empty() {
             Vec::new()
         } else {
-            match crate::policy::sync_configured(&config).await {
+            match crate::policy::sync_configured(&config, &tokens).await {
                 Ok(reports) => reports,
                 Err(error) => {
                     self.restore_running_catalog(&config, &error).await;
@@ -234,10 +248,9 @@ impl Reloader {
                 }
             }
         };
-        let salts = reports.iter().flat_map(|r| r.salts.clone()).collect();
         self.0
             .policy
-            .replace(LivePolicy::new(Arc::new(config), catalog, salts));
+            .replace(LivePolicy::new(Arc::new(config), catalog, tokens.current));
         // Entries for the old catalog can never hit again.
         self.0.rewrites.clear();
         Ok(reports)
@@ -248,7 +261,13 @@ impl Reloader {
     /// rows the running catalog's pins do not describe. Syncing the running catalog into
     /// them again puts them back (it changes only what differs).
     async fn restore_running_catalog(&self, failed: &Config, error: &crate::policy::PolicyError) {
-        let running = self.0.policy.current().config.clone();
+        let current = self.0.policy.current();
+        let running = current.config.clone();
+        // The running version's tokens are what sessions pin until they are replaced.
+        let tokens = TokenSync {
+            current: current.tokens.clone(),
+            previous: None,
+        };
         let Ok(catalog) = Catalog::from_config(failed) else {
             return;
         };
@@ -257,7 +276,7 @@ impl Reloader {
             .filter(|name| error.database().is_none_or(|failed| name.as_str() < failed))
             .collect();
         for database in names {
-            match crate::policy::sync_configured_into(&running, vec![database.clone()]).await {
+            match crate::policy::sync_configured_into(&running, vec![database.clone()], &tokens).await {
                 Ok(reports) => {
                     for report in reports.iter().filter(|r| !r.is_unchanged()) {
                         tracing::warn!(

@@ -105,6 +105,10 @@ async fn catalog_changes_reach_live_sessions_on_their_next_statement() {
         "",
     );
     let report = pol::sync(&pol::config(&no_rows_rule)).await;
+    // Tokens of the version before stay valid until the next sync, as the proxy re-pins each
+    // session at its next statement.
+    assert_eq!(count(&analyst, total).await.unwrap(), 10_000);
+    pol::set_user(&analyst, "analyst").await;
     assert_eq!(
         report.changes,
         [
@@ -128,6 +132,7 @@ async fn catalog_changes_reach_live_sessions_on_their_next_statement() {
         "column = \"ssn\"\nmethod = \"constant\"\nvalue = \"hidden\"",
     );
     pol::sync(&pol::config(&constant_ssn)).await;
+    pol::set_user(&analyst, "analyst").await;
     let ssn: String = analyst
         .query_one("SELECT ssn FROM immuta.hr_employees WHERE id = 7", &[])
         .await
@@ -142,6 +147,9 @@ async fn catalog_changes_reach_live_sessions_on_their_next_statement() {
         "{demo}\n[[users]]\nname = \"newbie\"\npassword = \"{VERIFIER}\"\nattributes = {{ region = [\"US\"] }}\n"
     );
     pol::sync(&pol::config(&with_newbie)).await;
+    assert_eq!(count(&newbie, total).await.unwrap(), 0, "not pinned yet");
+    pol::set_user(&newbie, "newbie").await;
+    pol::set_user(&analyst, "analyst").await;
     assert_eq!(count(&newbie, total).await.unwrap(), 3333);
     assert_eq!(count(&analyst, total).await.unwrap(), 3335);
 

@@ -81,9 +81,16 @@ async fn main() -> Result<(), Error> {
                 redveil::auth::ScramVerifier::generate(u).to_string()
             });
         let config = Config::parse(&text, Path::new("bench.toml"))?;
-        let reports = policy::sync_configured(&config).await?;
         let catalog = Catalog::from_config(&config).map_err(|e| format!("{e:?}"))?;
-        let salts = reports.into_iter().flat_map(|r| r.salts).collect();
+        let tokens = policy::Tokens::issue(&catalog, "bench");
+        policy::sync_configured(
+            &config,
+            &policy::TokenSync {
+                current: std::sync::Arc::new(tokens.clone()),
+                previous: None,
+            },
+        )
+        .await?;
         let ds = &catalog.data_sources[0];
         let columns =
             policy::table_columns(&cluster_connect(&cluster, &backend).await?, ds).await?;
@@ -98,7 +105,7 @@ async fn main() -> Result<(), Error> {
         }
         let pins = Pins {
             catalog,
-            salts,
+            tokens,
             class_sql,
         };
         if args.callgrind {
@@ -154,7 +161,7 @@ async fn views(
         .await?;
     let dir = tempfile::tempdir()?;
     let mut workloads = pins.workloads(backend);
-    let analyst = Pins::canonical("analyst");
+    let analyst = pins.canonical("analyst");
     for (label, relation) in [
         (
             "  same, no security_barrier, analyst",

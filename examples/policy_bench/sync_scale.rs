@@ -64,6 +64,10 @@ pub async fn sync_scale(
             database: backend.database.clone(),
             default_database: backend.database.clone(),
             query_role: backend.query_user.clone(),
+            tokens: policy::TokenSync {
+                current: std::sync::Arc::new(policy::Tokens::issue(&catalog, "bench")),
+                previous: None,
+            },
         };
         let start = Instant::now();
         let report = policy::sync(&mut client, &catalog, &options).await?;

@@ -11,7 +11,7 @@ use std::process::Command;
 /// How a pgbench connection is pinned: (relation to query, libpq `options`).
 pub struct Pins {
     pub catalog: Catalog,
-    pub salts: std::collections::BTreeMap<String, String>,
+    pub tokens: redveil::policy::Tokens,
     /// The class views' SQL by user, for the inline-masks baseline.
     pub class_sql: std::collections::BTreeMap<String, String>,
 }
@@ -22,30 +22,41 @@ impl Pins {
     pub fn class(&self, user: &str) -> (String, Option<String>) {
         let entitlement = self.entitlement(user);
         let view = format!("immuta_classes.{}", entitlement.views["hr.employees"]);
-        (view, Some(pgoptions(&entitlement.settings)))
+        (view, Some(self.token_option(user)))
     }
 
     pub fn entitlement(&self, user: &str) -> Entitlement {
-        Entitlement::of(&self.catalog, &self.salts, user)
+        Entitlement::of(&self.catalog, &self.tokens, user)
     }
 
-    /// The canonical view with `immuta.user` set, as a direct connection would use it.
-    pub fn canonical(user: &str) -> (String, Option<String>) {
+    /// `user`'s identity token pinned at connect time, as the proxy pins it.
+    fn token_option(&self, user: &str) -> String {
+        pgoptions(&[(
+            redveil::policy::tokens::TOKEN_SETTING.to_string(),
+            self.entitlement(user).token,
+        )])
+    }
+
+    /// The canonical view with `user`'s token pinned.
+    pub fn canonical(&self, user: &str) -> (String, Option<String>) {
         (
             "immuta.hr_employees".to_string(),
-            Some(format!("-c immuta.user={user}")),
+            Some(self.token_option(user)),
         )
     }
 
-    /// The raw table read as the system role with `user`'s class view inlined: the same
-    /// masks and row rules, no view and no gate. What is left between this and the class
-    /// view is the view's own cost; between this and the raw table, the masks'.
+    /// The class view's body read as the system role: the same masks, row rules and
+    /// entitlement join, no view. What is left between this and the class view is the view's
+    /// own cost; between this and the raw table, the masks' and the join's.
     pub fn inline_masks(&self, backend: &dataset::DemoBackend, user: &str) -> Workload {
         let sql = &self.class_sql[user];
         let select = &sql[sql.find("\nSELECT ").expect("a SELECT") + 1..];
-        // compile_class puts the gate first among the filters, joined by "\n  AND ".
-        let (select, filters) = select.split_once("\nWHERE ").expect("a gated view");
-        let mut filters: Vec<&str> = filters.split("\n  AND ").skip(1).collect();
+        // compile_class joins its filters by "\n  AND ".
+        let (select, filters) = select.split_once("\nWHERE ").unwrap_or((select, ""));
+        let mut filters: Vec<&str> = filters
+            .split("\n  AND ")
+            .filter(|f| !f.is_empty())
+            .collect();
         filters.push("\"employees\".id = :id");
         Workload {
             label: if user == "admin" {
@@ -57,7 +68,7 @@ impl Pins {
             // for a variable; it does not know about quotes.
             sql: format!("{select} WHERE {};", filters.join(" AND ")).replace("':", "chr(58) || '"),
             login: system_login(backend),
-            options: Some(pgoptions(&self.entitlement(user).settings)),
+            options: Some(self.token_option(user)),
         }
     }
 
@@ -75,13 +86,13 @@ impl Pins {
                 "policy view, analyst",
                 "",
                 query(),
-                &Pins::canonical("analyst"),
+                &self.canonical("analyst"),
             ),
             Workload::lookup(
                 "policy view, admin (exempt)",
                 "",
                 query(),
-                &Pins::canonical("admin"),
+                &self.canonical("admin"),
             ),
             Workload::lookup(
                 "class view (proxy's), analyst",

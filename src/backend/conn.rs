@@ -61,10 +61,6 @@ pub struct BackendConn {
     /// A client's DISCARD ALL or DEALLOCATE ALL was sent: `prepared` was emptied, but if the
     /// command failed the statements still exist, so Parse is preceded by a Close.
     pub prepared_uncertain: bool,
-    /// The client (connection id) that may have left session objects here: temporary tables,
-    /// views and functions, cursors WITH HOLD, LISTENs. They hold or run with that client's
-    /// data and identity, so they are dropped before another client uses the connection.
-    pub session_objects_of: Option<u64>,
     pub created: Instant,
     /// The client (connection id) that used this connection last: another client's first
     /// statement here is preceded by a replay of its own session state.
@@ -122,7 +118,6 @@ impl BackendConn {
             broken: false,
             pinned: None,
             prepared_uncertain: false,
-            session_objects_of: None,
             created: Instant::now(),
             last_client: None,
             identities: Vec::new(),

@@ -9,9 +9,7 @@ mod replay;
 pub use conn::{BackendConn, BackendTarget};
 pub use pool::{BackendPool, Manager, Pools};
 pub use prepared::PreparedSet;
-pub use replay::{
-    may_leave_session_objects, replay_sql, reset_session, rollback, DROP_SESSION_OBJECTS_SQL,
-};
+pub use replay::{replay_sql, reset_session, rollback};
 
 use crate::protocol::ProtocolError;
 
@@ -39,6 +37,8 @@ pub enum BackendError {
     Unreachable(String),
     #[error("no backend connection available within {0} ms")]
     PoolTimeout(u64),
+    #[error("no backend connection could be reset for this session")]
+    ResetFailed,
 }
 
 impl BackendError {

@@ -7,10 +7,19 @@ use crate::session::SessionState;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-/// SQL that turns a pooled connection's session into `state`: back to the login defaults,
-/// then the client's settings and prepared statements.
+/// What another client of the same identity may have left on a connection and that the
+/// proxy does not track: cursors WITH HOLD, LISTENs, temporary objects (created with or
+/// without the word TEMP: a `search_path` starting with `pg_temp` makes any CREATE one),
+/// session advisory locks, and every setting changed behind the proxy's back (`set_config`,
+/// SET inside a function, session characteristics), which RESET ALL puts back. Run on
+/// every change of client whatever its statements said: cleanup never rests on their words.
+const CLEAN_SQL: &str =
+    "CLOSE ALL;UNLISTEN *;DISCARD TEMP;SELECT pg_catalog.pg_advisory_unlock_all();RESET ALL;";
+
+/// SQL that turns a pooled connection's session into `state`: cleaned and back to the login
+/// defaults, then the client's settings and prepared statements.
 pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool) -> String {
-    let mut sql = String::from("RESET ALL;");
+    let mut sql = String::from(CLEAN_SQL);
     if drop_sql_prepared {
         sql.push_str("DEALLOCATE ALL;");
     }
@@ -26,30 +35,6 @@ pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool) -> String {
         sql.push(';');
     }
     sql
-}
-
-/// Drops what a previous client may have left in the session (see
-/// `BackendConn::session_objects_of`). Not DISCARD ALL: settings, pin and prepared statements
-/// are tracked and replayed by the proxy.
-pub const DROP_SESSION_OBJECTS_SQL: &str = "CLOSE ALL; UNLISTEN *; DISCARD TEMP";
-
-/// Whether a statement may leave objects in the session that outlive its transaction. An
-/// over-approximation on the text: a false hit costs one cleanup when another client next
-/// takes the connection.
-pub fn may_leave_session_objects(sql: &str) -> bool {
-    // One pass, as it runs on every statement.
-    let bytes = sql.as_bytes();
-    (0..bytes.len()).any(|i| {
-        let word: &[u8] = match bytes[i].to_ascii_lowercase() {
-            b't' => b"temp",
-            b'h' => b"hold",
-            b'l' => b"listen",
-            _ => return false,
-        };
-        bytes
-            .get(i..i + word.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(word))
-    })
 }
 
 /// Setting names are identifiers, possibly dotted (custom settings): quote each part.
@@ -86,15 +71,18 @@ async fn run_quietly(conn: &mut BackendConn, sql: &str) {
     }
 }
 
-/// Session pooling: a leaving client's session state (settings, prepared statements, temp
-/// tables, LISTEN, advisory locks) must not reach the next client.
+/// Everything a session may hold (settings and the identity pin, prepared statements, temp
+/// objects, cursors, LISTEN, advisory locks) back to a fresh login's, confirmed before
+/// anything else is sent: the connection then serves any identity. On failure the
+/// connection is `broken`, never reused.
 pub async fn reset_session(conn: &mut BackendConn) {
     run_quietly(conn, "DISCARD ALL").await;
     conn.pinned = None;
-    conn.session_objects_of = None;
     conn.prepared.clear();
     conn.settings = 0;
     conn.has_sql_prepared = false;
+    conn.identities.clear();
+    conn.last_client = None;
 }
 
 /// A client left inside a transaction: end it so the connection is idle again.
@@ -110,20 +98,6 @@ mod tests {
     use crate::rewrite::SessionCommand;
 
     #[test]
-    fn session_objects_are_spotted_in_any_case() {
-        assert!(may_leave_session_objects(
-            "create TEMPORARY table t (x int)"
-        ));
-        assert!(may_leave_session_objects(
-            "DECLARE c CURSOR WITH HOLD FOR SELECT 1"
-        ));
-        assert!(may_leave_session_objects("Listen ch"));
-        assert!(!may_leave_session_objects(
-            "SELECT count(*) FROM hr.employees"
-        ));
-    }
-
-    #[test]
     fn replay_resets_then_applies() {
         let mut state =
             SessionState::from_startup(vec![("application_name".into(), "psql".into())]);
@@ -137,7 +111,7 @@ mod tests {
         });
         assert_eq!(
             replay_sql(&state, true),
-            "RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
+            "CLOSE ALL;UNLISTEN *;DISCARD TEMP;SELECT pg_catalog.pg_advisory_unlock_all();RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
         );
     }
 }

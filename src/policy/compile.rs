@@ -8,19 +8,22 @@
 //!        CASE WHEN immuta_access.immuta_flags LIKE '1%'
 //!             THEN "employees"."ssn" ELSE CAST(NULL AS text) END AS "ssn", …
 //! FROM "hr"."employees" AS "employees"
-//! CROSS JOIN (SELECT flags AS immuta_flags, attribute_values AS immuta_values, salt AS immuta_salt
-//!             FROM "immuta_system"."profile_access"
-//!             WHERE user_name = current_setting('immuta.user', true)
-//!               AND data_source = 'hr.employees') AS immuta_access
+//! CROSS JOIN (SELECT immuta_row.flags AS immuta_flags, immuta_row.attribute_values AS immuta_values,
+//!                    immuta_row.salt AS immuta_salt
+//!             FROM "immuta_system"."session_tokens" AS immuta_token
+//!             JOIN "immuta_system"."profile_access" AS immuta_row ON immuta_row.user_name = immuta_token.user_name
+//!             WHERE immuta_token.token = current_setting('immuta.token', true)
+//!               AND immuta_row.data_source = 'hr.employees') AS immuta_access
 //! WHERE (immuta_access.immuta_flags LIKE '1%'
 //!        OR strpos(immuta_access.immuta_values, chr(31) || 'region' || chr(30)
 //!                  || CAST("employees"."region" AS text) || chr(31)) > 0)
 //! ```
 //!
 //! Every column of the table appears, in table order, under its own name and type (hash →
-//! text). The user's entitlements are one precomputed row (see entitle.rs), joined once, so a
-//! statement pays one small lookup whatever the number of masks and rules; the join is also
-//! the subscription check (no row, no rows). The table keeps its own name as alias so a row
+//! text). The user is found through the secret token the proxy pins (see tokens.rs), and
+//! their entitlements are one precomputed row (see entitle.rs), joined once, so a statement
+//! pays one small lookup whatever the number of masks and rules; the join is also the
+//! subscription check (no valid token or no row, no rows). The table keeps its own name as alias so a row
 //! rule's predicate may qualify columns with it. `security_barrier` stops PostgreSQL from
 //! running a client's predicate (a leaky function) before the view's own WHERE and masks.
 
@@ -29,7 +32,7 @@ use super::entitle::AccessPlan;
 use super::masks::{self, Column, Context};
 use super::model::{DataSource, MaskMethod, RowFilter};
 use super::sql::{ident, literal, qualified};
-use super::SYSTEM_SCHEMA;
+use super::tokens;
 use std::fmt;
 
 /// A compiled view.
@@ -62,18 +65,28 @@ impl fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
-/// How the compiled SQL learns the user's entitlements.
+/// How the compiled SQL learns the user's flags (salt and attribute values always come from
+/// the joined entitlement row).
 enum Entitlements<'a> {
-    /// The canonical view: read per statement from the joined `profile_access` row, so each
-    /// condition becomes a runtime test.
+    /// The canonical view: read per statement from the joined row, so each condition becomes
+    /// a runtime test.
     Joined,
-    /// A class view: the flags are fixed at compile time, the salt and attribute values come
-    /// from settings the proxy pins (see classes.rs).
-    Fixed {
-        flags: &'a str,
-        salt: &'a str,
-        attributes: &'a str,
-    },
+    /// A class view: the flags are fixed at compile time; the join admits only users whose
+    /// row has exactly these flags.
+    Fixed { flags: &'a str },
+}
+
+/// The entitlement row of the session's user for `ds`, as the subquery `immuta_access`.
+fn access_subquery(ds: &DataSource, flags: Option<&str>) -> String {
+    let (select, only_class) = match flags {
+        None => ("immuta_row.flags AS immuta_flags, ", String::new()),
+        Some(flags) => ("", format!(" AND immuta_row.flags = {}", literal(flags))),
+    };
+    format!(
+        "CROSS JOIN (SELECT {select}immuta_row.attribute_values AS immuta_values, immuta_row.salt AS immuta_salt\n\
+         \x20           FROM {}{only_class}) AS immuta_access",
+        tokens::access_join_sql(&literal(&ds.table.key())),
+    )
 }
 
 /// Column list and row filters of a view over `ds`.
@@ -94,13 +107,10 @@ pub fn compile(
     let alias = ident(&ds.table.table);
     let view = qualified(view_schema, &ds.view_name());
     let mut sql = format!(
-        "CREATE VIEW {view} WITH (security_barrier) AS\nSELECT {}\nFROM {} AS {alias}\n\
-         CROSS JOIN (SELECT flags AS immuta_flags, attribute_values AS immuta_values, salt AS immuta_salt\n\
-         \x20           FROM {} WHERE user_name = current_setting('immuta.user', true) AND data_source = {}) AS immuta_access",
+        "CREATE VIEW {view} WITH (security_barrier) AS\nSELECT {}\nFROM {} AS {alias}\n{}",
         body.select.join(",\n       "),
         qualified(&ds.table.schema, &ds.table.table),
-        qualified(SYSTEM_SCHEMA, "profile_access"),
-        literal(&ds.table.key()),
+        access_subquery(ds, None),
     );
     push_filters(&mut sql, &body.filters);
     Ok(CompiledView {
@@ -112,8 +122,8 @@ pub fn compile(
 }
 
 /// Compiles the class view of `ds` for users whose flags are `flags` (see classes.rs): every
-/// condition already decided, so no CASE and no join; only the masks and row rules that apply
-/// to the class remain, behind a gate on the entitlement the proxy pins.
+/// condition already decided, so no CASE; only the masks and row rules that apply to the
+/// class remain, and the entitlement join admits only the class's users.
 pub fn compile_class(
     ds: &DataSource,
     flags: &str,
@@ -130,42 +140,19 @@ pub fn compile_class(
             ),
         });
     }
-    let salt = format!(
-        "current_setting({}, true)",
-        literal(&classes::salt_setting(ds))
-    );
-    let attributes = format!(
-        "current_setting({}, true)",
-        literal(classes::ATTRIBUTES_SETTING)
-    );
-    let body = body(
-        ds,
-        &plan,
-        columns,
-        &Entitlements::Fixed {
-            flags,
-            salt: &salt,
-            attributes: &attributes,
-        },
-    )?;
+    let body = body(ds, &plan, columns, &Entitlements::Fixed { flags })?;
     let alias = ident(&ds.table.table);
     let view = qualified(
         classes::CLASSES_SCHEMA,
         &classes::class_view_name(ds, flags),
     );
-    // The gate is a constant per statement, evaluated once (a one-time filter).
-    let mut filters = vec![format!(
-        "strpos(current_setting({}, true), {}) > 0",
-        literal(classes::ACCESS_SETTING),
-        literal(&classes::access_token(ds, flags))
-    )];
-    filters.extend(body.filters);
     let mut sql = format!(
-        "CREATE VIEW {view} WITH (security_barrier) AS\nSELECT {}\nFROM {} AS {alias}",
+        "CREATE VIEW {view} WITH (security_barrier) AS\nSELECT {}\nFROM {} AS {alias}\n{}",
         body.select.join(",\n       "),
         qualified(&ds.table.schema, &ds.table.table),
+        access_subquery(ds, Some(flags)),
     );
-    push_filters(&mut sql, &filters);
+    push_filters(&mut sql, &body.filters);
     Ok(CompiledView {
         view,
         sql,
@@ -229,12 +216,7 @@ fn body(
             }
         }
     };
-    let (salt, attributes) = match entitlements {
-        Entitlements::Joined => ("immuta_access.immuta_salt", "immuta_access.immuta_values"),
-        Entitlements::Fixed {
-            salt, attributes, ..
-        } => (*salt, *attributes),
-    };
+    let (salt, attributes) = ("immuta_access.immuta_salt", "immuta_access.immuta_values");
 
     for mask in &ds.masks {
         find(&mask.origin, &mask.column)?;
@@ -382,6 +364,20 @@ mod tests {
                 },
             ],
         );
+        let class = compile_class(&ds, "0", &columns()).unwrap();
+        assert_eq!(
+            class.sql,
+            "CREATE VIEW \"immuta_classes\".\"hr_employees__c0\" WITH (security_barrier) AS\n\
+             SELECT \"employees\".\"id\",\n       \
+             encode(sha256(convert_to(immuta_access.immuta_salt || \"employees\".\"email\", 'UTF8')), 'hex') AS \"email\",\n       \
+             \"employees\".\"region\"\n\
+             FROM \"hr\".\"employees\" AS \"employees\"\n\
+             CROSS JOIN (SELECT immuta_row.attribute_values AS immuta_values, immuta_row.salt AS immuta_salt\n            \
+             FROM \"immuta_system\".\"session_tokens\" AS immuta_token JOIN \"immuta_system\".\"profile_access\" AS immuta_row ON immuta_row.user_name = immuta_token.user_name\n            \
+             WHERE immuta_token.token = current_setting('immuta.token', true) AND immuta_row.data_source = 'hr.employees' AND immuta_row.flags = '0') AS immuta_access\n\
+             WHERE strpos(immuta_access.immuta_values, chr(31) || 'region' || chr(30) || CAST(\"employees\".\"region\" AS text) || chr(31)) > 0\n  \
+             AND (id > 10)"
+        );
         let view = compile(&ds, "immuta", &columns()).unwrap();
         assert_eq!(view.view, "\"immuta\".\"hr_employees\"");
         assert_eq!(
@@ -392,8 +388,9 @@ mod tests {
              ELSE encode(sha256(convert_to(immuta_access.immuta_salt || \"employees\".\"email\", 'UTF8')), 'hex') END AS \"email\",\n       \
              \"employees\".\"region\"\n\
              FROM \"hr\".\"employees\" AS \"employees\"\n\
-             CROSS JOIN (SELECT flags AS immuta_flags, attribute_values AS immuta_values, salt AS immuta_salt\n            \
-             FROM \"immuta_system\".\"profile_access\" WHERE user_name = current_setting('immuta.user', true) AND data_source = 'hr.employees') AS immuta_access\n\
+             CROSS JOIN (SELECT immuta_row.flags AS immuta_flags, immuta_row.attribute_values AS immuta_values, immuta_row.salt AS immuta_salt\n            \
+             FROM \"immuta_system\".\"session_tokens\" AS immuta_token JOIN \"immuta_system\".\"profile_access\" AS immuta_row ON immuta_row.user_name = immuta_token.user_name\n            \
+             WHERE immuta_token.token = current_setting('immuta.token', true) AND immuta_row.data_source = 'hr.employees') AS immuta_access\n\
              WHERE (immuta_access.immuta_flags LIKE '1%' OR strpos(immuta_access.immuta_values, chr(31) || 'region' || chr(30) || CAST(\"employees\".\"region\" AS text) || chr(31)) > 0)\n  \
              AND (id > 10)"
         );

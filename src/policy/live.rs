@@ -2,11 +2,10 @@
 //! replaces it, and every session reads it again at its next statement.
 
 use super::classes::Entitlement;
-use super::Catalog;
+use super::{Catalog, Tokens};
 use crate::config::Config;
 use crate::rewrite::Registry;
 use dashmap::DashMap;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -19,8 +18,8 @@ pub struct LivePolicy {
     pub catalog: Catalog,
     /// Tells this version from every other, so a pin made under another is made again.
     pub generation: u64,
-    /// Each data source's salt, by key, as sync left it.
-    salts: BTreeMap<String, String>,
+    /// The identity tokens sync stored for this version.
+    pub tokens: Arc<Tokens>,
     /// Per effective user: its class views, pin and registries, built on first use.
     users: DashMap<String, Arc<UserPolicy>>,
     /// Registries by (database, entitlement signature): users of the same classes share one,
@@ -35,14 +34,13 @@ pub struct UserPolicy {
 }
 
 impl LivePolicy {
-    /// `salts` as sync reported them (data sources sync did not reach get none, so their
-    /// hashed columns come out NULL through the class views: fail closed).
-    pub fn new(config: Arc<Config>, catalog: Catalog, salts: BTreeMap<String, String>) -> Self {
+    /// `tokens` as sync stored them (users without one read nothing: fail closed).
+    pub fn new(config: Arc<Config>, catalog: Catalog, tokens: Arc<Tokens>) -> Self {
         Self {
             config,
             catalog,
             generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
-            salts,
+            tokens,
             users: DashMap::new(),
             shared: DashMap::new(),
         }
@@ -57,7 +55,7 @@ impl LivePolicy {
             .entry(user.to_string())
             .or_insert_with(|| {
                 Arc::new(UserPolicy {
-                    entitlement: Entitlement::of(&self.catalog, &self.salts, user),
+                    entitlement: Entitlement::of(&self.catalog, &self.tokens, user),
                     registries: DashMap::new(),
                 })
             })

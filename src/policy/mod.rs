@@ -38,6 +38,7 @@ pub mod report;
 pub mod schema;
 pub mod sql;
 pub mod sync;
+pub mod tokens;
 
 pub use compile::{compile, compile_class, CompileError, CompiledView};
 pub use live::{LivePolicy, PolicyHandle};
@@ -45,6 +46,7 @@ pub use load::{PERMISSIONS, RESERVED_SCHEMAS};
 pub use model::*;
 pub use report::{Change, SyncError, SyncReport};
 pub use sync::{sync, table_columns, SyncOptions};
+pub use tokens::Tokens;
 
 use crate::config::Config;
 use std::collections::BTreeSet;
@@ -102,12 +104,24 @@ pub fn databases(catalog: &Catalog, default_database: &str) -> Vec<String> {
         .collect()
 }
 
+/// The identity tokens a sync stores: `current` for the catalog being synced, and those of
+/// the version in force until the proxy switches (`previous`), so statements pinned under
+/// them finish. Every other token is removed.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSync {
+    pub current: std::sync::Arc<Tokens>,
+    pub previous: Option<std::sync::Arc<Tokens>>,
+}
+
 /// Syncs every database of the configured catalog over the control path; what the proxy
-/// runs at start.
-pub async fn sync_configured(config: &Config) -> Result<Vec<SyncReport>, PolicyError> {
+/// runs at start and on reload.
+pub async fn sync_configured(
+    config: &Config,
+    tokens: &TokenSync,
+) -> Result<Vec<SyncReport>, PolicyError> {
     let catalog = Catalog::from_config(config).map_err(PolicyError::Catalog)?;
     let all = databases(&catalog, &config.backend.database);
-    sync_into(config, &catalog, all).await
+    sync_into(config, &catalog, all, tokens).await
 }
 
 /// Syncs the configured catalog into `database_names` (also ones where it has no data
@@ -115,15 +129,17 @@ pub async fn sync_configured(config: &Config) -> Result<Vec<SyncReport>, PolicyE
 pub async fn sync_configured_into(
     config: &Config,
     database_names: Vec<String>,
+    tokens: &TokenSync,
 ) -> Result<Vec<SyncReport>, PolicyError> {
     let catalog = Catalog::from_config(config).map_err(PolicyError::Catalog)?;
-    sync_into(config, &catalog, database_names).await
+    sync_into(config, &catalog, database_names, tokens).await
 }
 
 async fn sync_into(
     config: &Config,
     catalog: &Catalog,
     database_names: Vec<String>,
+    tokens: &TokenSync,
 ) -> Result<Vec<SyncReport>, PolicyError> {
     let mut reports = Vec::new();
     for database in database_names {
@@ -136,6 +152,7 @@ async fn sync_into(
             database: database.clone(),
             default_database: config.backend.database.clone(),
             query_role: config.backend.user.clone(),
+            tokens: tokens.clone(),
         };
         let report =
             sync(&mut conn, catalog, &options)

@@ -72,6 +72,43 @@ impl Run<'_> {
         .await
     }
 
+    /// Stores the tokens the proxy will pin and removes the rest of its issuer's (see
+    /// tokens.rs). Not reported as a change: tokens are issued anew for every catalog
+    /// version, a second sync of the same catalog included.
+    pub(super) async fn sync_tokens(&mut self, tokens: &super::TokenSync) -> Result<(), SyncError> {
+        let table = qualified(SYSTEM_SCHEMA, super::tokens::TOKENS_TABLE);
+        let (mut keep, mut users) = (Vec::new(), Vec::new());
+        for set in std::iter::once(&tokens.current).chain(&tokens.previous) {
+            for (token, user) in set.pairs() {
+                if !keep.iter().any(|kept: &String| kept == token) {
+                    keep.push(token.to_string());
+                    users.push(user.to_string());
+                }
+            }
+        }
+        let context = format!("storing identity tokens in {table}");
+        // Bound, not spliced: the tokens must never appear in statement text.
+        self.tx
+            .execute(
+                &format!("DELETE FROM {table} WHERE issuer = $2 AND NOT (token = ANY($1))"),
+                &[&keep, &tokens.current.issuer()],
+            )
+            .await
+            .map_err(SyncError::db(context.clone()))?;
+        self.tx
+            .execute(
+                &format!(
+                    "INSERT INTO {table} (token, user_name, issuer) \
+                     SELECT t, u, $3 FROM unnest($1::text[], $2::text[]) AS n(t, u) \
+                     WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE token = n.t)"
+                ),
+                &[&keep, &users, &tokens.current.issuer()],
+            )
+            .await
+            .map_err(SyncError::db(context))?;
+        Ok(())
+    }
+
     /// Makes a profile table hold exactly `wanted` (all columns compared as text).
     async fn sync_rows(
         &mut self,

@@ -3,8 +3,8 @@
 //!
 //! Profile tables are normalized (rows, not arrays or JSON) so the same SQL runs on Redshift.
 //! They are owned by the system role and never granted to the query role; what a session may
-//! see of its own profile goes through the secure views, each filtered to
-//! `current_setting('immuta.user', true)` and marked `security_barrier` so a client's
+//! see of its own profile goes through the secure views, each filtered to the user of the
+//! session's pinned token (see tokens.rs) and marked `security_barrier` so a client's
 //! predicate cannot look at other users' rows. `profile_access` holds the precomputed
 //! entitlement rows the policy views join (see entitle.rs); its `salt` is deliberately not
 //! part of `user_access`.
@@ -12,7 +12,7 @@
 use super::{FUNCTIONS_SCHEMA, PROCEDURES_SCHEMA, SYSTEM_SCHEMA};
 
 /// Tables sync creates when missing: (name, columns).
-pub const TABLES: [(&str, &str); 7] = [
+pub const TABLES: [(&str, &str); 8] = [
     (
         "profile_users",
         "user_name text PRIMARY KEY, can_impersonate boolean NOT NULL",
@@ -30,6 +30,11 @@ pub const TABLES: [(&str, &str); 7] = [
         "profile_access",
         "user_name text NOT NULL, data_source text NOT NULL, flags text NOT NULL, \
          attribute_values text NOT NULL, salt text NOT NULL, PRIMARY KEY (user_name, data_source)",
+    ),
+    // The identity tokens the proxy pins (see tokens.rs): the views' only way to a user.
+    (
+        super::tokens::TOKENS_TABLE,
+        "token text PRIMARY KEY, user_name text NOT NULL, issuer text NOT NULL",
     ),
     // One row per synced data source: how sync finds views to drop, keeps salts stable and
     // tells whether a view's definition changed.
@@ -53,11 +58,12 @@ pub const TABLES: [(&str, &str); 7] = [
 ];
 
 /// Profile tables the query role must never read.
-pub const PROFILE_TABLES: [&str; 4] = [
+pub const PROFILE_TABLES: [&str; 5] = [
     "profile_users",
     "profile_groups",
     "profile_attributes",
     "profile_access",
+    super::tokens::TOKENS_TABLE,
 ];
 
 /// The secure views: (name, select list, profile table).
@@ -97,7 +103,8 @@ pub fn managed_objects() -> Vec<Managed> {
             ddl: format!(
                 "CREATE OR REPLACE VIEW {SYSTEM_SCHEMA}.{name} WITH (security_barrier) AS \
                  SELECT {columns} FROM {SYSTEM_SCHEMA}.{table} \
-                 WHERE user_name = current_setting('immuta.user', true)"
+                 WHERE user_name = {}",
+                super::tokens::session_user_sql()
             ),
             kind: ManagedKind::View,
         })

@@ -29,6 +29,8 @@ pub struct SyncOptions {
     pub default_database: String,
     /// The query role (the pool's login) that gets the views.
     pub query_role: String,
+    /// The identity tokens to store (see tokens.rs).
+    pub tokens: super::TokenSync,
 }
 /// Syncs the data sources of `options.database`. The client must be logged in as the system
 /// role and connected to that database.
@@ -67,6 +69,7 @@ pub async fn sync(
     let (salts, columns) = run.sync_views(&sources, &catalog.view_schema).await?;
     run.sync_classes(catalog, &sources, &columns).await?;
     run.sync_profile(catalog, &sources, &salts).await?;
+    run.sync_tokens(&options.tokens).await?;
     run.check_profile_tables().await?;
     let changes = run.changes;
     tx.commit()

@@ -184,6 +184,40 @@ pub fn close_statement(out: &mut BytesMut, name: &str) {
     Target { kind: b'S', name }.encode_as(out, tag::CLOSE, name);
 }
 
+/// Encodes a Close of a portal.
+pub fn close_portal(out: &mut BytesMut, name: &str) {
+    Target { kind: b'P', name }.encode_as(out, tag::CLOSE, name);
+}
+
+/// Encodes Parse, Bind and Execute of `sql` with text parameters, as statement and portal
+/// `name`: what the proxy sends when a value must not appear in statement text.
+pub fn parse_bind_execute(out: &mut BytesMut, name: &str, sql: &str, params: &[&str]) {
+    let parse = Parse {
+        name,
+        query: sql,
+        param_types: &[0, 0],
+    };
+    parse.encode_as(out, name);
+    let mut body = BytesMut::new();
+    for part in [name, name] {
+        body.put_slice(part.as_bytes());
+        body.put_u8(0);
+    }
+    body.put_i16(0); // every parameter in text format
+    body.put_i16(params.len() as i16);
+    for value in params {
+        body.put_i32(value.len() as i32);
+        body.put_slice(value.as_bytes());
+    }
+    body.put_i16(0); // results in text format
+    put_message(out, tag::BIND, &body);
+    let mut body = BytesMut::new();
+    body.put_slice(name.as_bytes());
+    body.put_u8(0);
+    body.put_i32(0);
+    put_message(out, tag::EXECUTE, &body);
+}
+
 /// Encodes a Sync.
 pub fn sync(out: &mut BytesMut) {
     put_message(out, tag::SYNC, &[]);

@@ -78,6 +78,8 @@ impl ClientConnection {
         let policy = self.settings.policy.current();
         // The effective user each statement runs under: it reads that user's class views.
         let mut users = Vec::with_capacity(statements.len());
+        // The effective user after each impersonation of the string, in order.
+        let mut switches = Vec::new();
         for (index, (statement, intercept)) in statements.iter().zip(intercepts).enumerate() {
             users.push(self.session.effective_user().to_string());
             let Some(intercept) = intercept else {
@@ -101,8 +103,8 @@ impl ClientConnection {
                         self.refuse_with(refusal.code, &refusal.message, tag::QUERY);
                         return;
                     }
-                    let pin = policy.user(self.session.effective_user());
-                    texts.push(pin.entitlement.pin_sql.clone());
+                    switches.push(self.session.effective_user().to_string());
+                    texts.push(super::pins::staged_pin_sql(switches.len()));
                 }
             }
             msg::command_complete(&mut reply, intercept.tag());
@@ -162,6 +164,7 @@ impl ClientConnection {
             .collect();
         // The session keeps the new identity only if the string commits.
         let effective = self.session.effective_user().to_string();
+        self.stage_tokens(&switches);
         let backend = self.backend.as_mut().expect("ensure_backend ran");
         backend.pinned = Some((policy.generation, effective));
         frontend::query(&mut self.to_backend, &sql.join(";\n"));

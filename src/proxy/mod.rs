@@ -4,6 +4,7 @@
 //! replies those cause (see `session::Pipeline`).
 
 mod intercepted;
+mod pins;
 mod requests;
 mod responses;
 mod statement_names;
@@ -89,6 +90,9 @@ pub struct ClientConnection {
     /// The backend failed an extended-protocol message and discards everything up to the
     /// client's next Sync, which the proxy has not read yet: drop those messages too.
     discard_until_sync: bool,
+    /// The client has sent extended-protocol messages since its last Sync (or Query): what
+    /// the proxy injects now runs inside that batch, so it may not carry a Sync of its own.
+    in_batch: bool,
     /// Session effect of the unnamed statement.
     unnamed_command: Option<SessionCommand>,
     /// The client's impersonation statements by statement name, and their bound portals with
@@ -149,6 +153,7 @@ impl ClientConnection {
             skip_until_sync: false,
             repin_after_sync: false,
             discard_until_sync: false,
+            in_batch: false,
             unnamed_command: None,
             unnamed_prepared: None,
             statement_in_query: 0,
@@ -378,49 +383,34 @@ impl ClientConnection {
         }
     }
 
-    /// Takes a backend connection for the next statement if none is held.
+    /// Takes a backend connection for the next statement if none is held. One that holds
+    /// another identity is reset completely first, and the reset confirmed, so nothing a
+    /// client of another user left there (objects, settings, a pin) reaches this one.
     async fn ensure_backend(&mut self) -> Result<(), BackendError> {
         if self.backend.is_none() {
-            let backend = self.pool.checkout().await?;
+            let backend = self.checkout_for_identity().await?;
             self.cancel.set(backend.peer, backend.key).await;
             self.backend = Some(backend);
-            self.drop_session_objects();
         }
         self.replay_session_state();
         self.pin_identity();
         Ok(())
     }
 
-    /// A connection another client may have left temporary objects, held cursors or LISTENs
-    /// on is cleaned before this client's first statement, pipelined; its replies are dropped.
-    fn drop_session_objects(&mut self) {
-        let Some(backend) = self.backend.as_mut() else {
-            return;
-        };
-        match backend.session_objects_of {
-            Some(owner) if owner != self.id => {}
-            _ => return,
-        }
-        backend.session_objects_of = None;
-        crate::protocol::frontend::query(
-            &mut self.to_backend,
-            crate::backend::DROP_SESSION_OBJECTS_SQL,
-        );
-        self.pipeline.push(crate::session::Expect::Query {
-            forward: false,
-            commands: Default::default(),
-            substitutions: Default::default(),
-            impersonations: 0,
-        });
-    }
-
-    /// Records that this client's statement may leave session objects on its connection.
-    fn note_session_objects(&mut self, sql: &str) {
-        if crate::backend::may_leave_session_objects(sql) {
-            if let Some(backend) = self.backend.as_mut() {
-                backend.session_objects_of = Some(self.id);
+    async fn checkout_for_identity(&mut self) -> Result<Checkout, BackendError> {
+        // A reset that fails closes that connection; another is tried, a few times at most.
+        for _ in 0..3 {
+            let mut backend = self.pool.checkout().await?;
+            if backend.serves_only(self.session.effective_user()) {
+                return Ok(backend);
+            }
+            metrics::counter!("redveil_backend_resets_total").increment(1);
+            crate::backend::reset_session(&mut backend).await;
+            if !backend.broken {
+                return Ok(backend);
             }
         }
+        Err(BackendError::ResetFailed)
     }
 
     /// Relays the replies the proxy answered itself that are now next in line.
@@ -433,31 +423,9 @@ impl ClientConnection {
         }
     }
 
-    /// Pins the client's effective user and its entitlements (see policy::classes) on the
-    /// backend connection, pipelined ahead of the client's next message, unless they already
-    /// are. Its replies are dropped.
-    fn pin_identity(&mut self) {
-        let user = self.session.effective_user();
-        let Some(backend) = self.backend.as_mut() else {
-            return;
-        };
-        let policy = self.settings.policy.current();
-        if backend
-            .pinned
-            .as_ref()
-            .is_some_and(|(generation, pinned)| *generation == policy.generation && pinned == user)
-        {
-            return;
-        }
-        let pin = policy.user(user);
-        crate::protocol::frontend::query(&mut self.to_backend, &pin.entitlement.pin_sql);
-        backend.pinned = Some((policy.generation, user.to_string()));
-        self.pipeline.push(crate::session::Expect::Pin);
-    }
-
-    /// Before a client's first statement on a connection whose session state differs from the
-    /// client's, replays the client's settings and SQL-prepared statements, pipelined ahead of
-    /// the statement; its replies are dropped.
+    /// Before a client's first statement on a connection another client used last (or whose
+    /// settings differ from the client's), cleans it and replays the client's settings and
+    /// SQL-prepared statements, pipelined ahead of the statement; its replies are dropped.
     fn replay_session_state(&mut self) {
         if !self.pipeline.is_empty() || self.session.tx_status != crate::session::IDLE {
             return;
@@ -466,7 +434,10 @@ impl ClientConnection {
         let Some(backend) = self.backend.as_mut() else {
             return;
         };
-        if backend.settings == fingerprint {
+        let fresh = backend.last_client.is_none() && fingerprint == 0 && backend.settings == 0;
+        let unchanged = backend.last_client == Some(self.id) && backend.settings == fingerprint;
+        backend.last_client = Some(self.id);
+        if fresh || unchanged {
             return;
         }
         let sql = crate::backend::replay_sql(&self.session.state, backend.has_sql_prepared);

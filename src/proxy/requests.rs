@@ -66,6 +66,11 @@ impl ClientConnection {
         if let Err(e) = self.ensure_backend().await {
             return self.backend_unavailable(e, message_tag).await;
         }
+        self.in_batch = match message_tag {
+            tag::SYNC | tag::QUERY | tag::FUNCTION_CALL => false,
+            tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => self.in_batch,
+            _ => true,
+        };
         let body = &raw[5..];
         match message_tag {
             tag::QUERY => {
@@ -85,7 +90,6 @@ impl ClientConnection {
                 };
                 // A simple query destroys the unnamed statement.
                 self.unnamed_prepared = None;
-                self.note_session_objects(text);
                 // Session commands are recorded as sent: a PREPARE is replayed on other
                 // backend connections, so it must be the rewritten text, never the raw one.
                 let sent_statements = match rewritten.sql.as_deref() {
@@ -218,6 +222,9 @@ impl ClientConnection {
             self.client_stream_forward = false;
             return self.backend_unavailable(e, message_tag).await;
         }
+        if message_tag == tag::BIND {
+            self.in_batch = true;
+        }
         self.client_stream_forward = true;
         let declared = i32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]) as usize - 4;
         match message_tag {
@@ -254,7 +261,6 @@ impl ClientConnection {
             // Takes effect when executed; the identity is pinned again after the Sync.
             self.repin_after_sync = true;
         }
-        self.note_session_objects(original.query);
         // As sent (see the simple-query path): a PREPARE is replayed in its rewritten form.
         let command = split_statements(rewritten.sql.as_deref().unwrap_or(original.query))
             .first()

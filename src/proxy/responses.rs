@@ -52,6 +52,9 @@ impl ClientConnection {
         if let Some(relay) = self.substituted(message_tag) {
             return Ok(relay);
         }
+        if matches!(self.pipeline.front(), Some(Expect::Pin { .. })) {
+            return self.on_pin_reply(message_tag, &raw[5..]);
+        }
         let forward = self.pipeline.front().is_none_or(Expect::forwards);
         let body = &raw[5..];
         match message_tag {
@@ -92,10 +95,6 @@ impl ClientConnection {
                     }
                     self.session.error_seen();
                     self.skip_after_error();
-                    return Ok(false);
-                }
-                if let Some(Expect::Pin) = self.pipeline.front() {
-                    self.on_pin_error(&fields);
                     return Ok(false);
                 }
                 self.on_error(&fields, forward);
@@ -243,6 +242,49 @@ impl ClientConnection {
             self.session.error_seen();
         }
         self.skip_after_error();
+    }
+
+    /// A reply to an identity pin (see pins.rs): dropped, except what belongs to the client.
+    fn on_pin_reply(&mut self, message_tag: u8, body: &[u8]) -> Result<bool, RelayError> {
+        let Some(Expect::Pin {
+            synced,
+            closes_left,
+        }) = self.pipeline.front_mut()
+        else {
+            return Ok(false);
+        };
+        match message_tag {
+            // Asynchronous: the client's LISTEN, not the pin's.
+            tag::NOTIFICATION => return Ok(true),
+            tag::CLOSE_COMPLETE if !*synced => {
+                *closes_left = closes_left.saturating_sub(1);
+                if *closes_left == 0 {
+                    self.pipeline.pop();
+                }
+            }
+            tag::READY_FOR_QUERY if *synced => {
+                self.pipeline.pop();
+            }
+            tag::ERROR_RESPONSE => {
+                let fields = ErrorFields::decode(body)?;
+                if *synced {
+                    // Its ReadyForQuery follows and ends it.
+                    self.on_pin_error(&fields);
+                    return Ok(false);
+                }
+                // Inside the client's batch the backend now skips to the client's Sync, as
+                // it would have after the client's own next message failed the same way
+                // (a pin fails only in a failed transaction): the error is the batch's.
+                self.pipeline.pop();
+                if let Some(backend) = self.backend.as_mut() {
+                    backend.pinned = None;
+                }
+                self.on_error(&fields, true);
+                return Ok(true);
+            }
+            _ => {}
+        }
+        Ok(false)
     }
 
     /// The pin failed. Inside a failed transaction that is expected (the client's statement

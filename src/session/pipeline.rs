@@ -53,9 +53,15 @@ pub enum Expect {
         ready: bool,
         impersonation: bool,
     },
-    /// The replies to `SELECT set_config('immuta.user', ...)` up to its ReadyForQuery, all
-    /// dropped, errors included (it fails only inside an already failed transaction).
-    Pin,
+    /// The replies to an identity pin (see proxy/pins.rs), dropped. `synced`: it carries its
+    /// own Sync, so it ends at its ReadyForQuery and its errors are dropped too (it fails only
+    /// inside an already failed transaction, where the client's statement fails the same
+    /// way). Otherwise it was sent inside the client's batch and ends when both its Closes
+    /// are answered (`closes_left`); an error there is the batch's.
+    Pin {
+        synced: bool,
+        closes_left: u8,
+    },
     /// The ErrorResponse to a statement the proxy refused: the backend was sent a syntax error
     /// in its place, so its transaction state follows PostgreSQL's exactly, and the proxy's
     /// own ErrorResponse is relayed instead of the backend's.
@@ -77,7 +83,7 @@ impl Expect {
             Expect::ParseComplete { forward, .. }
             | Expect::CloseComplete { forward }
             | Expect::Query { forward, .. } => *forward,
-            Expect::Pin => false,
+            Expect::Pin { .. } => false,
             _ => true,
         }
     }
@@ -159,14 +165,16 @@ impl Pipeline {
         while let Some(front) = self.queue.front() {
             if matches!(
                 front,
-                Expect::Sync | Expect::Query { .. } | Expect::FunctionCall
+                Expect::Sync
+                    | Expect::Query { .. }
+                    | Expect::FunctionCall
+                    | Expect::Pin { synced: true, .. }
             ) {
                 break;
             }
             match self.queue.pop_front() {
-                // A pin sent inside the batch is skipped as well: its ReadyForQuery never
-                // comes, and the one that does is the Sync's.
-                Some(Expect::Pin) => skipped.pin = true,
+                // A pin sent inside the batch is skipped as well.
+                Some(Expect::Pin { .. }) => skipped.pin = true,
                 Some(Expect::ParseComplete {
                     backend_name: Some(name),
                     ..
@@ -213,7 +221,10 @@ mod tests {
             ready: false,
             impersonation: true,
         });
-        p.push(Expect::Pin);
+        p.push(Expect::Pin {
+            synced: false,
+            closes_left: 2,
+        });
         p.push(Expect::Sync);
         p.push(Expect::Execute { command: None });
         assert_eq!(

@@ -1,13 +1,14 @@
 //! Policy-test helpers: catalogs as proxy.toml text, sync over the control path, and
-//! query-role connections with `immuta.user` set, as the proxy would pin it.
+//! query-role connections with a user's identity token pinned, as the proxy would pin it.
 //!
 //! Every sync replaces the whole catalog in the demo database, so tests that sync hold
 //! [`lock`] for their whole run: they are serialized within a test binary (each binary has
 //! its own cluster).
 
 use redveil::config::Config;
-use redveil::policy::{self, Catalog, SyncOptions, SyncReport};
+use redveil::policy::{self, Catalog, SyncOptions, SyncReport, TokenSync, Tokens};
 use std::path::Path;
+use std::sync::Arc;
 use tokio::sync::{Mutex, MutexGuard, OnceCell};
 use tokio_postgres::Client;
 
@@ -15,6 +16,8 @@ use tokio_postgres::Client;
 pub const VERIFIER: &str = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$9sYCQSgH4ZfW8lOc4ywrs9qmSCZYUp4WL96GVI8ceqs=:iNkdqSSlq2n2GcUMofq2ppGOGfvv9WzKTzxQdlySByo=";
 
 static LOCK: Mutex<()> = Mutex::const_new(());
+/// The tokens of the last sync made here (this test binary is their issuer).
+static TOKENS: std::sync::Mutex<Option<Arc<Tokens>>> = std::sync::Mutex::new(None);
 static REVOKED: OnceCell<()> = OnceCell::const_new();
 
 /// Serializes syncing tests; also takes the query role's raw-table access away once.
@@ -80,16 +83,40 @@ pub async fn system() -> Client {
 pub async fn try_sync(config: &Config) -> Result<SyncReport, policy::SyncError> {
     let catalog = Catalog::from_config(config).expect("valid catalog");
     let mut client = system().await;
-    policy::sync(
+    let tokens = Arc::new(Tokens::issue(&catalog, "tests"));
+    let previous = TOKENS.lock().unwrap().clone();
+    let report = policy::sync(
         &mut client,
         &catalog,
         &SyncOptions {
             database: config.backend.database.clone(),
             default_database: config.backend.database.clone(),
             query_role: config.backend.user.clone(),
+            // As the proxy does: sessions pinned under the last tokens keep working.
+            tokens: TokenSync {
+                current: tokens.clone(),
+                previous,
+            },
         },
     )
-    .await
+    .await?;
+    *TOKENS.lock().unwrap() = Some(tokens);
+    Ok(report)
+}
+
+/// The tokens of the last sync made by these helpers.
+pub fn tokens() -> Arc<Tokens> {
+    TOKENS.lock().unwrap().clone().expect("synced")
+}
+
+/// `user`'s token from the last sync made by these helpers (a random one, valid for nobody,
+/// for a user the catalog does not know).
+pub fn token_of(user: &str) -> String {
+    let tokens = TOKENS.lock().unwrap();
+    tokens
+        .as_ref()
+        .and_then(|t| t.of(user).map(str::to_string))
+        .unwrap_or_else(redveil::policy::tokens::random_hex)
 }
 
 /// Syncs and panics with the whole error chain on failure.
@@ -99,7 +126,7 @@ pub async fn sync(config: &Config) -> SyncReport {
         .unwrap_or_else(|e| panic!("sync: {}", super::report(&e)))
 }
 
-/// A query-role connection whose `immuta.user` is `user` (none when `None`).
+/// A query-role connection pinned as `user` (not pinned when `None`).
 pub async fn query_as(user: Option<&str>) -> Client {
     let client = super::connect(&super::demo().query_conn_string(super::cluster()))
         .await
@@ -110,10 +137,13 @@ pub async fn query_as(user: Option<&str>) -> Client {
     client
 }
 
-/// What the proxy does before a statement of another user: pin `immuta.user`.
+/// What the proxy does before a statement of another user: pin that user's token.
 pub async fn set_user(client: &Client, user: &str) {
     client
-        .execute("SELECT set_config('immuta.user', $1, false)", &[&user])
+        .execute(
+            "SELECT set_config('immuta.token', $1, false)",
+            &[&token_of(user)],
+        )
         .await
         .expect("set_config");
 }

@@ -1,0 +1,132 @@
+//! Identity tokens: how a policy view learns whose session it serves.
+//!
+//! The query role can run any SQL a deny-list lets through, so no view may trust a setting a
+//! client could write to a meaningful value. The proxy pins one secret per effective user
+//! instead (`immuta.token`, sent as a bound parameter so it never appears in statement text,
+//! `pg_stat_activity` or a server log line). Sync stores the tokens in `session_tokens`,
+//! which only the system role reads; every view (canonical, class, the secure profile views)
+//! finds its user, and through it the entitlements and salt, by looking the pinned token up
+//! there. Forging the setting then yields nothing, and reading one's own token yields only
+//! one's own rows.
+//!
+//! Tokens are random (128 bits from the system's CSPRNG), issued for every catalog version: a
+//! reload issues new ones and sync keeps the previous version's valid until the next sync, so
+//! statements already pinned under them finish; the proxy pins the new ones from each
+//! session's next statement. Each proxy instance (an *issuer*, random per process) replaces
+//! only its own rows, so instances sharing a cluster do not void each other's pins.
+
+use super::model::Catalog;
+use super::sql::qualified;
+use super::SYSTEM_SCHEMA;
+use ring::rand::SecureRandom;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The session setting the proxy pins.
+pub const TOKEN_SETTING: &str = "immuta.token";
+/// The table mapping tokens to users, in `SYSTEM_SCHEMA`.
+pub const TOKENS_TABLE: &str = "session_tokens";
+
+/// One token per catalog user, for one catalog version.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Tokens {
+    issuer: String,
+    by_user: BTreeMap<String, String>,
+}
+
+/// 128 random bits as hex.
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system's random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Tokens {
+    /// Fresh tokens for every user of `catalog`, issued by `issuer` (see `random_hex`).
+    pub fn issue(catalog: &Catalog, issuer: &str) -> Tokens {
+        let by_user = catalog
+            .users
+            .iter()
+            .map(|user| (user.name.clone(), random_hex()))
+            .collect();
+        Tokens {
+            issuer: issuer.to_string(),
+            by_user,
+        }
+    }
+
+    /// The proxy instance these belong to.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `user`'s token; `None` for a user the catalog does not know (it reads nothing).
+    pub fn of(&self, user: &str) -> Option<&str> {
+        self.by_user.get(user).map(String::as_str)
+    }
+
+    /// (token, user) pairs.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.by_user
+            .iter()
+            .map(|(user, token)| (token.as_str(), user.as_str()))
+    }
+}
+
+/// Secrets stay out of logs and panics.
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tokens({} users)", self.by_user.len())
+    }
+}
+
+/// `user_name` of the session's pinned token, as a SQL subquery (NULL when no valid token
+/// is pinned, so every comparison with it fails).
+pub fn session_user_sql() -> String {
+    format!(
+        "(SELECT user_name FROM {} WHERE token = current_setting('{TOKEN_SETTING}', true))",
+        qualified(SYSTEM_SCHEMA, TOKENS_TABLE)
+    )
+}
+
+/// FROM-clause items and condition that join the pinned token to `profile_access`, with the
+/// token table as `immuta_token` and the entitlement row as `immuta_row`.
+pub fn access_join_sql(data_source_literal: &str) -> String {
+    format!(
+        "{} AS immuta_token JOIN {} AS immuta_row ON immuta_row.user_name = immuta_token.user_name\n\
+         \x20           WHERE immuta_token.token = current_setting('{TOKEN_SETTING}', true) AND immuta_row.data_source = {data_source_literal}",
+        qualified(SYSTEM_SCHEMA, TOKENS_TABLE),
+        qualified(SYSTEM_SCHEMA, "profile_access"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_hex_and_stay_out_of_debug_output() {
+        let user = |name: &str| crate::policy::User {
+            name: name.into(),
+            groups: Default::default(),
+            attributes: Default::default(),
+            can_impersonate: false,
+        };
+        let catalog = Catalog {
+            users: vec![user("alice"), user("bob")],
+            view_schema: "immuta".into(),
+            data_sources: Vec::new(),
+        };
+        let a = Tokens::issue(&catalog, "me");
+        let b = Tokens::issue(&catalog, "me");
+        let token = a.of("alice").unwrap();
+        assert_eq!(token.len(), 32);
+        assert!(token.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.of("alice"), a.of("bob"));
+        assert_ne!(a.of("alice"), b.of("alice"), "every issue is new");
+        assert_eq!(a.of("nobody"), None);
+        assert!(!format!("{a:?}").contains(token));
+    }
+}

@@ -1,0 +1,123 @@
+//! Identity pins: the proxy sets `immuta.token` (see policy::tokens) on a backend connection
+//! before a client's statement runs there under an identity it is not pinned for.
+//!
+//! The token is a bound parameter, never statement text, so no statistics view, log line or
+//! other session can see it. Between client batches the pin is its own Parse/Bind/Execute/
+//! Sync; inside a batch (after the client's Parse or Bind, before its Sync) a Sync would end
+//! the client's implicit transaction and its skip-after-error, so the pin runs there as a
+//! named statement and portal closed right after, joining the batch's transaction.
+//!
+//! A multi-statement string that impersonates cannot bind anything: the tokens it switches
+//! to are staged in settings (`immuta.staged_<n>`) by a pin sent ahead of the string, and
+//! the string copies one into `immuta.token` at its place. Staged tokens are those of users
+//! the client may act as, kept in its own session; every identity placed on a connection is
+//! recorded, and a connection holding another identity is reset before it serves anyone
+//! else (see `ClientConnection::ensure_backend`).
+
+use super::ClientConnection;
+use crate::policy::tokens::TOKEN_SETTING;
+use crate::protocol::frontend;
+use crate::session::Expect;
+
+/// Statement and portal name of a pin sent inside a client's batch.
+const PIN_NAME: &str = "redveil_pin";
+
+impl ClientConnection {
+    /// Pins the client's effective user on the backend connection, pipelined ahead of the
+    /// client's next message, unless it already is. Its replies are dropped.
+    pub(super) fn pin_identity(&mut self) {
+        let user = self.session.effective_user().to_string();
+        let policy = self.settings.policy.current();
+        let Some(backend) = self.backend.as_ref() else {
+            return;
+        };
+        if backend
+            .pinned
+            .as_ref()
+            .is_some_and(|(generation, pinned)| *generation == policy.generation && *pinned == user)
+        {
+            return;
+        }
+        let token = policy.user(&user).entitlement.token.clone();
+        self.send_settings(&[(TOKEN_SETTING, &token)], &user);
+        let backend = self.backend.as_mut().expect("checked above");
+        backend.pinned = Some((policy.generation, user));
+    }
+
+    /// Stages the tokens of `users` as `immuta.staged_1…n` for a string that switches
+    /// identities (see `staged_pin_sql`).
+    pub(super) fn stage_tokens(&mut self, users: &[String]) {
+        let policy = self.settings.policy.current();
+        let names: Vec<String> = (1..=users.len()).map(staged_setting).collect();
+        let tokens: Vec<String> = users
+            .iter()
+            .map(|user| policy.user(user).entitlement.token.clone())
+            .collect();
+        let pairs: Vec<(&str, &str)> = names
+            .iter()
+            .zip(&tokens)
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        for user in users {
+            self.note_identity(user);
+        }
+        if let Some(user) = users.first() {
+            self.send_settings(&pairs, user);
+        }
+    }
+
+    /// Sends `set_config(name, value, false)` for each pair, values bound.
+    fn send_settings(&mut self, pairs: &[(&str, &str)], user: &str) {
+        let calls: Vec<String> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| {
+                format!(
+                    "pg_catalog.set_config({}, ${}, false)",
+                    crate::session::quote_literal(name),
+                    i + 1
+                )
+            })
+            .collect();
+        let sql = format!("SELECT {}", calls.join(", "));
+        let values: Vec<&str> = pairs.iter().map(|(_, value)| *value).collect();
+        self.note_identity(user);
+        if self.in_batch {
+            frontend::parse_bind_execute(&mut self.to_backend, PIN_NAME, &sql, &values);
+            frontend::close_portal(&mut self.to_backend, PIN_NAME);
+            frontend::close_statement(&mut self.to_backend, PIN_NAME);
+            self.pipeline.push(Expect::Pin {
+                synced: false,
+                closes_left: 2,
+            });
+        } else {
+            frontend::parse_bind_execute(&mut self.to_backend, "", &sql, &values);
+            frontend::sync(&mut self.to_backend);
+            self.pipeline.push(Expect::Pin {
+                synced: true,
+                closes_left: 0,
+            });
+        }
+    }
+
+    fn note_identity(&mut self, user: &str) {
+        if let Some(backend) = self.backend.as_mut() {
+            if !backend.identities.iter().any(|held| held == user) {
+                backend.identities.push(user.to_string());
+            }
+        }
+    }
+}
+
+fn staged_setting(slot: usize) -> String {
+    format!("immuta.staged_{slot}")
+}
+
+/// The statement a string runs at its `slot`-th identity switch (1-based, in the order the
+/// users were given to `stage_tokens`).
+pub(super) fn staged_pin_sql(slot: usize) -> String {
+    format!(
+        "SELECT pg_catalog.set_config('{TOKEN_SETTING}', pg_catalog.current_setting('{}', true), false)",
+        staged_setting(slot)
+    )
+}
