@@ -1,0 +1,280 @@
+//! The cluster is the last line: what the proxy's text rules never see (SQL run by a function
+//! from a bound parameter) cannot open data through a forged setting, and nothing one client
+//! leaves on a pooled connection reaches the next (objects, settings, locks, a forged pin).
+//! The direct tests take the query role's side with no proxy at all: with its own token in
+//! hand it reads nothing beyond its own rows.
+
+mod common;
+
+use common::demo_views::{count, eu_rows, start};
+use common::policy as pol;
+
+/// SQL run by `ts_rewrite` through SPI, from a bound parameter: the proxy sees only `$1`.
+/// It returns the two tsquery columns ts_rewrite wants, and sets every `immuta.*` setting
+/// the views ever trusted to what would open all rows.
+const FORGE: &str = "SELECT 'a'::tsquery, 'b'::tsquery FROM (SELECT \
+     set_config('immuta.user', 'admin', false), \
+     set_config('immuta.attributes', chr(31) || 'region' || chr(30) || 'EU' || chr(31) || 'region' || chr(30) || 'US' || chr(31) || 'region' || chr(30) || 'APAC' || chr(31), false), \
+     set_config('immuta.access', ' ', false), \
+     set_config('immuta.token', 'forged', false)) AS forged";
+
+async fn forge(client: &tokio_postgres::Client) {
+    client
+        .query("SELECT ts_rewrite('a'::tsquery, $1::text)::text", &[&FORGE])
+        .await
+        .expect("ts_rewrite runs the text");
+}
+
+const TOTAL: &str = "SELECT count(*) FROM hr.employees";
+
+#[tokio::test]
+async fn settings_forged_by_sql_the_proxy_cannot_see_open_nothing() {
+    let p = start("[pool]\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    let analyst = p.connect("analyst").await.unwrap();
+    assert_eq!(count(&analyst, TOTAL).await, eu);
+    forge(&analyst).await;
+    // Its own session now holds a void token: it sees nothing, and certainly not more.
+    assert_eq!(count(&analyst, TOTAL).await, 0);
+    drop(analyst);
+
+    // The forged settings never reach the next client on that connection, whoever it is.
+    let next = p.connect("analyst").await.unwrap();
+    assert_eq!(count(&next, TOTAL).await, eu);
+    let admin = p.connect("admin").await.unwrap();
+    assert_eq!(count(&admin, TOTAL).await, 10_000);
+    drop((next, admin));
+
+    // In session mode as well.
+    let p = start("[pool]\nmode = \"session\"\nsize = 1\n").await;
+    let analyst = p.connect("analyst").await.unwrap();
+    forge(&analyst).await;
+    assert_eq!(count(&analyst, TOTAL).await, 0);
+    drop(analyst);
+    let next = p.connect("analyst").await.unwrap();
+    assert_eq!(count(&next, TOTAL).await, eu);
+}
+
+/// Objects a client creates without the word TEMP (its search_path puts pg_temp first) are
+/// gone before anyone else uses the connection.
+#[tokio::test]
+async fn objects_left_on_a_connection_never_reach_another_client() {
+    for pool in [
+        "[pool]\nsize = 1\n",
+        "[pool]\nmode = \"session\"\nsize = 1\n",
+    ] {
+        let p = start(pool).await;
+        // A backend creates its temporary schema once, on first use; pooled backends have one.
+        let warm = p.connect("analyst").await.unwrap();
+        warm.batch_execute("CREATE TEMP TABLE warm (x int)")
+            .await
+            .unwrap();
+        drop(warm);
+        let setter = p.connect("analyst").await.unwrap();
+        setter
+            .batch_execute("SET search_path = pg_temp, public")
+            .await
+            .unwrap();
+        setter
+            .batch_execute("CREATE VIEW trap AS SELECT 1 AS x; CREATE TABLE bait (x int)")
+            .await
+            .unwrap();
+        assert_eq!(
+            count(
+                &setter,
+                "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()"
+            )
+            .await,
+            2,
+            "{pool}: they are temporary objects"
+        );
+        drop(setter);
+        for user in ["analyst", "admin"] {
+            let next = p.connect(user).await.unwrap();
+            assert_eq!(
+                count(
+                    &next,
+                    "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()"
+                )
+                .await,
+                0,
+                "{pool}: {user} sees what the last client left"
+            );
+        }
+    }
+}
+
+/// Session state a client changes behind the proxy's back (set_config, SET inside a function,
+/// session characteristics, session advisory locks) is the client's alone.
+#[tokio::test]
+async fn untracked_session_state_never_reaches_another_client() {
+    for pool in [
+        "[pool]\nsize = 1\n",
+        "[pool]\nmode = \"session\"\nsize = 1\n",
+    ] {
+        let p = start(pool).await;
+        let setter = p.connect("analyst").await.unwrap();
+        setter
+            .batch_execute(
+                "SELECT set_config('TimeZone', 'Asia/Tokyo', false);\
+                 SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE;\
+                 CREATE FUNCTION pg_temp.tune() RETURNS void LANGUAGE plpgsql AS $$ BEGIN SET work_mem = '7MB'; END $$;\
+                 SELECT pg_temp.tune();\
+                 SELECT set_config('my.secret', 'left behind', false);\
+                 SELECT pg_advisory_lock(4242)",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            show(&setter, "SELECT current_setting('TimeZone')")
+                .await
+                .as_deref(),
+            Some("Asia/Tokyo")
+        );
+        drop(setter);
+        for user in ["analyst", "admin"] {
+            let next = p.connect(user).await.unwrap();
+            let what = format!("{pool}: {user}");
+            assert_ne!(
+                show(&next, "SELECT current_setting('TimeZone')")
+                    .await
+                    .as_deref(),
+                Some("Asia/Tokyo"),
+                "{what}"
+            );
+            assert_eq!(
+                show(
+                    &next,
+                    "SELECT current_setting('default_transaction_isolation')"
+                )
+                .await
+                .as_deref(),
+                Some("read committed"),
+                "{what}"
+            );
+            assert_ne!(
+                show(&next, "SELECT current_setting('work_mem')")
+                    .await
+                    .as_deref(),
+                Some("7MB"),
+                "{what}"
+            );
+            assert_eq!(
+                show(
+                    &next,
+                    "SELECT nullif(current_setting('my.secret', true), '')"
+                )
+                .await,
+                None,
+                "{what}"
+            );
+            assert_eq!(
+                count(&next, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()").await,
+                0,
+                "{what}"
+            );
+        }
+    }
+}
+
+/// As the query role with no proxy in front: a session holding a user's token reads exactly
+/// that user's rows whatever else it sets, reaches no other class, and cannot read tokens,
+/// profile or salts.
+#[tokio::test]
+async fn the_query_role_with_its_own_token_reads_nothing_beyond_its_rows() {
+    let _guard = pol::lock().await;
+    pol::sync(&pol::config(&pol::demo_catalog())).await;
+    let eu = eu_rows().await;
+    let analyst = pol::query_as(Some("analyst")).await;
+    let canonical = "SELECT count(*), count(ssn) FROM immuta.hr_employees";
+    let own_class = "SELECT count(*) FROM immuta_classes.hr_employees__c0";
+    let other_class = "SELECT count(*) FROM immuta_classes.hr_employees__c1";
+    let expect_own = |why: &'static str| {
+        let analyst = &analyst;
+        async move {
+            assert_eq!(counts(analyst, canonical).await, [eu, 0], "{why}");
+            assert_eq!(counts(analyst, own_class).await, [eu], "{why}");
+            assert_eq!(counts(analyst, other_class).await, [0], "{why}");
+        }
+    };
+    expect_own("pinned").await;
+
+    // Every setting the views ever trusted, forged; its own token stays pinned.
+    analyst
+        .batch_execute(
+            "SELECT set_config('immuta.user', 'admin', false);\
+             SELECT set_config('immuta.attributes', chr(31) || 'region' || chr(30) || 'US' || chr(31), false);\
+             SELECT set_config('immuta.access', ' ', false);\
+             SET immuta.salt = 'x'",
+        )
+        .await
+        .unwrap();
+    expect_own("forged settings").await;
+
+    // Tokens are secrets of the system role; so are the profile and the salts.
+    for table in [
+        "immuta_system.session_tokens",
+        "immuta_system.profile_access",
+        "immuta_system.profile_users",
+        "immuta_system.data_sources",
+        "hr.employees",
+    ] {
+        let err = analyst
+            .query(&format!("SELECT * FROM {table} LIMIT 1"), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{table}"
+        );
+    }
+    // The secure views show its own profile only.
+    assert_eq!(
+        counts(&analyst, "SELECT count(*) FROM immuta_system.user_profile").await,
+        [1]
+    );
+    // The views' text carries no secret.
+    let definitions: String = analyst
+        .query_one(
+            "SELECT string_agg(pg_get_viewdef(c.oid), ' ') FROM pg_class c JOIN pg_namespace n \
+             ON n.oid = c.relnamespace WHERE n.nspname IN ('immuta', 'immuta_classes', 'immuta_system') AND c.relkind = 'v'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let salt = pol::salt_of("hr.employees").await;
+    assert!(!definitions.contains(&salt));
+    for token in pol::tokens().pairs().map(|(token, _)| token.to_string()) {
+        assert!(!definitions.contains(&token));
+    }
+
+    // A token that is not one, or none, opens nothing.
+    for forged in ["", "forged", "00000000000000000000000000000000"] {
+        analyst
+            .execute("SELECT set_config('immuta.token', $1, false)", &[&forged])
+            .await
+            .unwrap();
+        assert_eq!(counts(&analyst, canonical).await, [0, 0], "{forged:?}");
+        assert_eq!(counts(&analyst, own_class).await, [0], "{forged:?}");
+    }
+    // The query role cannot become the system role or anyone else.
+    let err = analyst
+        .batch_execute(&format!("SET ROLE {}", common::demo().system_user))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+}
+
+async fn show(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+async fn counts(client: &tokio_postgres::Client, sql: &str) -> Vec<i64> {
+    let row = client.query_one(sql, &[]).await.unwrap();
+    (0..row.len()).map(|i| row.get::<_, i64>(i)).collect()
+}
