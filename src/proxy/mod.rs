@@ -10,7 +10,7 @@ mod statement_names;
 
 pub use statement_names::backend_statement_name;
 
-use crate::backend::{BackendConn, BackendError, BackendPool};
+use crate::backend::{Affinity, BackendConn, BackendError, BackendPool, Checkout};
 use crate::config::PoolMode;
 use crate::frontend::cancel::CancelSlot;
 use crate::net::Stream;
@@ -26,8 +26,6 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-
-type Checkout = bb8::PooledConnection<'static, crate::backend::Manager>;
 
 /// How a client connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -381,7 +379,11 @@ impl ClientConnection {
     /// Takes a backend connection for the next statement if none is held.
     async fn ensure_backend(&mut self) -> Result<(), BackendError> {
         if self.backend.is_none() {
-            let backend = self.pool.checkout().await?;
+            let want = Affinity {
+                client: self.id,
+                user: self.session.effective_user(),
+            };
+            let backend = self.pool.checkout(want).await?;
             self.cancel.set(backend.peer, backend.key).await;
             self.backend = Some(backend);
             self.drop_session_objects();
