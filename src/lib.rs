@@ -6,7 +6,7 @@
 //! - `audit`: JSON-lines audit records through a bounded buffer.
 //! - `auth`: authentication crypto (SCRAM-SHA-256(-PLUS) server and client, md5, channel binding).
 //! - `net`: a TCP stream that may be TLS.
-//! - `backend`: raw backend connections, their login, and the bb8 pool.
+//! - `backend`: raw backend connections, their login, and the pool that chooses among them.
 //! - `session`: per-client state (statements, settings, transaction status, pipeline).
 //! - `rewrite`: SQL understanding on the query path, no I/O.
 //! - `intercept`: impersonation statements the proxy answers itself.

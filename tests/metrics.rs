@@ -92,6 +92,7 @@ async fn metrics_move_with_traffic() {
     assert_eq!(d.counter("redveil_logins_total"), 1);
     assert_eq!(d.gauge("redveil_clients"), 1.0);
     assert_eq!(d.counter("redveil_backend_connections_opened_total"), 1);
+    assert_eq!(d.counter("redveil_pool_checkouts_total{affinity=new}"), 1);
 
     // Statements by protocol, each a checkout in transaction mode; bytes both ways.
     for _ in 0..3 {
@@ -110,6 +111,13 @@ async fn metrics_move_with_traffic() {
     // Three simple queries, the prepare's Sync cycle and the execute's: five checkouts.
     assert_eq!(waits.len(), 5, "{waits:?}");
     assert!(waits.iter().all(|w| (0.0..5.0).contains(w)), "{waits:?}");
+    // The login's checkout claimed the connection for no client: the first statement finds it
+    // clean, the others find it as this client left it.
+    assert_eq!(d.counter("redveil_pool_checkouts_total{affinity=clean}"), 1);
+    assert_eq!(
+        d.counter("redveil_pool_checkouts_total{affinity=same_client}"),
+        4
+    );
     assert!(d.counter("redveil_bytes_to_backend_total") >= 3 * "SELECT 1".len() as u64);
     assert!(d.counter("redveil_bytes_from_backend_total") > 0);
     // Everything relayed came from the backend; the replies to the proxy's own session

@@ -1,5 +1,5 @@
 //! Backend connections to the cluster: login (TLS, SCRAM/md5/cleartext), the raw connection
-//! the relay writes to, and the bb8 pool that hands them out. Never decodes a DataRow.
+//! the relay writes to, and the pool that hands them out. Never decodes a DataRow.
 
 mod conn;
 mod pool;
@@ -7,7 +7,7 @@ mod prepared;
 mod replay;
 
 pub use conn::{BackendConn, BackendTarget};
-pub use pool::{BackendPool, Manager, Pools};
+pub use pool::{Affinity, BackendPool, Checkout, Pools};
 pub use prepared::PreparedSet;
 pub use replay::{replay_sql, reset_session, rollback};
 
@@ -33,8 +33,6 @@ pub enum BackendError {
     Closed,
     #[error("the cluster broke the protocol: {0}")]
     Protocol(#[from] ProtocolError),
-    #[error("the cluster is unreachable: {0}")]
-    Unreachable(String),
     #[error("no backend connection available within {0} ms")]
     PoolTimeout(u64),
     #[error("no backend connection could be reset for this session")]

@@ -11,7 +11,7 @@ mod statement_names;
 
 pub use statement_names::backend_statement_name;
 
-use crate::backend::{BackendConn, BackendError, BackendPool};
+use crate::backend::{Affinity, BackendConn, BackendError, BackendPool, Checkout};
 use crate::config::PoolMode;
 use crate::frontend::cancel::CancelSlot;
 use crate::net::Stream;
@@ -27,8 +27,6 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-
-type Checkout = bb8::PooledConnection<'static, crate::backend::Manager>;
 
 /// How a client connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -400,7 +398,11 @@ impl ClientConnection {
     async fn checkout_for_identity(&mut self) -> Result<Checkout, BackendError> {
         // A reset that fails closes that connection; another is tried, a few times at most.
         for _ in 0..3 {
-            let mut backend = self.pool.checkout().await?;
+            let want = Affinity {
+                client: self.id,
+                user: self.session.effective_user(),
+            };
+            let mut backend = self.pool.checkout(want).await?;
             if backend.serves_only(self.session.effective_user()) {
                 return Ok(backend);
             }

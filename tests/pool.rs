@@ -1,0 +1,208 @@
+//! The query path's pool: a client gets back the connection it used last, a full pool answers
+//! 53300 and hands a returned connection to the waiter, a backend killed under the pool is
+//! replaced at the next checkout, and `min_idle`, `idle_timeout_s` and `max_lifetime_s` hold.
+//!
+//! The tests count the pool's backends in `pg_stat_activity` of the binary's cluster, so they
+//! run one at a time.
+
+mod common;
+
+use common::{cluster, proxy};
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// Generous: the machine may be busy compiling.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn first_value(rows: &[SimpleQueryMessage]) -> Option<String> {
+    rows.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    })
+}
+
+/// The backend process serving the client's statement.
+async fn pid(client: &Client) -> i32 {
+    let rows = client
+        .simple_query("SELECT pg_backend_pid()")
+        .await
+        .expect("pg_backend_pid");
+    first_value(&rows)
+        .expect("a pid")
+        .parse()
+        .expect("an integer")
+}
+
+/// A superuser connection straight to the cluster, to watch and kill the pool's backends.
+async fn superuser() -> Client {
+    cluster()
+        .connect_superuser("demo")
+        .await
+        .expect("superuser")
+}
+
+/// Backends of the proxy's query login started since `since` (the cluster's clock).
+async fn pool_backends(su: &Client, since: std::time::SystemTime) -> i64 {
+    su.query_one(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE usename = $1 AND backend_start >= $2",
+        &[&common::demo().query_user, &since],
+    )
+    .await
+    .expect("pg_stat_activity")
+    .get(0)
+}
+
+async fn exists(su: &Client, pid: i32) -> bool {
+    su.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+        &[&pid],
+    )
+    .await
+    .expect("pg_stat_activity")
+    .get(0)
+}
+
+/// Polls `check` until it holds, failing after [`DEADLINE`].
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn now(su: &Client) -> std::time::SystemTime {
+    su.query_one("SELECT now()", &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn a_client_gets_back_the_connection_it_used_last() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let p = proxy::start("[pool]\nsize = 4\n").await;
+    let ann = p.connect("analyst").await.unwrap();
+    let bob = p.connect("admin").await.unwrap();
+    // Both in a transaction at once: two connections.
+    ann.batch_execute("BEGIN").await.unwrap();
+    bob.batch_execute("BEGIN").await.unwrap();
+    let (ann_pid, bob_pid) = (pid(&ann).await, pid(&bob).await);
+    assert_ne!(ann_pid, bob_pid);
+    ann.batch_execute("COMMIT").await.unwrap();
+    bob.batch_execute("COMMIT").await.unwrap();
+    // Bob's connection came back last, and stays idle while ann runs twice in a row: neither
+    // most-recently (LIFO) nor least-recently (FIFO) returned gives this sequence.
+    for _ in 0..2 {
+        assert_eq!(pid(&ann).await, ann_pid, "ann's own connection");
+    }
+    for _ in 0..2 {
+        assert_eq!(pid(&bob).await, bob_pid, "bob's own connection");
+    }
+    ann.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(pid(&ann).await, ann_pid);
+    ann.batch_execute("COMMIT").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_pool_answers_53300_then_hands_over_to_the_waiter() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let p = proxy::start("[pool]\nsize = 1\ncheckout_timeout_ms = 300\n").await;
+    let holder = p.connect("analyst").await.unwrap();
+    holder.batch_execute("BEGIN").await.unwrap();
+    let held = pid(&holder).await;
+    let waiter = p.connect("admin").await.unwrap();
+    let err = waiter.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("53300"), "{err}");
+    holder.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(pid(&waiter).await, held, "the waiter's connection survives");
+
+    // A waiter queued behind a transaction is served when it ends, long before its timeout.
+    let p = proxy::start("[pool]\nsize = 1\ncheckout_timeout_ms = 60000\n").await;
+    let holder = p.connect("analyst").await.unwrap();
+    holder.batch_execute("BEGIN").await.unwrap();
+    let held = pid(&holder).await;
+    let waiter = p.connect("admin").await.unwrap();
+    let waiting = tokio::spawn(async move { pid(&waiter).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let served = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .expect("the waiter is handed the connection")
+        .unwrap();
+    assert_eq!(served, held);
+}
+
+#[tokio::test]
+async fn a_killed_backend_is_replaced_at_the_next_checkout() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let p = proxy::start("[pool]\nsize = 2\n").await;
+    let client = p.connect("analyst").await.unwrap();
+    let before = pid(&client).await;
+    let su = superuser().await;
+    let killed: bool = su
+        .query_one("SELECT pg_terminate_backend($1)", &[&before])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    eventually("the backend exits", || async { !exists(&su, before).await }).await;
+    // The idle connection is found dead at checkout and the statement runs on a new one.
+    let after = pid(&client).await;
+    assert_ne!(after, before);
+    assert_eq!(pid(&client).await, after);
+}
+
+#[tokio::test]
+async fn min_idle_is_kept_and_idle_and_old_connections_are_reaped() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let su = superuser().await;
+
+    // min_idle: topped up at start, and again when checkouts take the idle ones.
+    let since = now(&su).await;
+    let p = proxy::start("[pool]\nsize = 4\nmin_idle = 2\n").await;
+    let ann = p.connect("analyst").await.unwrap();
+    // The login's own checkout may race the first top-up and open a third.
+    eventually("two idle connections", || async {
+        pool_backends(&su, since).await >= 2
+    })
+    .await;
+    let bob = p.connect("admin").await.unwrap();
+    ann.batch_execute("BEGIN").await.unwrap();
+    bob.batch_execute("BEGIN").await.unwrap();
+    eventually(
+        "two more while two are checked out, up to the size",
+        || async { pool_backends(&su, since).await == 4 },
+    )
+    .await;
+    ann.batch_execute("COMMIT").await.unwrap();
+    bob.batch_execute("COMMIT").await.unwrap();
+    drop(p);
+
+    // idle_timeout_s: an idle connection is closed without any checkout.
+    let p = proxy::start("[pool]\nidle_timeout_s = 1\n").await;
+    let client = p.connect("analyst").await.unwrap();
+    let idle = pid(&client).await;
+    eventually("the idle connection is closed", || async {
+        !exists(&su, idle).await
+    })
+    .await;
+    assert_ne!(pid(&client).await, idle);
+
+    // max_lifetime_s: a connection past it is not handed out again.
+    let p = proxy::start("[pool]\nmax_lifetime_s = 1\nidle_timeout_s = 0\n").await;
+    let client = p.connect("analyst").await.unwrap();
+    let old = pid(&client).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let new = pid(&client).await;
+    assert_ne!(new, old);
+    eventually("the old connection is closed", || async {
+        !exists(&su, old).await
+    })
+    .await;
+}
