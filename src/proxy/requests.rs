@@ -99,7 +99,6 @@ impl ClientConnection {
                     forward: true,
                     commands,
                     substitutions: Default::default(),
-                    impersonations: 0,
                 });
                 match &rewritten.sql {
                     Some(sql) => frontend::query(&mut self.to_backend, sql),
@@ -390,7 +389,6 @@ impl ClientConnection {
                 forward: true,
                 commands: Default::default(),
                 substitutions: Default::default(),
-                impersonations: 0,
             });
         } else {
             let placeholder = Parse {
