@@ -363,7 +363,8 @@ async fn pipelined_changes_settle_in_order() {
     );
 }
 
-/// ROLLBACK TO SAVEPOINT undoes settings made after the savepoint, the pin included.
+/// ROLLBACK TO SAVEPOINT undoes settings made after the savepoint, the impersonation and its
+/// pin included: the session's own identity is pinned again.
 #[tokio::test]
 async fn a_pin_undone_by_rollback_to_savepoint_is_sent_again() {
     let p = start("").await;
@@ -374,8 +375,12 @@ async fn a_pin_undone_by_rollback_to_savepoint_is_sent_again() {
         .unwrap();
     assert_eq!(count(&bi, ROWS).await, 10_000);
     bi.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
-    assert_eq!(count(&bi, ROWS).await, 10_000, "still admin, pinned again");
+    assert_eq!(count(&bi, ROWS).await, 0, "bi_service again");
+    bi.batch_execute("CALL immuta_procedures.impersonate_user('admin')")
+        .await
+        .unwrap();
     bi.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(count(&bi, ROWS).await, 10_000, "committed");
 }
 
 #[tokio::test]
@@ -488,4 +493,452 @@ async fn every_start_end_and_refusal_is_audited() {
         ]
     );
     assert_eq!(records[2]["sqlstate"], "42501");
+}
+
+// Savepoints. Each scenario runs three ways (statement by statement over the simple and over
+// the extended protocol, and as multi-statement strings), through the proxy as admin and on a
+// direct connection doing the same with `set_config('my.x', ..., false)`: impersonation must
+// follow PostgreSQL's rules for that setting exactly.
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// Run by both sides as is.
+    Sql(&'static str),
+    /// Fails on both sides with this SQLSTATE.
+    Fails(&'static str, &'static str),
+    /// Impersonate (`None` ends it); directly, set my.x.
+    As(Option<&'static str>),
+    /// Records whom the session acts as (SHOW immuta_user, and checks the rows admin then
+    /// reads); directly, my.x.
+    Check,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Simple,
+    Extended,
+    /// One simple query per segment of the scenario.
+    Strings,
+}
+
+use Step::{As, Check, Fails, Sql};
+
+/// Runs `segments` in every mode, through the proxy and directly; both must record `expected`.
+async fn savepoint_scenario(segments: &[&[Step]], expected: &[&str]) {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    for mode in [Mode::Simple, Mode::Extended, Mode::Strings] {
+        let direct = common::cluster().connect_superuser("demo").await.unwrap();
+        let seen = observe(&direct, None, mode, segments).await;
+        assert_eq!(seen, expected, "PostgreSQL itself, {mode:?}");
+        let admin = p.connect("admin").await.unwrap();
+        let seen = observe(&admin, Some(eu), mode, segments).await;
+        assert_eq!(seen, expected, "through the proxy, {mode:?}");
+    }
+}
+
+/// The value at each Check; `proxied` holds the EU row count when `client` is the proxy's.
+async fn observe(
+    client: &Client,
+    proxied: Option<i64>,
+    mode: Mode,
+    segments: &[&[Step]],
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    if mode == Mode::Extended {
+        for step in segments.iter().flat_map(|s| s.iter()) {
+            extended_step(client, proxied, *step, &mut seen).await;
+        }
+        return seen;
+    }
+    let rounds: Vec<Vec<Step>> = match mode {
+        Mode::Strings => segments.iter().map(|s| s.to_vec()).collect(),
+        _ => segments
+            .iter()
+            .flat_map(|s| s.iter().map(|step| vec![*step]))
+            .collect(),
+    };
+    for round in rounds {
+        let text: Vec<String> = round.iter().map(|s| step_text(*s, proxied)).collect();
+        let result = client.simple_query(&text.join("; ")).await;
+        if let Some(Fails(_, code)) = round.last() {
+            assert!(!round.iter().any(|s| matches!(s, Check)), "{round:?}");
+            assert_eq!(sqlstate(&result.unwrap_err()), *code, "{round:?}");
+            continue;
+        }
+        let rows: Vec<Vec<String>> = result
+            .unwrap_or_else(|e| panic!("{round:?}: {e}"))
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("").to_string())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect();
+        let mut rows = rows.into_iter();
+        while let Some(row) = rows.next() {
+            match (row.as_slice(), proxied) {
+                // SHOW immuta_user, then the row count.
+                ([user, _login], Some(eu)) => {
+                    let n: i64 = rows.next().expect("a count after SHOW")[0].parse().unwrap();
+                    assert_eq!(n, rows_of(user, eu), "rows as {user:?} in {round:?}");
+                    seen.push(user.clone());
+                }
+                ([check, value], None) if check == "check" => seen.push(value.clone()),
+                _ => {}
+            }
+        }
+    }
+    seen
+}
+
+fn step_text(step: Step, proxied: Option<i64>) -> String {
+    match (step, proxied.is_some()) {
+        (Sql(sql) | Fails(sql, _), _) => sql.to_string(),
+        (As(Some(user)), true) => format!("CALL immuta_procedures.impersonate_user('{user}')"),
+        (As(None), true) => "CALL immuta_procedures.impersonate_user(NULL)".to_string(),
+        (As(user), false) => format!("SELECT set_config('my.x', '{}', false)", user.unwrap_or("")),
+        (Check, true) => format!("SHOW immuta_user; {ROWS}"),
+        (Check, false) => "SELECT 'check', coalesce(current_setting('my.x', true), '')".into(),
+    }
+}
+
+async fn extended_step(client: &Client, proxied: Option<i64>, step: Step, seen: &mut Vec<String>) {
+    match (step, proxied) {
+        (Sql(sql), _) => {
+            client
+                .execute(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        (Fails(sql, code), _) => {
+            let error = client.execute(sql, &[]).await.unwrap_err();
+            assert_eq!(sqlstate(&error), code, "{sql}");
+        }
+        (As(user), Some(_)) => {
+            client
+                .execute("CALL immuta_procedures.impersonate_user($1)", &[&user])
+                .await
+                .unwrap();
+        }
+        (As(user), None) => {
+            client
+                .execute(
+                    "SELECT set_config('my.x', $1, false)",
+                    &[&user.unwrap_or("")],
+                )
+                .await
+                .unwrap();
+        }
+        (Check, Some(eu)) => {
+            let user: String = client
+                .query_one("SHOW immuta_user", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(count(client, ROWS).await, rows_of(&user, eu), "as {user:?}");
+            seen.push(user);
+        }
+        (Check, None) => {
+            let row = client
+                .query_one("SELECT coalesce(current_setting('my.x', true), '')", &[])
+                .await
+                .unwrap();
+            seen.push(row.get(0));
+        }
+    }
+}
+
+/// What admin, impersonating `user` ("" for nobody), reads of hr.employees.
+fn rows_of(user: &str, eu: i64) -> i64 {
+    match user {
+        "" | "admin" => 10_000,
+        "analyst" => eu,
+        "bi_service" => 0,
+        other => panic!("unexpected user {other}"),
+    }
+}
+
+const ANALYST: Option<&str> = Some("analyst");
+const BI: Option<&str> = Some("bi_service");
+
+/// The red team's case: an impersonation made after a savepoint is undone by ROLLBACK TO,
+/// which keeps the savepoint for another rollback.
+#[tokio::test]
+async fn rollback_to_savepoint_undoes_an_impersonation_made_after_it() {
+    savepoint_scenario(
+        &[&[
+            Sql("BEGIN"),
+            Sql("SAVEPOINT a"),
+            As(ANALYST),
+            Check,
+            Sql("ROLLBACK TO SAVEPOINT a"),
+            Check,
+            As(BI),
+            Check,
+            Sql("ROLLBACK TO a"),
+            Check,
+            As(ANALYST),
+            Sql("COMMIT"),
+            Check,
+        ]],
+        &["analyst", "", "bi_service", "", "analyst"],
+    )
+    .await;
+}
+
+/// RELEASE keeps the changes for the enclosing level (a whole rollback still undoes them) and
+/// destroys the savepoints after the released one; ROLLBACK TO an outer savepoint destroys
+/// the inner ones.
+#[tokio::test]
+async fn release_and_nested_savepoints() {
+    savepoint_scenario(
+        &[
+            &[
+                Sql("BEGIN"),
+                Sql("SAVEPOINT a"),
+                As(ANALYST),
+                Sql("SAVEPOINT b"),
+                As(BI),
+                Sql("RELEASE SAVEPOINT b"),
+                Check,
+                Sql("ROLLBACK TO a"),
+                Check,
+                As(ANALYST),
+                Sql("SAVEPOINT c"),
+                As(BI),
+                Sql("RELEASE a"),
+                Check,
+            ],
+            &[Fails("ROLLBACK TO c", "3B001")],
+            &[Sql("ROLLBACK"), Check],
+            &[
+                Sql("BEGIN"),
+                As(ANALYST),
+                Sql("SAVEPOINT a"),
+                As(BI),
+                Sql("SAVEPOINT b"),
+                As(None),
+                Check,
+                Sql("ROLLBACK TO b"),
+                Check,
+                Sql("ROLLBACK TRANSACTION TO SAVEPOINT a"),
+                Check,
+            ],
+            &[Fails("RELEASE b", "3B001")],
+            // The failed RELEASE failed the transaction; the rollback to a recovers it.
+            &[Sql("ROLLBACK TO a"), Check, Sql("COMMIT"), Check],
+        ],
+        &[
+            "bi_service",
+            "",
+            "bi_service",
+            "",
+            "",
+            "bi_service",
+            "analyst",
+            "analyst",
+            "analyst",
+        ],
+    )
+    .await;
+}
+
+/// Names fold unless quoted; ROLLBACK TO and RELEASE take the most recent savepoint of a name.
+#[tokio::test]
+async fn savepoint_names_are_identifiers_and_the_most_recent_wins() {
+    savepoint_scenario(
+        &[&[
+            Sql("BEGIN"),
+            Sql("SAVEPOINT Sp"),
+            As(ANALYST),
+            Sql("SAVEPOINT \"Sp\""),
+            As(BI),
+            Sql("SAVEPOINT sp"),
+            As(None),
+            Sql("ROLLBACK WORK TO SP"),
+            Check,
+            Sql("RELEASE sp"),
+            Sql("ROLLBACK TO SAVEPOINT \"Sp\""),
+            Check,
+            Sql("RELEASE SAVEPOINT \"Sp\""),
+            Sql("ROLLBACK TO sp"),
+            Check,
+            As(BI),
+            Sql("END"),
+            Check,
+        ]],
+        &["bi_service", "analyst", "", "bi_service"],
+    )
+    .await;
+}
+
+/// After an error, ROLLBACK TO a savepoint made before it recovers the transaction, whose
+/// COMMIT then keeps what the rollback left.
+#[tokio::test]
+async fn rollback_to_savepoint_recovers_a_failed_transaction() {
+    savepoint_scenario(
+        &[
+            &[
+                Sql("BEGIN"),
+                As(ANALYST),
+                Sql("SAVEPOINT a"),
+                As(BI),
+                Fails("SELECT 1/0", "22012"),
+            ],
+            &[Fails("ROLLBACK TO nowhere", "3B001")],
+            &[Sql("ROLLBACK TO SAVEPOINT a"), Check, Sql("COMMIT"), Check],
+        ],
+        &["analyst", "analyst"],
+    )
+    .await;
+}
+
+/// COMMIT AND CHAIN keeps the change at once and ROLLBACK AND CHAIN undoes the new
+/// transaction's, though neither leaves the transaction block; a whole ROLLBACK undoes
+/// everything since BEGIN, released savepoints included; a COMMIT without BEGIN ends a
+/// string's implicit transaction.
+#[tokio::test]
+async fn chained_and_whole_transaction_ends() {
+    savepoint_scenario(
+        &[
+            &[
+                Sql("BEGIN"),
+                As(ANALYST),
+                Sql("COMMIT AND CHAIN"),
+                As(BI),
+                Check,
+                Sql("ROLLBACK AND CHAIN"),
+                Check,
+                As(None),
+                Sql("SAVEPOINT a"),
+                As(BI),
+                Sql("RELEASE a"),
+                Sql("ROLLBACK"),
+                Check,
+            ],
+            &[As(BI), Sql("COMMIT"), Fails("SELECT 1/0", "22012")],
+            &[Check],
+        ],
+        &["bi_service", "analyst", "analyst", "bi_service"],
+    )
+    .await;
+}
+
+/// SET follows savepoints as impersonation does: what ROLLBACK TO undoes is never recorded as
+/// the session's (the rewriter resolves names by the recorded search_path), and a rollback to
+/// a savepoint does not drop what the transaction keeps.
+#[tokio::test]
+async fn session_settings_follow_savepoints() {
+    let p = start("").await;
+    let admin = p.connect("admin").await.unwrap();
+    for statement in [
+        "BEGIN",
+        "SAVEPOINT a",
+        "SET search_path = hr",
+        "ROLLBACK TO a",
+        "COMMIT",
+    ] {
+        admin.batch_execute(statement).await.unwrap();
+    }
+    let unknown = admin
+        .simple_query("SELECT count(*) FROM employees")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&unknown), "42P01", "search_path was rolled back");
+    for statement in [
+        "BEGIN",
+        "SAVEPOINT a",
+        "SET search_path = hr",
+        "ROLLBACK TO a",
+    ] {
+        admin.execute(statement, &[]).await.unwrap();
+    }
+    admin.execute("COMMIT", &[]).await.unwrap();
+    let unknown = admin
+        .query_one("SELECT count(*) FROM employees", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&unknown), "42P01", "extended protocol");
+    admin
+        .batch_execute("BEGIN; SET search_path = hr; SAVEPOINT a; ROLLBACK TO a; COMMIT")
+        .await
+        .unwrap();
+    let rows = admin
+        .simple_query("SELECT count(*) FROM employees")
+        .await
+        .unwrap();
+    assert_eq!(first_value(rows).as_deref(), Some("10000"), "kept");
+}
+
+/// Savepoint commands and impersonations pipelined together: the proxy answers the
+/// impersonations before the backend has replied to the statements ahead of them, yet each
+/// change takes effect in its place among them.
+#[tokio::test]
+async fn savepoints_and_impersonations_pipelined_together() {
+    use common::raw::{self, RawConn};
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let mut admin = RawConn::proxy(&p, "admin", &[]).await;
+    let mut batch = bytes::BytesMut::new();
+    raw::parse(
+        &mut batch,
+        "call",
+        "CALL immuta_procedures.impersonate_user($1)",
+    );
+    for step in [
+        Sql("BEGIN"),
+        As(ANALYST),
+        Sql("SAVEPOINT a"),
+        As(BI),
+        Sql("ROLLBACK TO a"),
+        Sql("COMMIT"),
+    ] {
+        match step {
+            As(user) => raw::bind(&mut batch, "", "call", &[user.map(str::as_bytes)], &[]),
+            Sql(sql) => {
+                raw::parse(&mut batch, "", sql);
+                raw::bind(&mut batch, "", "", &[], &[]);
+            }
+            _ => unreachable!(),
+        }
+        raw::execute(&mut batch, "", 0);
+    }
+    raw::sync(&mut batch);
+    admin.send(&batch).await;
+    let replies = admin.until_ready().await;
+    assert!(raw::error_codes(&replies).is_empty(), "{replies:?}");
+    let first_column = |messages: Vec<raw::Msg>| {
+        let row = messages.into_iter().find(|m| m.tag == b'D').expect("a row");
+        let body = row.body();
+        let len = i32::from_be_bytes(body[2..6].try_into().unwrap()) as usize;
+        String::from_utf8_lossy(&body[6..6 + len]).into_owned()
+    };
+    assert_eq!(
+        first_column(admin.simple("SHOW immuta_user").await),
+        "analyst"
+    );
+    assert_eq!(first_column(admin.simple(ROWS).await), eu.to_string());
+
+    let bi = p.connect("bi_service").await.unwrap();
+    let call = |user: &str| format!("CALL immuta_procedures.impersonate_user('{user}')");
+    let (analyst, admin) = (call("analyst"), call("admin"));
+    let replies = tokio::join!(
+        bi.simple_query("BEGIN"),
+        bi.simple_query(&analyst),
+        bi.simple_query("SAVEPOINT a"),
+        bi.simple_query(&admin),
+        bi.simple_query("ROLLBACK TO a"),
+        bi.simple_query("COMMIT"),
+    );
+    assert!(replies.0.is_ok() && replies.1.is_ok() && replies.2.is_ok());
+    assert!(replies.3.is_ok() && replies.4.is_ok() && replies.5.is_ok());
+    assert_eq!(
+        show(&bi, "SHOW immuta_user").await,
+        ("analyst".into(), "bi_service".into())
+    );
+    assert_eq!(count(&bi, ROWS).await, eu);
 }

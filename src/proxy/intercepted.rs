@@ -6,7 +6,7 @@ use crate::intercept::{self, Intercept, Target, SHOW_COLUMNS};
 use crate::protocol::backend as msg;
 use crate::protocol::frontend::{self, BindHead, BindValues, Parse};
 use crate::protocol::tag;
-use crate::rewrite::split_statements;
+use crate::rewrite::{classify, split_statements, SessionCommand};
 use crate::session::{Expect, Substitution};
 use bytes::{Bytes, BytesMut};
 
@@ -24,7 +24,9 @@ impl ClientConnection {
         if intercepts.iter().all(Option::is_none) {
             return Ok(false);
         }
-        if self.session.tx_status == IN_FAILED_TRANSACTION {
+        // A string that starts by ending the failed transaction or rolling back to a
+        // savepoint runs on: the backend refuses what it must.
+        if self.session.tx_status == IN_FAILED_TRANSACTION && intercepts[0].is_some() {
             self.refuse_with("25P02", ABORTED, tag::QUERY);
             return Ok(true);
         }
@@ -42,7 +44,7 @@ impl ClientConnection {
         match &intercept {
             Intercept::Show => {
                 msg::row_description_text(&mut reply, &SHOW_COLUMNS, 0);
-                self.show_row(&mut reply);
+                self.show_row(&mut reply, self.session.impersonation.current());
             }
             Intercept::Impersonate { target, .. } => {
                 let target = match target {
@@ -74,6 +76,9 @@ impl ClientConnection {
         let mut substitutions = std::collections::VecDeque::new();
         let mut texts = Vec::with_capacity(statements.len());
         let saved = self.session.impersonation.clone();
+        // The identity through the string, which follows its own transaction and savepoint
+        // commands: a ROLLBACK TO in it undoes the pins made after the savepoint.
+        let mut predicted = saved.predicted();
         // One version for every pin of the string and the record of what was pinned.
         let policy = self.settings.policy.current();
         // The effective user each statement runs under: it reads that user's class views.
@@ -81,8 +86,16 @@ impl ClientConnection {
         // The effective user after each impersonation of the string, in order.
         let mut switches = Vec::new();
         for (index, (statement, intercept)) in statements.iter().zip(intercepts).enumerate() {
-            users.push(self.session.effective_user().to_string());
+            users.push(
+                predicted
+                    .current()
+                    .unwrap_or(&self.session.login)
+                    .to_string(),
+            );
             let Some(intercept) = intercept else {
+                if let Some(SessionCommand::Transaction(command)) = classify(statement) {
+                    predicted.transaction(&command);
+                }
                 texts.push(statement.to_string());
                 continue;
             };
@@ -90,7 +103,7 @@ impl ClientConnection {
             match intercept {
                 Intercept::Show => {
                     msg::row_description_text(&mut reply, &SHOW_COLUMNS, 0);
-                    self.show_row(&mut reply);
+                    self.show_row(&mut reply, predicted.current());
                     texts.push("SELECT 1".to_string());
                 }
                 Intercept::Impersonate { target, .. } => {
@@ -98,11 +111,12 @@ impl ClientConnection {
                         Target::User(user) => Some(user.clone()),
                         _ => None,
                     };
-                    if let Err(refusal) = self.impersonate(target) {
+                    if let Err(refusal) = self.impersonate(target.clone()) {
                         self.session.impersonation = saved;
                         self.refuse_with(refusal.code, &refusal.message, tag::QUERY);
                         return;
                     }
+                    predicted.set(target);
                     switches.push(self.session.effective_user().to_string());
                     texts.push(super::pins::staged_pin_sql(switches.len()));
                 }
@@ -111,6 +125,7 @@ impl ClientConnection {
             substitutions.push_back(Substitution {
                 index,
                 reply: reply.freeze(),
+                impersonation: matches!(intercept, Intercept::Impersonate { .. }),
             });
         }
         // The rest of the string goes through the rewriter like any other query; the pins are
@@ -168,20 +183,23 @@ impl ClientConnection {
         let backend = self.backend.as_mut().expect("ensure_backend ran");
         backend.pinned = Some((policy.generation, effective));
         frontend::query(&mut self.to_backend, &sql.join(";\n"));
-        let impersonations = intercepts
+        // Session and transaction commands as sent, as for any simple query.
+        let commands = sql
             .iter()
-            .filter(|i| matches!(i, Some(Intercept::Impersonate { .. })))
-            .count();
+            .zip(intercepts)
+            .filter(|(_, intercept)| intercept.is_none())
+            .filter_map(|(statement, _)| classify(statement))
+            .collect();
         self.pipeline.push(Expect::Query {
             forward: true,
-            commands: Default::default(),
+            commands,
             substitutions,
-            impersonations,
         });
     }
 
-    fn show_row(&self, out: &mut BytesMut) {
-        let current = self.session.impersonation.current().unwrap_or("");
+    /// The SHOW row, `impersonated` being whom the session acts as at the SHOW's place.
+    fn show_row(&self, out: &mut BytesMut, impersonated: Option<&str>) {
+        let current = impersonated.unwrap_or("");
         msg::data_row_text(out, &[Some(current), Some(&self.session.login)]);
     }
 
@@ -225,7 +243,7 @@ impl ClientConnection {
             });
         metrics::counter!("redveil_impersonations_total", "outcome" => outcome).increment(1);
         // Its place in the transaction order is known only when its reply comes (see
-        // `Expect::Answer` and `Expect::Query::impersonations`).
+        // `Expect::Answer` and `Substitution::impersonation`).
         if result.is_ok() {
             self.session.impersonation.queue(target);
         }
@@ -307,7 +325,7 @@ impl ClientConnection {
         }
         let mut reply = BytesMut::new();
         match &intercept {
-            Intercept::Show => self.show_row(&mut reply),
+            Intercept::Show => self.show_row(&mut reply, self.session.impersonation.current()),
             Intercept::Impersonate { target, .. } => {
                 let target = match target {
                     Target::User(user) => Some(user.clone()),

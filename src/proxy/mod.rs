@@ -76,8 +76,6 @@ pub struct ClientConnection {
     backend_stream_forward: bool,
     /// Whether the client message being streamed in parts goes to the backend.
     client_stream_forward: bool,
-    /// A ROLLBACK tag was seen since the last ReadyForQuery.
-    rolled_back: bool,
     /// Set on shutdown: close as soon as no transaction is open.
     draining: bool,
     /// After the proxy failed a message itself, client messages are skipped up to Sync.
@@ -146,7 +144,6 @@ impl ClientConnection {
             settings,
             backend_stream_forward: true,
             client_stream_forward: true,
-            rolled_back: false,
             draining: false,
             skip_until_sync: false,
             repin_after_sync: false,
@@ -455,7 +452,6 @@ impl ClientConnection {
             forward: false,
             commands: Default::default(),
             substitutions: Default::default(),
-            impersonations: 0,
         });
     }
 

@@ -103,7 +103,6 @@ impl ClientConnection {
                     forward: true,
                     commands,
                     substitutions: Default::default(),
-                    impersonations: 0,
                 });
                 match &rewritten.sql {
                     Some(sql) => frontend::query(&mut self.to_backend, sql),
@@ -396,7 +395,6 @@ impl ClientConnection {
                 forward: true,
                 commands: Default::default(),
                 substitutions: Default::default(),
-                impersonations: 0,
             });
         } else {
             let placeholder = Parse {

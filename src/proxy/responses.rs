@@ -105,19 +105,13 @@ impl ClientConnection {
                 let expect = self.pipeline.pop();
                 let client_owned = expect.as_ref().is_none_or(Expect::forwards);
                 if client_owned {
-                    let rolled_back = std::mem::take(&mut self.rolled_back);
-                    let undone = rolled_back || self.session.transaction_failed();
-                    if let Some(Expect::Query { impersonations, .. }) = &expect {
-                        let impersonation = &mut self.session.impersonation;
-                        if undone {
-                            impersonation.discard_queued(*impersonations);
-                        } else {
-                            for _ in 0..*impersonations {
-                                impersonation.settle(status == crate::session::IDLE);
-                            }
-                        }
+                    let undone = self.session.transaction_failed();
+                    if let Some(Expect::Query { substitutions, .. }) = &expect {
+                        // An error ended the string before these: they never happened.
+                        let skipped = substitutions.iter().filter(|s| s.impersonation).count();
+                        self.session.impersonation.discard_queued(skipped);
                     }
-                    if self.session.ready(status, rolled_back) {
+                    if self.session.ready(status) {
                         let fingerprint = self.session.state.fingerprint();
                         if let Some(backend) = self.backend.as_mut() {
                             backend.settings = fingerprint;
@@ -128,9 +122,10 @@ impl ClientConnection {
                     if status == crate::session::IDLE {
                         self.portal_commands.clear();
                         if let Some(backend) = self.backend.as_mut().filter(|_| undone) {
-                            // The rollback may have undone a pin made inside the transaction
-                            // (whether it was is not known here: the proxy's view of the
-                            // status lags behind pipelined messages), so pin again.
+                            // The failed transaction's rollback may have undone a pin made
+                            // inside it (whether it was is not known here: the proxy's view of
+                            // the status lags behind pipelined messages), so pin again. An
+                            // explicit ROLLBACK forgot it already (`on_command_complete`).
                             backend.pinned = None;
                         }
                     }
@@ -174,8 +169,12 @@ impl ClientConnection {
             return None;
         }
         if ends_statement {
-            let reply = substitutions.pop_front().expect("checked").reply;
-            self.to_client.extend_from_slice(&reply);
+            let substitution = substitutions.pop_front().expect("checked");
+            self.to_client.extend_from_slice(&substitution.reply);
+            if substitution.impersonation {
+                // Its place: within the string's transaction, after the statements before it.
+                self.session.impersonation.settle(false);
+            }
         }
         Some(false)
     }
@@ -195,31 +194,34 @@ impl ClientConnection {
     }
 
     fn on_command_complete(&mut self, command_tag: &str) {
+        let client_owned = self.pipeline.front().is_none_or(Expect::forwards);
+        let command = match self.pipeline.front_mut() {
+            Some(Expect::Execute { .. }) => match self.pipeline.pop() {
+                Some(Expect::Execute { command: Some(c) }) if c.completes_with(command_tag) => {
+                    Some(c)
+                }
+                _ => None,
+            },
+            Some(Expect::Query {
+                forward: true,
+                commands,
+                ..
+            }) if commands
+                .front()
+                .is_some_and(|c| c.completes_with(command_tag)) =>
+            {
+                commands.pop_front()
+            }
+            _ => None,
+        };
         if command_tag == "ROLLBACK" {
-            self.rolled_back = true;
             // Also ROLLBACK TO SAVEPOINT, which may undo a pin made after the savepoint.
             if let Some(backend) = self.backend.as_mut() {
                 backend.pinned = None;
             }
         }
-        match self.pipeline.front_mut() {
-            Some(Expect::Execute { .. }) => {
-                if let Some(Expect::Execute { command: Some(c) }) = self.pipeline.pop() {
-                    if c.tag() == command_tag {
-                        self.session.command_done(c);
-                    }
-                }
-            }
-            Some(Expect::Query {
-                forward: true,
-                commands,
-                ..
-            }) if commands.front().is_some_and(|c| c.tag() == command_tag) => {
-                if let Some(c) = commands.pop_front() {
-                    self.session.command_done(c);
-                }
-            }
-            _ => {}
+        if client_owned {
+            self.session.command_done(command_tag, command);
         }
     }
 

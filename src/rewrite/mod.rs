@@ -17,7 +17,7 @@ pub use names::{
     parse_search_path_list, parse_search_path_sql, QualifiedName, Registered, Registry, Scope,
     DEFAULT_SEARCH_PATH,
 };
-pub use session_commands::{classify, SessionCommand};
+pub use session_commands::{classify, SessionCommand, TransactionCommand};
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;

@@ -1,5 +1,7 @@
 //! Statements that change session state: SET, RESET, PREPARE, DEALLOCATE, DISCARD. Transaction
 //! pooling records them per client and replays them on the backend connection that serves it.
+//! Also the transaction commands that decide which of those changes last (COMMIT, ROLLBACK,
+//! savepoints).
 
 use super::lexer::{tokens, Token};
 
@@ -29,6 +31,23 @@ pub enum SessionCommand {
     Untracked {
         tag: &'static str,
     },
+    /// Ends the transaction or works on its savepoints.
+    Transaction(TransactionCommand),
+}
+
+/// A statement that decides which of a transaction's session changes last, as it does for
+/// `set_config(..., false)`. Savepoint names are identifiers: folded unless quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionCommand {
+    /// `COMMIT`, `END`, also `AND CHAIN` (tagged ROLLBACK in a failed transaction).
+    Commit,
+    /// `ROLLBACK`, `ABORT`, also `AND CHAIN`.
+    Rollback,
+    Savepoint(String),
+    /// `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`.
+    RollbackTo(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
 }
 
 impl SessionCommand {
@@ -42,7 +61,21 @@ impl SessionCommand {
             SessionCommand::DeallocateAll => "DEALLOCATE ALL",
             SessionCommand::DiscardAll => "DISCARD ALL",
             SessionCommand::Untracked { tag } => tag,
+            SessionCommand::Transaction(command) => match command {
+                TransactionCommand::Commit => "COMMIT",
+                TransactionCommand::Rollback | TransactionCommand::RollbackTo(_) => "ROLLBACK",
+                TransactionCommand::Savepoint(_) => "SAVEPOINT",
+                TransactionCommand::Release(_) => "RELEASE",
+            },
         }
+    }
+
+    /// Whether a CommandComplete with `tag` is this statement's: a COMMIT of a failed
+    /// transaction is answered ROLLBACK.
+    pub fn completes_with(&self, tag: &str) -> bool {
+        self.tag() == tag
+            || (*self == SessionCommand::Transaction(TransactionCommand::Commit)
+                && tag == "ROLLBACK")
     }
 }
 
@@ -54,9 +87,21 @@ pub fn classify(statement: &str) -> Option<SessionCommand> {
     let first = rest.next()?;
     match &first {
         Token::Word(w)
-            if ["set", "reset", "prepare", "deallocate", "discard"]
-                .iter()
-                .any(|verb| w.eq_ignore_ascii_case(verb)) => {}
+            if [
+                "set",
+                "reset",
+                "prepare",
+                "deallocate",
+                "discard",
+                "commit",
+                "end",
+                "rollback",
+                "abort",
+                "savepoint",
+                "release",
+            ]
+            .iter()
+            .any(|verb| w.eq_ignore_ascii_case(verb)) => {}
         _ => return None,
     }
     let toks: Vec<Token<'_>> = std::iter::once(first).chain(rest.take(5)).collect();
@@ -112,8 +157,62 @@ pub fn classify(statement: &str) -> Option<SessionCommand> {
             },
             _ => SessionCommand::Untracked { tag: "DISCARD" },
         }),
+        verb => classify_transaction(verb, &toks[1..]).map(SessionCommand::Transaction),
+    }
+}
+
+/// COMMIT, END, ROLLBACK, ABORT, SAVEPOINT, RELEASE; `None` for their PREPARED forms and for
+/// text the server will refuse anyway.
+fn classify_transaction(verb: &str, rest: &[Token<'_>]) -> Option<TransactionCommand> {
+    let mut rest = rest;
+    if matches!(verb, "commit" | "end" | "rollback" | "abort")
+        && matches!(word(rest.first()).as_deref(), Some("work" | "transaction"))
+    {
+        rest = &rest[1..];
+    }
+    match verb {
+        "commit" | "end" if word(rest.first()).as_deref() != Some("prepared") => {
+            Some(TransactionCommand::Commit)
+        }
+        "rollback" if word(rest.first()).as_deref() == Some("to") => {
+            savepoint_name(&rest[1..]).map(TransactionCommand::RollbackTo)
+        }
+        "rollback" | "abort" if word(rest.first()).as_deref() != Some("prepared") => {
+            Some(TransactionCommand::Rollback)
+        }
+        "savepoint" => rest
+            .first()
+            .and_then(identifier)
+            .map(TransactionCommand::Savepoint),
+        "release" => savepoint_name(rest).map(TransactionCommand::Release),
         _ => None,
     }
+}
+
+/// The name after `ROLLBACK ... TO` or `RELEASE`: `[SAVEPOINT] name`, where `SAVEPOINT` alone
+/// is the name.
+fn savepoint_name(rest: &[Token<'_>]) -> Option<String> {
+    match rest {
+        [first, name, ..] if word(Some(first)).as_deref() == Some("savepoint") => identifier(name),
+        [name, ..] => identifier(name),
+        [] => None,
+    }
+}
+
+/// A savepoint name as the server keeps it: ASCII letters folded unless quoted, cut to 63
+/// bytes (NAMEDATALEN - 1) on a character boundary.
+fn identifier(token: &Token<'_>) -> Option<String> {
+    let mut name = match token {
+        Token::Word(w) => w.to_ascii_lowercase(),
+        Token::Quoted(q) if !q.is_empty() => q.clone(),
+        _ => return None,
+    };
+    let mut end = name.len().min(63);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    Some(name)
 }
 
 fn classify_set(statement: &str, toks: &[Token<'_>]) -> SessionCommand {
@@ -283,5 +382,55 @@ mod tests {
         assert_eq!(classify("DISCARD ALL"), Some(DiscardAll));
         assert_eq!(classify("select 1"), None);
         assert_eq!(classify("-- SET x = 1\nselect 1"), None);
+    }
+
+    #[test]
+    fn transaction_commands() {
+        let tx = |c| Some(Transaction(c));
+        use TransactionCommand::*;
+        for sql in [
+            "COMMIT",
+            "commit work",
+            "END TRANSACTION",
+            "COMMIT AND CHAIN",
+        ] {
+            assert_eq!(classify(sql), tx(Commit), "{sql}");
+        }
+        for sql in ["ROLLBACK", "abort", "ROLLBACK WORK AND NO CHAIN"] {
+            assert_eq!(classify(sql), tx(Rollback), "{sql}");
+        }
+        assert_eq!(classify("COMMIT PREPARED 'x'"), None);
+        assert_eq!(classify("ROLLBACK PREPARED 'x'"), None);
+        for sql in [
+            "ROLLBACK TO SAVEPOINT A",
+            "rollback to a",
+            "ROLLBACK TRANSACTION TO SAVEPOINT a",
+            "ROLLBACK WORK TO /* x */ a",
+            "ROLLBACK TO \"a\"",
+        ] {
+            assert_eq!(classify(sql), tx(RollbackTo("a".into())), "{sql}");
+        }
+        assert_eq!(
+            classify("ROLLBACK TO savepoint"),
+            tx(RollbackTo("savepoint".into()))
+        );
+        assert_eq!(classify("SAVEPOINT \"A\""), tx(Savepoint("A".into())));
+        assert_eq!(classify("savepoint Sp_1"), tx(Savepoint("sp_1".into())));
+        assert_eq!(classify("RELEASE SAVEPOINT B"), tx(Release("b".into())));
+        assert_eq!(classify("release b"), tx(Release("b".into())));
+        assert_eq!(
+            classify("RELEASE savepoint"),
+            tx(Release("savepoint".into()))
+        );
+        assert_eq!(
+            classify(&format!("SAVEPOINT {}", "x".repeat(70))),
+            tx(Savepoint("x".repeat(63)))
+        );
+        assert_eq!(classify("SAVEPOINT"), None);
+        assert_eq!(classify("ROLLBACK TO"), None);
+        let failed_commit = Transaction(Commit);
+        assert!(failed_commit.completes_with("COMMIT") && failed_commit.completes_with("ROLLBACK"));
+        assert!(!Transaction(Release("b".into())).completes_with("ROLLBACK"));
+        assert_eq!(Transaction(RollbackTo("a".into())).tag(), "ROLLBACK");
     }
 }

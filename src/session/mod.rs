@@ -4,13 +4,15 @@
 
 mod impersonation;
 mod pipeline;
+mod savepoints;
 mod state;
 
 pub use impersonation::Impersonation;
 pub use pipeline::{Expect, Pipeline, Skipped, Substitution};
 pub use state::{quote_literal, RewrittenFor, SessionState, Statement};
 
-use crate::rewrite::SessionCommand;
+use crate::rewrite::{SessionCommand, TransactionCommand};
+use savepoints::Savepoints;
 use std::collections::HashMap;
 
 /// Transaction status as reported by ReadyForQuery.
@@ -29,8 +31,12 @@ pub struct Session {
     /// Session commands run in the current (possibly implicit) transaction, applied to
     /// `state` when it commits and dropped when it rolls back.
     pending: Vec<SessionCommand>,
-    /// An error happened since the last ReadyForQuery in status idle.
+    /// The transaction block's savepoints, each with how many of `pending` it keeps.
+    savepoints: Savepoints<usize>,
+    /// The current transaction failed (an error not recovered by a ROLLBACK TO since).
     failed: bool,
+    /// `state` changed since the last ReadyForQuery.
+    state_changed: bool,
     pub tx_status: u8,
     pub impersonation: Impersonation,
     /// The client's address, for audit records.
@@ -46,7 +52,9 @@ impl Session {
             state: SessionState::from_startup(startup_settings),
             search_path: std::cell::OnceCell::new(),
             pending: Vec::new(),
+            savepoints: Savepoints::default(),
             failed: false,
+            state_changed: false,
             tx_status: IDLE,
             impersonation: Impersonation::default(),
             peer: String::new(),
@@ -64,9 +72,40 @@ impl Session {
         self.impersonation.current().unwrap_or(&self.login)
     }
 
-    /// A session command completed on the backend.
-    pub fn command_done(&mut self, command: SessionCommand) {
-        self.pending.push(command);
+    /// A client statement completed on the backend with `tag`; `command` is what it was
+    /// classified as, if anything. Takes effect in the backend's order, so relative to
+    /// impersonation changes (see `Impersonation::settle`) in the order they were made.
+    pub fn command_done(&mut self, tag: &str, command: Option<SessionCommand>) {
+        use TransactionCommand::{Release, RollbackTo, Savepoint};
+        match command {
+            Some(SessionCommand::Transaction(
+                ref savepoint @ (Savepoint(_) | RollbackTo(_) | Release(_)),
+            )) => self.savepoint_command(savepoint),
+            // Any COMMIT or ROLLBACK tag but ROLLBACK TO's ends the transaction, AND CHAIN
+            // included (a new one starts at once).
+            _ if tag == "COMMIT" => self.end_transaction(true),
+            _ if tag == "ROLLBACK" => self.end_transaction(false),
+            Some(SessionCommand::Transaction(_)) | None => {}
+            Some(command) => self.pending.push(command),
+        }
+    }
+
+    fn savepoint_command(&mut self, command: &TransactionCommand) {
+        match command {
+            TransactionCommand::Savepoint(name) => {
+                self.savepoints.push(name.clone(), self.pending.len())
+            }
+            TransactionCommand::RollbackTo(name) => {
+                if let Some(&kept) = self.savepoints.rollback_to(name) {
+                    self.pending.truncate(kept);
+                }
+                // The transaction is usable again: what follows may commit.
+                self.failed = false;
+            }
+            TransactionCommand::Release(name) => self.savepoints.release(name),
+            TransactionCommand::Commit | TransactionCommand::Rollback => {}
+        }
+        self.impersonation.transaction(command);
     }
 
     /// An ErrorResponse was relayed: the current transaction will roll back.
@@ -79,22 +118,25 @@ impl Session {
         self.failed
     }
 
-    /// ReadyForQuery arrived. Returns true when the committed state changed.
-    pub fn ready(&mut self, status: u8, rolled_back: bool) -> bool {
+    /// ReadyForQuery arrived: in status idle any implicit transaction has ended. Returns true
+    /// when the committed state changed since the last one.
+    pub fn ready(&mut self, status: u8) -> bool {
         self.tx_status = status;
-        if status != IDLE {
-            return false;
+        if status == IDLE {
+            self.end_transaction(!self.failed);
         }
+        std::mem::take(&mut self.state_changed)
+    }
+
+    fn end_transaction(&mut self, commit: bool) {
+        self.failed = false;
+        self.savepoints.clear();
         let pending = std::mem::take(&mut self.pending);
-        let failed = std::mem::replace(&mut self.failed, false);
-        if failed || rolled_back {
+        if !commit {
             self.impersonation.rollback();
-            return false;
+            return;
         }
         self.impersonation.commit();
-        if pending.is_empty() {
-            return false;
-        }
         for command in pending {
             // DISCARD ALL deallocates protocol-level statements too.
             if command == SessionCommand::DiscardAll {
@@ -102,8 +144,8 @@ impl Session {
             }
             self.state.apply(command);
             self.search_path.take();
+            self.state_changed = true;
         }
-        true
     }
 }
 
@@ -119,12 +161,80 @@ mod tests {
             name: "search_path".into(),
             value: "hr".into(),
         };
-        s.command_done(set_hr());
+        s.command_done("SET", Some(set_hr()));
         s.error_seen();
-        s.ready(IDLE, false);
+        s.ready(IDLE);
         assert_eq!(s.search_path("q"), ["q", "public"], "rolled back");
-        s.command_done(set_hr());
-        s.ready(IDLE, false);
+        s.command_done("SET", Some(set_hr()));
+        assert!(s.ready(IDLE));
         assert_eq!(s.search_path("q"), ["hr"]);
+    }
+
+    fn tx(command: TransactionCommand) -> Option<SessionCommand> {
+        Some(SessionCommand::Transaction(command))
+    }
+
+    fn set(value: &str) -> Option<SessionCommand> {
+        Some(SessionCommand::Set {
+            name: "search_path".into(),
+            value: value.into(),
+        })
+    }
+
+    #[test]
+    fn savepoints_govern_settings_and_impersonation_alike() {
+        use TransactionCommand::*;
+        let mut s = Session::new("u".into(), "demo".into(), Vec::new());
+        s.ready(b'T');
+        s.command_done("SET", set("a"));
+        s.command_done("SAVEPOINT", tx(Savepoint("x".into())));
+        s.command_done("SET", set("b"));
+        s.impersonation.set(Some("analyst".into()));
+        s.command_done("ROLLBACK", tx(RollbackTo("x".into())));
+        assert_eq!(s.effective_user(), "u");
+        s.command_done("SAVEPOINT", tx(Savepoint("y".into())));
+        s.command_done("SET", set("c"));
+        s.command_done("RELEASE", tx(Release("y".into())));
+        assert!(!s.ready(b'T'));
+        s.command_done("COMMIT", tx(Commit));
+        assert!(s.ready(IDLE));
+        assert_eq!(s.search_path("q"), ["c"]);
+    }
+
+    #[test]
+    fn rollback_to_recovers_a_failed_transaction() {
+        use TransactionCommand::*;
+        let mut s = Session::new("u".into(), "demo".into(), Vec::new());
+        s.command_done("SAVEPOINT", tx(Savepoint("x".into())));
+        s.command_done("SET", set("a"));
+        s.error_seen();
+        s.command_done("ROLLBACK", tx(RollbackTo("x".into())));
+        s.command_done("SET", set("b"));
+        s.command_done("COMMIT", tx(Commit));
+        assert!(s.ready(IDLE));
+        assert_eq!(s.search_path("q"), ["b"]);
+        // A COMMIT of a failed transaction is answered ROLLBACK.
+        s.command_done("SET", set("c"));
+        s.error_seen();
+        s.command_done("ROLLBACK", tx(Commit));
+        assert!(!s.ready(IDLE));
+        assert_eq!(s.search_path("q"), ["b"]);
+    }
+
+    #[test]
+    fn chained_commits_and_rollbacks_end_the_transaction_at_once() {
+        use TransactionCommand::*;
+        let mut s = Session::new("u".into(), "demo".into(), Vec::new());
+        s.command_done("SET", set("a"));
+        s.impersonation.set(Some("analyst".into()));
+        s.command_done("COMMIT", tx(Commit));
+        s.command_done("SET", set("b"));
+        s.impersonation.set(Some("admin".into()));
+        s.command_done("ROLLBACK", tx(Rollback));
+        assert!(s.ready(b'T'));
+        s.command_done("ROLLBACK", tx(Rollback));
+        assert!(!s.ready(IDLE));
+        assert_eq!(s.search_path("q"), ["a"]);
+        assert_eq!(s.effective_user(), "analyst");
     }
 }

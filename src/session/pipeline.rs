@@ -34,9 +34,6 @@ pub enum Expect {
         commands: VecDeque<SessionCommand>,
         /// Statements of the string whose replies the proxy replaces with its own.
         substitutions: VecDeque<Substitution>,
-        /// Impersonation changes the string makes, queued until its ReadyForQuery says
-        /// whether they commit, join an open transaction or roll back.
-        impersonations: usize,
     },
     /// FunctionCallResponse then ReadyForQuery.
     FunctionCall,
@@ -74,6 +71,9 @@ pub enum Expect {
 pub struct Substitution {
     pub index: usize,
     pub reply: Bytes,
+    /// It changes the identity: the change is queued until then (see
+    /// `Impersonation::settle`), and never happens if an error ends the string before it.
+    pub impersonation: bool,
 }
 
 impl Expect {

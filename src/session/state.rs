@@ -116,7 +116,8 @@ impl SessionState {
                 self.settings = self.startup.clone();
                 self.prepared.clear();
             }
-            SessionCommand::Untracked { .. } => {}
+            // Transaction commands act on which changes are applied, not on the state.
+            SessionCommand::Untracked { .. } | SessionCommand::Transaction(_) => {}
         }
     }
 }
