@@ -23,6 +23,11 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use std::collections::BTreeSet;
 
+/// EXPLAIN ANALYZE reports actual row counts, which count the rows a policy hides. A
+/// prepared statement's text is not in the EXPLAIN, so while data sources are registered
+/// `EXPLAIN ANALYZE EXECUTE` is refused whatever the statement reads.
+const EXPLAIN_ANALYZE_REFUSED: &str = "EXPLAIN ANALYZE of a statement that names a registered table or a redveil schema, or of a prepared statement while data sources are registered, is not allowed through redveil: its row counts include the rows policies hide";
+
 /// Deep enough for generated BI queries; sqlparser's default (50) rejects some of them.
 const RECURSION_LIMIT: usize = 256;
 
@@ -54,6 +59,9 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
         let lowercase = statement.to_lowercase();
         if deny::check_head(statement, &lowercase)? == deny::Head::ResetsSession {
             out.resets_session = true;
+        }
+        if !scope.registry.is_empty() && deny::explains_prepared_by_running(statement) {
+            return Err(Denial::new(EXPLAIN_ANALYZE_REFUSED));
         }
         let rewritten = if scope.registry.needs_parse(&lowercase) {
             rewrite_statement(statement, scope, &mut out.data_sources)?
@@ -118,9 +126,7 @@ fn rewrite_statement(
     let statement_ast = &mut parsed[0];
     if explains_by_running(statement_ast) {
         // Actual row counts (`Rows Removed by Filter`) count the rows a policy hides.
-        return Err(Denial::new(
-            "EXPLAIN ANALYZE of a statement that names a registered table or a redveil schema is not allowed through redveil: its row counts include the rows policies hide",
-        ));
+        return Err(Denial::new(EXPLAIN_ANALYZE_REFUSED));
     }
     if !tables::is_rewritable(statement_ast) {
         tables::check_unrewritable(statement, scope)?;

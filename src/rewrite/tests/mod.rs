@@ -135,6 +135,11 @@ fn an_empty_registry_still_guards_identity() {
         rewrite("SELECT * FROM t", scope).unwrap(),
         Rewritten::default()
     );
+    // Nothing registered, nothing to hide.
+    assert_eq!(
+        rewrite("EXPLAIN ANALYZE EXECUTE q", scope).unwrap(),
+        Rewritten::default()
+    );
 }
 
 /// A registry of `hr.employees` alone, read through `view` (or `prepared_view` by PREPARE).

@@ -47,4 +47,18 @@ pub const CASES: &[Case] = &[
         Deny("EXPLAIN ANALYZE"),
     ),
     case(r#"EXPLAIN ANALYZE SELECT 1"#, Same),
+    // A prepared statement's text is not in the EXPLAIN; it may read a registered table.
+    case(
+        r#"EXPLAIN ANALYZE EXECUTE q"#,
+        Deny("of a prepared statement"),
+    ),
+    case(
+        r#"explain (analyse, buffers) execute q(1)"#,
+        Deny("of a prepared statement"),
+    ),
+    case(
+        r#"EXPLAIN (VERBOSE, ANALYZE false) EXECUTE q"#,
+        Deny("of a prepared statement"),
+    ),
+    case(r#"EXPLAIN EXECUTE q"#, Same),
 ];
