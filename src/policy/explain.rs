@@ -117,7 +117,7 @@ pub fn explain(
             let class = compile_class(ds, &row.flags, columns)?;
             let _ = writeln!(
                 out,
-                "\nthrough redveil: class view {}.{} (flags {}), pinned with the session:\n{};",
+                "\nthrough redveil: class view {}.{} (flags {}; it admits only sessions whose pinned token is of a user with these flags):\n{};",
                 CLASSES_SCHEMA,
                 super::classes::class_view_name(ds, &row.flags),
                 row.flags,
