@@ -374,8 +374,8 @@ async fn explain_policy_prints_the_rules_and_the_view() {
     assert_eq!(
         sql,
         format!(
-            "{};\n\nthrough redveil: class view immuta_classes.hr_employees__c0 (flags 0), \
-             pinned with the session:\n{};\n",
+            "{};\n\nthrough redveil: class view immuta_classes.hr_employees__c0 (flags 0; \
+             it admits only sessions whose pinned token is of a user with these flags):\n{};\n",
             view.sql, class.sql
         )
     );
