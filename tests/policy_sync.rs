@@ -396,7 +396,7 @@ async fn explain_policy_prints_the_rules_and_the_view() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("through redveil: class view immuta_classes.hr_employees__c1 (flags 1)"),
+        stdout.contains("through redveil: class view immuta_classes.hr_employees__c1 (flags 1;"),
         "{stdout}"
     );
 }
