@@ -280,3 +280,77 @@ async fn counts(client: &tokio_postgres::Client, sql: &str) -> Vec<i64> {
     let row = client.query_one(sql, &[]).await.unwrap();
     (0..row.len()).map(|i| row.get::<_, i64>(i)).collect()
 }
+
+/// An impersonation inside one extended-protocol batch takes effect for the statements after
+/// it in that batch: the pin runs there without a Sync of its own, so the batch stays one
+/// implicit transaction, and a failure before it still skips everything to the client's Sync.
+#[tokio::test]
+async fn a_pin_inside_a_batch_joins_the_batch() {
+    use common::raw::{self, RawConn};
+    let p = start("[pool]\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    let mut admin = RawConn::proxy(&p, "admin", &[]).await;
+    let batch = |statements: &[&str]| {
+        let mut out = bytes::BytesMut::new();
+        for sql in statements {
+            raw::parse(&mut out, "", sql);
+            raw::bind(&mut out, "", "", &[], &[]);
+            raw::execute(&mut out, "", 0);
+        }
+        raw::sync(&mut out);
+        out
+    };
+    let counts = |replies: &[raw::Msg]| -> Vec<String> {
+        replies
+            .iter()
+            .filter(|m| m.tag == b'D')
+            .map(|m| String::from_utf8_lossy(&m.body()[6..]).into_owned())
+            .collect()
+    };
+    admin
+        .send(&batch(&[
+            TOTAL,
+            "CALL immuta_procedures.impersonate_user('analyst')",
+            TOTAL,
+            "CALL immuta_procedures.impersonate_user(NULL)",
+            TOTAL,
+        ]))
+        .await;
+    let replies = admin.until_ready().await;
+    assert!(raw::error_codes(&replies).is_empty(), "{replies:?}");
+    assert_eq!(
+        counts(&replies),
+        ["10000".to_string(), eu.to_string(), "10000".to_string()]
+    );
+    // What the client sees is exactly a direct connection's reply sequence: nothing of the
+    // pins (ParseComplete '1', BindComplete '2', CommandComplete 'C', ReadyForQuery 'Z').
+    let tags: String = replies.iter().map(|m| m.tag as char).collect();
+    assert_eq!(tags, "12DC12C12DC12C12DCZ");
+
+    // A failure ahead of the impersonation skips it, and the statements after it, to Sync.
+    admin
+        .send(&batch(&[
+            "SELECT 1/0",
+            "CALL immuta_procedures.impersonate_user('analyst')",
+            TOTAL,
+        ]))
+        .await;
+    let replies = admin.until_ready().await;
+    assert_eq!(raw::error_codes(&replies), ["22012"]);
+    assert!(counts(&replies).is_empty());
+    assert_eq!(counts(&admin.simple(TOTAL).await), ["10000"], "still admin");
+
+    // Inside a transaction block the pin rolls back with it.
+    admin
+        .send(&batch(&[
+            "BEGIN",
+            "CALL immuta_procedures.impersonate_user('analyst')",
+            TOTAL,
+            "ROLLBACK",
+        ]))
+        .await;
+    let replies = admin.until_ready().await;
+    assert!(raw::error_codes(&replies).is_empty(), "{replies:?}");
+    assert_eq!(counts(&replies), [eu.to_string()]);
+    assert_eq!(counts(&admin.simple(TOTAL).await), ["10000"], "admin again");
+}
