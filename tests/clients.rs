@@ -22,9 +22,10 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::OnceCell;
 
-/// Several idle backend connections, handed out first-in first-out, so consecutive
-/// transactions of one client land on different backends.
-const POOL: &str = "[pool]\nmode = \"transaction\"\nsize = 4\nmin_idle = 4\n";
+/// Several idle backend connections, taking turns (`reuse = "rotate"`; the default gives a
+/// client its own connection back), so consecutive transactions of one client land on
+/// different backends and its prepared statements are re-prepared there.
+const POOL: &str = "[pool]\nmode = \"transaction\"\nsize = 4\nmin_idle = 4\nreuse = \"rotate\"\n";
 
 /// The table the rollback step writes to (and must find empty afterwards).
 const SCRATCH_TABLE: &str = "public.client_scratch";

@@ -354,3 +354,54 @@ async fn a_pin_inside_a_batch_joins_the_batch() {
     assert_eq!(counts(&replies), [eu.to_string()]);
     assert_eq!(counts(&admin.simple(TOTAL).await), ["10000"], "admin again");
 }
+
+/// A client that leaves in the middle of an extended-protocol batch (no Sync) never hands the
+/// next client a backend still waiting for that Sync, or inside that batch's transaction.
+#[tokio::test]
+async fn a_batch_left_without_sync_never_reaches_the_next_client() {
+    use common::raw::{self, RawConn};
+    let p = start("[pool]\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    let cases: [&[&str]; 3] = [
+        // A failing Parse: the backend skips everything until a Sync that never comes.
+        &["SELECT * FROM no_such_table"],
+        // A valid statement, executed and flushed: its implicit transaction stays open.
+        &[
+            "CREATE TEMP TABLE left_open (x int)",
+            "INSERT INTO left_open VALUES (1)",
+        ],
+        &["SELECT pg_advisory_xact_lock(7)"],
+    ];
+    for statements in cases {
+        let mut leaver = RawConn::proxy(&p, "admin", &[]).await;
+        let mut out = bytes::BytesMut::new();
+        for sql in statements {
+            raw::parse(&mut out, "", sql);
+            raw::bind(&mut out, "", "", &[], &[]);
+            raw::execute(&mut out, "", 0);
+        }
+        frontend_flush(&mut out);
+        leaver.send(&out).await;
+        // Its replies arrive (the proxy relays them); then it goes without a Sync.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        drop(leaver);
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let next = p.connect("analyst").await.unwrap();
+            let n = count(&next, TOTAL).await;
+            let left = show(
+                &next,
+                "SELECT (to_regclass('pg_temp.left_open') IS NULL AND NOT EXISTS \
+                 (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted))::text",
+            )
+            .await;
+            (n, left)
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the next client hung after {statements:?}"));
+        assert_eq!(next, (eu, Some("true".into())), "{statements:?}");
+    }
+}
+
+fn frontend_flush(out: &mut bytes::BytesMut) {
+    redveil::protocol::frontend::put_message(out, redveil::protocol::tag::FLUSH, &[]);
+}

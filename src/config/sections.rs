@@ -162,6 +162,20 @@ pub enum PoolMode {
     Session,
 }
 
+/// Which idle backend connection a client gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolReuse {
+    /// The client's own last connection, then one of its identity, then a clean one: the
+    /// fewest replays and resets.
+    #[default]
+    Affinity,
+    /// The least recently used of those that need no reset: every connection takes turns,
+    /// so a client's prepared statements are re-prepared on each (what tests of
+    /// re-preparation need).
+    Rotate,
+}
+
 /// `[pool]`: backend connections.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -184,6 +198,8 @@ pub struct PoolConfig {
     /// Run rewritten statements a client sends unnamed as proxy-named statements, prepared once
     /// per backend connection, so policy views are planned once per connection.
     pub cache_rewritten_plans: bool,
+    /// Which idle connection a client gets (see `PoolReuse`).
+    pub reuse: PoolReuse,
 }
 
 impl Default for PoolConfig {
@@ -197,6 +213,7 @@ impl Default for PoolConfig {
             max_lifetime_s: 3_600,
             prepared_statements_per_connection: 256,
             cache_rewritten_plans: true,
+            reuse: PoolReuse::Affinity,
         }
     }
 }

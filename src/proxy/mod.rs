@@ -364,8 +364,15 @@ impl ClientConnection {
     /// Returns or discards the backend connection when the client is gone.
     async fn finish(&mut self) {
         if let Some(mut backend) = self.backend.take() {
-            let clean =
-                self.pipeline.is_empty() && !self.client_scan.mid_message() && !backend.broken;
+            // A client that left mid-batch (no Sync after its last extended-protocol message)
+            // leaves the backend waiting for that Sync, inside the batch's implicit
+            // transaction: handed to anyone else it would hang them or run their statements
+            // in that transaction. Closed instead.
+            let clean = self.pipeline.is_empty()
+                && !self.client_scan.mid_message()
+                && !backend.broken
+                && !self.in_batch
+                && !self.discard_until_sync;
             if clean && self.settings.mode == PoolMode::Session {
                 crate::backend::reset_session(&mut backend).await;
             } else if clean && self.session.tx_status != crate::session::IDLE {
@@ -461,6 +468,10 @@ impl ClientConnection {
             && self.pipeline.is_empty()
             && self.session.tx_status == crate::session::IDLE
             && !self.client_scan.mid_message()
+            // Between a client's Parse/Bind/Execute and its Sync the backend holds the batch's
+            // implicit transaction and unnamed statement: still this client's.
+            && !self.in_batch
+            && !self.discard_until_sync
             && self.backend.is_some()
         {
             // Clear the cancel target first: a cancel in flight for this client finishes

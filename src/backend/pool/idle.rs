@@ -98,12 +98,25 @@ pub enum Choice {
 /// again when the identity we displaced comes back. Of those, the least recently returned is
 /// taken, as its identity is the least likely to come back soon; in the other groups the most
 /// recently returned, so the rest age out under `idle_timeout_s`.
-pub fn choose(idle: &[IdleInfo], client: u64, room: bool) -> Choice {
+///
+/// With `rotate` (`pool.reuse = "rotate"`), the least recently returned of the connections
+/// that need no reset is taken instead, whoever used it last.
+pub fn choose(idle: &[IdleInfo], client: u64, room: bool, rotate: bool) -> Choice {
     let of = |reuse: Reuse| {
         idle.iter()
             .enumerate()
             .filter(move |(_, c)| c.reuse(client) == reuse)
     };
+    if rotate {
+        let oldest = idle
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.reuse(client) != Reuse::OtherIdentity)
+            .min_by_key(|(_, c)| c.returned);
+        if let Some((i, c)) = oldest {
+            return Choice::Take(i, c.reuse(client));
+        }
+    }
     for reuse in [Reuse::SameClient, Reuse::SameIdentity, Reuse::Clean] {
         if let Some((i, _)) = of(reuse).max_by_key(|(_, c)| c.returned) {
             return Choice::Take(i, reuse);
@@ -134,6 +147,25 @@ mod tests {
     }
 
     #[test]
+    fn rotation_takes_turns_among_connections_that_need_no_reset() {
+        let pool = [
+            idle(Some(ME), &["ann"], 9),
+            idle(None, &[], 4),
+            idle(Some(2), &["bob"], 0),
+            idle(Some(1), &["ann"], 6),
+        ];
+        assert_eq!(choose(&pool, ME, true, true), Choice::Take(1, Reuse::Clean));
+        assert_eq!(
+            choose(&pool[2..], ME, false, true),
+            Choice::Take(1, Reuse::SameIdentity)
+        );
+        assert_eq!(
+            choose(&pool[2..3], ME, false, true),
+            Choice::Take(0, Reuse::OtherIdentity)
+        );
+    }
+
+    #[test]
     fn own_connection_first() {
         let pool = [
             idle(Some(1), &["ann"], 9),
@@ -141,7 +173,10 @@ mod tests {
             idle(Some(ME), &["ann"], 1),
             idle(Some(2), &["bob"], 0),
         ];
-        assert_eq!(choose(&pool, ME, true), Choice::Take(2, Reuse::SameClient));
+        assert_eq!(
+            choose(&pool, ME, true, false),
+            Choice::Take(2, Reuse::SameClient)
+        );
     }
 
     #[test]
@@ -152,7 +187,7 @@ mod tests {
             idle(Some(3), &["ann"], 1),
         ];
         assert_eq!(
-            choose(&pool, ME, false),
+            choose(&pool, ME, false, false),
             Choice::Take(1, Reuse::SameIdentity)
         );
     }
@@ -161,14 +196,17 @@ mod tests {
     fn same_identity_then_clean_then_new() {
         let pool = [idle(None, &[], 4), idle(Some(1), &["ann"], 2)];
         assert_eq!(
-            choose(&pool, ME, true),
+            choose(&pool, ME, true, false),
             Choice::Take(1, Reuse::SameIdentity)
         );
         let pool = [idle(Some(2), &["bob"], 4), idle(Some(1), &[], 2)];
-        assert_eq!(choose(&pool, ME, true), Choice::Take(1, Reuse::Clean));
+        assert_eq!(
+            choose(&pool, ME, true, false),
+            Choice::Take(1, Reuse::Clean)
+        );
         let pool = [idle(Some(2), &["bob"], 4)];
-        assert_eq!(choose(&pool, ME, true), Choice::Open);
-        assert_eq!(choose(&[], ME, true), Choice::Open);
+        assert_eq!(choose(&pool, ME, true, false), Choice::Open);
+        assert_eq!(choose(&[], ME, true, false), Choice::Open);
     }
 
     #[test]
@@ -179,11 +217,14 @@ mod tests {
             idle(Some(3), &["ann"], 4),
         ];
         assert_eq!(
-            choose(&pool, ME, false),
+            choose(&pool, ME, false, false),
             Choice::Take(1, Reuse::SameIdentity)
         );
         let pool = [idle(Some(ME), &[], 1), idle(Some(ME), &["ann"], 2)];
-        assert_eq!(choose(&pool, ME, false), Choice::Take(1, Reuse::SameClient));
+        assert_eq!(
+            choose(&pool, ME, false, false),
+            Choice::Take(1, Reuse::SameClient)
+        );
     }
 
     #[test]
@@ -193,16 +234,16 @@ mod tests {
             idle(Some(ME), &["carl"], 2),
             idle(Some(3), &["ann", "bob"], 8),
         ];
-        assert_eq!(choose(&pool, ME, true), Choice::Open);
+        assert_eq!(choose(&pool, ME, true, false), Choice::Open);
         assert_eq!(
-            choose(&pool, ME, false),
+            choose(&pool, ME, false, false),
             Choice::Take(1, Reuse::OtherIdentity)
         );
     }
 
     #[test]
     fn wait_when_nothing_idle_and_no_room() {
-        assert_eq!(choose(&[], ME, false), Choice::Wait);
+        assert_eq!(choose(&[], ME, false, false), Choice::Wait);
     }
 
     #[test]

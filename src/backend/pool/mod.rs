@@ -47,6 +47,7 @@ impl BackendPool {
             checkout_timeout: Duration::from_millis(settings.checkout_timeout_ms),
             idle_timeout: nonzero(settings.idle_timeout_s),
             max_lifetime: nonzero(settings.max_lifetime_s),
+            rotate: settings.reuse == crate::config::PoolReuse::Rotate,
         };
         let stop = CancellationToken::new();
         let shared = Arc::new(Shared::new(target, limits, stop.clone()));

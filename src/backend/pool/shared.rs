@@ -17,6 +17,8 @@ pub(super) struct Limits {
     pub checkout_timeout: Duration,
     pub idle_timeout: Option<Duration>,
     pub max_lifetime: Option<Duration>,
+    /// `pool.reuse = "rotate"`.
+    pub rotate: bool,
 }
 
 impl Limits {
@@ -107,7 +109,7 @@ impl Shared {
             .map(|i| IdleInfo::of(&i.conn, want.user, i.order))
             .collect();
         let room = state.open + state.connecting < self.limits.size;
-        let next = match choose(&idle, want.client, room) {
+        let next = match choose(&idle, want.client, room, self.limits.rotate) {
             Choice::Take(i, reuse) => {
                 let conn = state.idle.swap_remove(i).conn;
                 Next::Take(Checkout::new(self.clone(), conn), reuse)

@@ -120,7 +120,7 @@ def check_first_raw(row):
 
 
 def check_pids(pids, env):
-    # FIFO pool with several idle connections: the transactions must not all have run on
+    # A rotating pool (`reuse = "rotate"`) with several idle connections: the transactions must not all have run on
     # one backend connection, or the test would not exercise re-preparation.
     if len(set(pids)) < env.min_backends:
         raise AssertionError(f"all {len(pids)} transactions ran on one backend: {pids}")
