@@ -226,6 +226,11 @@ impl Stopper {
 pub struct Reloader(Arc<Shared>);
 
 impl Reloader {
+    /// The catalog version in force (what sessions read at their next statement).
+    pub fn current(&self) -> Arc<LivePolicy> {
+        self.0.policy.current()
+    }
+
     /// Syncs `config`'s catalog into the cluster, then puts it in force: every session uses it
     /// from its next statement. Only the catalog (users, data sources, views, impersonation)
     /// changes; listener, TLS, backend and pool settings need a restart.

@@ -98,7 +98,19 @@ async fn a_reload_failing_in_a_later_database_leaves_the_running_catalog_everywh
     // The canonical view reads the profile rows the reload had replaced in `demo`.
     assert_eq!(count(&analyst, "EXECUTE all_rows").await, eu);
     assert_eq!(count(&analyst, ROWS).await, eu);
-    let direct = common::policy::query_as(Some("analyst")).await;
+    // As the proxy pins it: its own token for analyst.
+    let direct = common::policy::query_as(None).await;
+    let token = p
+        .reloader
+        .current()
+        .tokens
+        .of("analyst")
+        .unwrap()
+        .to_string();
+    direct
+        .execute("SELECT set_config('immuta.token', $1, false)", &[&token])
+        .await
+        .unwrap();
     assert_eq!(
         count(&direct, "SELECT count(*) FROM immuta.hr_employees").await,
         eu
