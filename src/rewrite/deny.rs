@@ -302,26 +302,41 @@ pub enum Head {
     ResetsSession,
 }
 
-/// `EXPLAIN (ANALYZE …) EXECUTE name` or `EXPLAIN ANALYZE … EXECUTE name`: it runs a
-/// prepared statement, whose text the proxy does not see here, and reports its actual row
-/// counts, which count the rows a policy hides below the view's filter.
-pub fn explains_prepared_by_running(statement: &str) -> bool {
-    let mut words = tokens(statement).map(|t| match t {
-        Token::Word(w) => w.to_ascii_lowercase(),
-        _ => String::new(),
+/// Whether the statement runs EXPLAIN ANALYZE: `EXPLAIN ANALYZE …`, `EXPLAIN (ANALYZE …) …`,
+/// or a code block or function body that contains one (`FOR r IN EXPLAIN ANALYZE …`). Actual
+/// row counts count the rows a policy hides below the view's filter, and what the statement
+/// reads may be hidden from the proxy (a prepared statement, a temporary view over a policy
+/// view), so while data sources are registered it is refused whatever it names.
+pub fn explains_by_running(statement: &str, lowercase: &str) -> bool {
+    let mut words = tokens(statement).filter_map(|t| match t {
+        Token::Word(w) => Some(w.to_ascii_lowercase()),
+        _ => None,
     });
-    if words.next().as_deref() != Some("explain") {
-        return false;
-    }
-    let mut analyze = false;
-    for word in words {
-        match word.as_str() {
-            "analyze" | "analyse" => analyze = true,
-            "execute" => return analyze,
-            _ => {}
+    match words.next().as_deref() {
+        Some("explain") => words
+            .take_while(|w| {
+                !matches!(
+                    w.as_str(),
+                    "select"
+                        | "execute"
+                        | "with"
+                        | "insert"
+                        | "update"
+                        | "delete"
+                        | "table"
+                        | "values"
+                        | "create"
+                        | "declare"
+                        | "merge"
+                )
+            })
+            .any(|w| w == "analyze" || w == "analyse"),
+        Some("do" | "create") => {
+            lowercase.contains("explain")
+                && (lowercase.contains("analyze") || lowercase.contains("analyse"))
         }
+        _ => false,
     }
-    false
 }
 
 pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {

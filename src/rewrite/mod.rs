@@ -23,10 +23,9 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use std::collections::BTreeSet;
 
-/// EXPLAIN ANALYZE reports actual row counts, which count the rows a policy hides. A
-/// prepared statement's text is not in the EXPLAIN, so while data sources are registered
-/// `EXPLAIN ANALYZE EXECUTE` is refused whatever the statement reads.
-const EXPLAIN_ANALYZE_REFUSED: &str = "EXPLAIN ANALYZE of a statement that names a registered table or a redveil schema, or of a prepared statement while data sources are registered, is not allowed through redveil: its row counts include the rows policies hide";
+/// EXPLAIN ANALYZE reports actual row counts, which count the rows a policy hides; see
+/// `deny::explains_by_running`.
+const EXPLAIN_ANALYZE_REFUSED: &str = "EXPLAIN ANALYZE is not allowed through redveil while data sources are registered: its row counts include the rows policies hide";
 
 /// Deep enough for generated BI queries; sqlparser's default (50) rejects some of them.
 const RECURSION_LIMIT: usize = 256;
@@ -60,7 +59,7 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
         if deny::check_head(statement, &lowercase)? == deny::Head::ResetsSession {
             out.resets_session = true;
         }
-        if !scope.registry.is_empty() && deny::explains_prepared_by_running(statement) {
+        if !scope.registry.is_empty() && deny::explains_by_running(statement, &lowercase) {
             return Err(Denial::new(EXPLAIN_ANALYZE_REFUSED));
         }
         let rewritten = if scope.registry.needs_parse(&lowercase) {

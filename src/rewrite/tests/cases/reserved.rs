@@ -46,19 +46,29 @@ pub const CASES: &[Case] = &[
         r#"EXPLAIN (ANALYZE) SELECT * FROM immuta.hr_employees"#,
         Deny("EXPLAIN ANALYZE"),
     ),
-    case(r#"EXPLAIN ANALYZE SELECT 1"#, Same),
-    // A prepared statement's text is not in the EXPLAIN; it may read a registered table.
-    case(
-        r#"EXPLAIN ANALYZE EXECUTE q"#,
-        Deny("of a prepared statement"),
-    ),
+    // What it reads may be hidden from the proxy: a prepared statement, a temporary view.
+    case(r#"EXPLAIN ANALYZE SELECT 1"#, Deny("EXPLAIN ANALYZE")),
+    case(r#"EXPLAIN ANALYZE EXECUTE q"#, Deny("EXPLAIN ANALYZE")),
     case(
         r#"explain (analyse, buffers) execute q(1)"#,
-        Deny("of a prepared statement"),
+        Deny("EXPLAIN ANALYZE"),
     ),
     case(
         r#"EXPLAIN (VERBOSE, ANALYZE false) EXECUTE q"#,
-        Deny("of a prepared statement"),
+        Deny("EXPLAIN ANALYZE"),
+    ),
+    case(
+        r#"EXPLAIN ANALYZE SELECT * FROM pg_temp.ev WHERE region = 'US'"#,
+        Deny("EXPLAIN ANALYZE"),
+    ),
+    case(
+        r#"DO $$ DECLARE r record; BEGIN FOR r IN EXPLAIN ANALYZE SELECT 1 LOOP RAISE NOTICE '%', r; END LOOP; END $$"#,
+        Deny("EXPLAIN ANALYZE"),
+    ),
+    case(
+        r#"CREATE FUNCTION pg_temp.f() RETURNS SETOF text LANGUAGE sql AS 'EXPLAIN ANALYZE SELECT 1'"#,
+        Deny("EXPLAIN ANALYZE"),
     ),
     case(r#"EXPLAIN EXECUTE q"#, Same),
+    case(r#"EXPLAIN SELECT * FROM t WHERE note = 'analyze'"#, Same),
 ];
