@@ -7,19 +7,11 @@ use crate::session::SessionState;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-/// What another client of the same identity may have left on a connection and that the
-/// proxy does not track: cursors WITH HOLD, LISTENs, temporary objects (created with or
-/// without the word TEMP: a `search_path` starting with `pg_temp` makes any CREATE one),
-/// session advisory locks, and every setting changed behind the proxy's back (`set_config`,
-/// SET inside a function, session characteristics), which RESET ALL puts back. Run on
-/// every change of client whatever its statements said: cleanup never rests on their words.
-const CLEAN_SQL: &str =
-    "CLOSE ALL;UNLISTEN *;DISCARD TEMP;SELECT pg_catalog.pg_advisory_unlock_all();RESET ALL;";
-
-/// SQL that turns a pooled connection's session into `state`: cleaned and back to the login
-/// defaults, then the client's settings and prepared statements.
+/// SQL that turns the session of a connection this client used last into `state`: back to
+/// the login defaults, then the client's settings and prepared statements. (A connection
+/// another client used last is reset completely first, see `reset_session`.)
 pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool) -> String {
-    let mut sql = String::from(CLEAN_SQL);
+    let mut sql = String::from("RESET ALL;");
     if drop_sql_prepared {
         sql.push_str("DEALLOCATE ALL;");
     }
@@ -45,24 +37,34 @@ fn quote_setting_name(name: &str) -> String {
         .join(".")
 }
 
-/// Runs a statement whose reply is discarded; marks the connection broken if it fails.
-async fn run_quietly(conn: &mut BackendConn, sql: &str) {
+/// Runs simple queries, pipelined, whose replies are discarded; marks the connection broken
+/// if any fails, the last leaves a transaction open, or they take longer than a deadline.
+async fn run_quietly(conn: &mut BackendConn, queries: &[&str]) {
     let mut out = BytesMut::new();
-    frontend::query(&mut out, sql);
+    for sql in queries {
+        frontend::query(&mut out, sql);
+    }
     if conn.stream.write_all(&out).await.is_err() {
         conn.broken = true;
         return;
     }
     let deadline = std::time::Duration::from_secs(5);
     let result = tokio::time::timeout(deadline, async {
-        loop {
-            let (message_tag, raw) = conn.read_message().await?;
-            match message_tag {
-                tag::ERROR_RESPONSE => conn.broken = true,
-                tag::READY_FOR_QUERY => return Ok::<u8, super::BackendError>(raw[5]),
-                _ => {}
+        let mut status = b'I';
+        for _ in queries {
+            loop {
+                let (message_tag, raw) = conn.read_message().await?;
+                match message_tag {
+                    tag::ERROR_RESPONSE => conn.broken = true,
+                    tag::READY_FOR_QUERY => {
+                        status = raw[5];
+                        break;
+                    }
+                    _ => {}
+                }
             }
         }
+        Ok::<u8, super::BackendError>(status)
     })
     .await;
     match result {
@@ -72,11 +74,13 @@ async fn run_quietly(conn: &mut BackendConn, sql: &str) {
 }
 
 /// Everything a session may hold (settings and the identity pin, prepared statements, temp
-/// objects, cursors, LISTEN, advisory locks) back to a fresh login's, confirmed before
-/// anything else is sent: the connection then serves any identity. On failure the
-/// connection is `broken`, never reused.
+/// objects, cursors, LISTEN, advisory locks, sequence state) back to a fresh login's,
+/// confirmed before anything else is sent: the connection then serves any client. RESET ALL
+/// first, so no setting the last client left (a `statement_timeout` of 1 ms, say) can make
+/// DISCARD ALL fail; DISCARD ALL cannot share a string with it (no transaction block). On
+/// failure the connection is `broken`, never reused.
 pub async fn reset_session(conn: &mut BackendConn) {
-    run_quietly(conn, "DISCARD ALL").await;
+    run_quietly(conn, &["RESET ALL", "DISCARD ALL"]).await;
     conn.pinned = None;
     conn.prepared.clear();
     conn.settings = 0;
@@ -87,7 +91,7 @@ pub async fn reset_session(conn: &mut BackendConn) {
 
 /// A client left inside a transaction: end it so the connection is idle again.
 pub async fn rollback(conn: &mut BackendConn) {
-    run_quietly(conn, "ROLLBACK").await;
+    run_quietly(conn, &["ROLLBACK"]).await;
     // It may have undone a pin made inside the transaction.
     conn.pinned = None;
 }
@@ -111,7 +115,7 @@ mod tests {
         });
         assert_eq!(
             replay_sql(&state, true),
-            "CLOSE ALL;UNLISTEN *;DISCARD TEMP;SELECT pg_catalog.pg_advisory_unlock_all();RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
+            "RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
         );
     }
 }

@@ -385,12 +385,13 @@ impl ClientConnection {
         }
     }
 
-    /// Takes a backend connection for the next statement if none is held. One that holds
-    /// another identity is reset completely first, and the reset confirmed, so nothing a
-    /// client of another user left there (objects, settings, a pin) reaches this one.
+    /// Takes a backend connection for the next statement if none is held. One that another
+    /// client used last, or that holds another identity, is reset completely first, and the
+    /// reset confirmed, so nothing another client left there (objects, settings, prepared
+    /// statements, locks, a pin) reaches this one, whatever its statements said.
     async fn ensure_backend(&mut self) -> Result<(), BackendError> {
         if self.backend.is_none() {
-            let backend = self.checkout_for_identity().await?;
+            let backend = self.checkout_for_client().await?;
             self.cancel.set(backend.peer, backend.key).await;
             self.backend = Some(backend);
         }
@@ -399,7 +400,7 @@ impl ClientConnection {
         Ok(())
     }
 
-    async fn checkout_for_identity(&mut self) -> Result<Checkout, BackendError> {
+    async fn checkout_for_client(&mut self) -> Result<Checkout, BackendError> {
         // A reset that fails closes that connection; another is tried, a few times at most.
         for _ in 0..3 {
             let want = Affinity {
@@ -407,7 +408,8 @@ impl ClientConnection {
                 user: self.session.effective_user(),
             };
             let mut backend = self.pool.checkout(want).await?;
-            if backend.serves_only(self.session.effective_user()) {
+            let own = backend.last_client.is_none_or(|last| last == self.id);
+            if own && backend.serves_only(self.session.effective_user()) {
                 return Ok(backend);
             }
             metrics::counter!("redveil_backend_resets_total").increment(1);
@@ -429,9 +431,10 @@ impl ClientConnection {
         }
     }
 
-    /// Before a client's first statement on a connection another client used last (or whose
-    /// settings differ from the client's), cleans it and replays the client's settings and
-    /// SQL-prepared statements, pipelined ahead of the statement; its replies are dropped.
+    /// Before a client's statement on a connection whose settings differ from the client's
+    /// (fresh, reset, or changed by the client's own rolled-back SET), replays the client's
+    /// settings and SQL-prepared statements, pipelined ahead of the statement; its replies
+    /// are dropped.
     fn replay_session_state(&mut self) {
         if !self.pipeline.is_empty() || self.session.tx_status != crate::session::IDLE {
             return;

@@ -18,11 +18,12 @@ pub struct Affinity<'a> {
 pub enum Reuse {
     /// Used last by this client and holding no other identity: nothing to replay or reset.
     SameClient,
-    /// Holding only this client's identity, used last by another client: a session replay.
+    /// Holding only this client's identity, used last by another client: a complete reset
+    /// (another client's objects, settings and prepared statements may be there).
     SameIdentity,
     /// Opened for this checkout: a session replay.
     New,
-    /// Never used, or reset completely since: a session replay.
+    /// Never used, or reset completely since: at most a replay of the client's settings.
     Clean,
     /// Holding another identity: a complete reset first.
     OtherIdentity,
@@ -68,7 +69,7 @@ impl IdleInfo {
             Reuse::OtherIdentity
         } else if self.last_client == Some(client) {
             Reuse::SameClient
-        } else if self.clean {
+        } else if self.clean && self.last_client.is_none() {
             Reuse::Clean
         } else {
             Reuse::SameIdentity
@@ -89,44 +90,44 @@ pub enum Choice {
 
 /// Chooses for `client` among `idle`; `room` says whether another connection may be opened.
 ///
-/// Cheapest first: the client's own connection, then one of its identity (a replay,
-/// pipelined with the statement), then a clean one. A clean idle connection comes before
-/// opening a new one, though a new one is clean too: it is the same thing minus a connect
-/// and login (several round trips, a SCRAM exchange, a backend process). Opening comes before
-/// taking another identity's connection: the connect is paid once for the connection's
-/// lifetime, while the reset (DISCARD ALL, one round trip) is paid on this checkout, and
-/// again when the identity we displaced comes back. Of those, the least recently returned is
-/// taken, as its identity is the least likely to come back soon; in the other groups the most
-/// recently returned, so the rest age out under `idle_timeout_s`.
+/// Cheapest first: the client's own connection, then a clean one (nothing to undo). A clean
+/// idle connection comes before opening a new one, though a new one is clean too: it is the
+/// same thing minus a connect and login (several round trips, a SCRAM exchange, a backend
+/// process). Opening comes before taking a connection another client used last, which costs
+/// a complete reset (a confirmed round trip, and its prepared statements are gone): the
+/// connect is paid once for the connection's lifetime, the reset on this checkout and again
+/// when the client we displaced comes back. Of those, the least recently returned is taken,
+/// as its client is the least likely to come back soon; in the other groups the most recently
+/// returned, so the rest age out under `idle_timeout_s`.
 ///
 /// With `rotate` (`pool.reuse = "rotate"`), the least recently returned of the connections
-/// that need no reset is taken instead, whoever used it last.
+/// that need no reset is taken instead.
 pub fn choose(idle: &[IdleInfo], client: u64, room: bool, rotate: bool) -> Choice {
-    let of = |reuse: Reuse| {
+    let free = |reuse: Reuse| matches!(reuse, Reuse::SameClient | Reuse::Clean);
+    let candidates = |needs_reset: bool| {
         idle.iter()
             .enumerate()
-            .filter(move |(_, c)| c.reuse(client) == reuse)
+            .filter(move |(_, c)| free(c.reuse(client)) != needs_reset)
     };
-    if rotate {
-        let oldest = idle
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.reuse(client) != Reuse::OtherIdentity)
-            .min_by_key(|(_, c)| c.returned);
-        if let Some((i, c)) = oldest {
-            return Choice::Take(i, c.reuse(client));
-        }
-    }
-    for reuse in [Reuse::SameClient, Reuse::SameIdentity, Reuse::Clean] {
-        if let Some((i, _)) = of(reuse).max_by_key(|(_, c)| c.returned) {
-            return Choice::Take(i, reuse);
-        }
+    let pick = if rotate {
+        candidates(false).min_by_key(|(_, c)| c.returned)
+    } else {
+        [Reuse::SameClient, Reuse::Clean]
+            .into_iter()
+            .find_map(|reuse| {
+                candidates(false)
+                    .filter(|(_, c)| c.reuse(client) == reuse)
+                    .max_by_key(|(_, c)| c.returned)
+            })
+    };
+    if let Some((i, c)) = pick {
+        return Choice::Take(i, c.reuse(client));
     }
     if room {
         return Choice::Open;
     }
-    match of(Reuse::OtherIdentity).min_by_key(|(_, c)| c.returned) {
-        Some((i, _)) => Choice::Take(i, Reuse::OtherIdentity),
+    match candidates(true).min_by_key(|(_, c)| c.returned) {
+        Some((i, c)) => Choice::Take(i, c.reuse(client)),
         None => Choice::Wait,
     }
 }
@@ -157,7 +158,8 @@ mod tests {
         assert_eq!(choose(&pool, ME, true, true), Choice::Take(1, Reuse::Clean));
         assert_eq!(
             choose(&pool[2..], ME, false, true),
-            Choice::Take(1, Reuse::SameIdentity)
+            Choice::Take(0, Reuse::OtherIdentity),
+            "both need a reset: the least recently returned"
         );
         assert_eq!(
             choose(&pool[2..3], ME, false, true),
@@ -181,44 +183,41 @@ mod tests {
 
     #[test]
     fn own_connection_that_took_another_identity_is_not_own() {
-        // The client impersonated bob on it since; ann's other connection needs no reset.
-        let pool = [
-            idle(Some(ME), &["ann", "bob"], 5),
-            idle(Some(3), &["ann"], 1),
-        ];
+        // The client impersonated bob on it since: it needs a reset like another's.
+        let pool = [idle(Some(ME), &["ann", "bob"], 5), idle(None, &[], 1)];
         assert_eq!(
             choose(&pool, ME, false, false),
-            Choice::Take(1, Reuse::SameIdentity)
+            Choice::Take(1, Reuse::Clean)
+        );
+        assert_eq!(
+            choose(&pool[..1], ME, false, false),
+            Choice::Take(0, Reuse::OtherIdentity)
         );
     }
 
     #[test]
-    fn same_identity_then_clean_then_new() {
+    fn clean_then_new_then_another_clients() {
         let pool = [idle(None, &[], 4), idle(Some(1), &["ann"], 2)];
         assert_eq!(
             choose(&pool, ME, true, false),
+            Choice::Take(0, Reuse::Clean)
+        );
+        let pool = [idle(Some(2), &["bob"], 4), idle(Some(1), &["ann"], 2)];
+        assert_eq!(choose(&pool, ME, true, false), Choice::Open);
+        assert_eq!(
+            choose(&pool, ME, false, false),
             Choice::Take(1, Reuse::SameIdentity)
         );
-        let pool = [idle(Some(2), &["bob"], 4), idle(Some(1), &[], 2)];
-        assert_eq!(
-            choose(&pool, ME, true, false),
-            Choice::Take(1, Reuse::Clean)
-        );
-        let pool = [idle(Some(2), &["bob"], 4)];
-        assert_eq!(choose(&pool, ME, true, false), Choice::Open);
         assert_eq!(choose(&[], ME, true, false), Choice::Open);
+        assert_eq!(choose(&[], ME, false, false), Choice::Wait);
     }
 
     #[test]
     fn most_recently_returned_within_a_group() {
-        let pool = [
-            idle(Some(1), &["ann"], 3),
-            idle(Some(2), &["ann"], 6),
-            idle(Some(3), &["ann"], 4),
-        ];
+        let pool = [idle(None, &[], 3), idle(None, &[], 6), idle(None, &[], 4)];
         assert_eq!(
             choose(&pool, ME, false, false),
-            Choice::Take(1, Reuse::SameIdentity)
+            Choice::Take(1, Reuse::Clean)
         );
         let pool = [idle(Some(ME), &[], 1), idle(Some(ME), &["ann"], 2)];
         assert_eq!(
