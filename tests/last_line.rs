@@ -391,7 +391,7 @@ async fn a_batch_left_without_sync_never_reaches_the_next_client() {
             let left = show(
                 &next,
                 "SELECT (to_regclass('pg_temp.left_open') IS NULL AND NOT EXISTS \
-                 (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted))::text",
+                 (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()))::text",
             )
             .await;
             (n, left)

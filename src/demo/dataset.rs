@@ -166,6 +166,9 @@ fn grants_sql() -> String {
         "
 REVOKE ALL ON DATABASE {db} FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {query};
+-- Every client of the proxy runs as the query role: its sessions must not see each other's
+-- statements (policy sync checks this).
+ALTER ROLE {query} SET track_activities = off;
 GRANT CONNECT, TEMPORARY, CREATE ON DATABASE {db} TO {system};
 GRANT USAGE ON SCHEMA hr TO {system} WITH GRANT OPTION;
 GRANT SELECT ON hr.employees TO {system} WITH GRANT OPTION;

@@ -123,6 +123,8 @@ pub enum SyncError {
     },
     #[error("the query role {role} can read {} directly, bypassing the policy views; revoke it (e.g. REVOKE SELECT ON {} FROM {role})", tables.join(", "), tables.join(", "))]
     DirectAccess { role: String, tables: Vec<String> },
+    #[error("the query role {0} shows each of its sessions the statements of the others (pg_stat_activity), and every redveil client shares it; as a superuser run ALTER ROLE {0} SET track_activities = off")]
+    StatementsVisible(String),
 }
 
 /// The server's message when there is one: tokio-postgres's own Display says only "db error".

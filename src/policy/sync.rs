@@ -188,6 +188,22 @@ impl Run<'_> {
         if !exists {
             return Err(SyncError::NoQueryRole(self.role.to_string()));
         }
+        // Every client's statements run as the query role, and a role's sessions see each
+        // other's statement text (literals included) unless activity tracking is off for it;
+        // only a superuser can turn it off or back on.
+        let hidden = self
+            .flag(
+                "SELECT current_setting('track_activities') = 'off' OR EXISTS (\
+                 SELECT 1 FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_roles r ON r.oid = s.setrole \
+                 WHERE r.rolname = $1 AND 'track_activities=off' = ANY (s.setconfig) AND s.setdatabase IN \
+                 (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())))",
+                &[&self.role],
+                "checking the query role's activity tracking",
+            )
+            .await?;
+        if !hidden {
+            return Err(SyncError::StatementsVisible(self.role.to_string()));
+        }
         let mut readable = Vec::new();
         for ds in sources {
             let table = qualified(&ds.table.schema, &ds.table.table);
