@@ -331,71 +331,8 @@ async fn impersonation_under_savepoints() {
     h.finish("impersonation_under_savepoints", 15);
 }
 
-/// LEAKS on the code of this commit. SQL the proxy does not see reads the session's pinned
-/// token: the analyst its own (harmless by itself: under the class view the proxy picks for
-/// it, it opens only its own rows), but an impersonator reads the impersonated user's. Printed,
-/// it stays valid until the catalog changes twice; kept in a setting, it reads as admin after
-/// the impersonation ended, through a temp view made while impersonating (rewritten to admin's
-/// class view), while the proxy and the audit say bi_service.
-#[tokio::test]
-async fn leak_identity_tokens_through_sql_the_proxy_cannot_see() {
-    let mut h = Harness::new().await;
-    let show = "SELECT current_setting('x.out', true)";
-    let save = params(vec![spi(
-        "set_config('x.out', current_setting('immuta.token'), false)",
-    )]);
-    let restore = params(vec![spi(
-        "set_config('immuta.token', current_setting('x.out'), false)",
-    )]);
-    h.run(vec![
-        steps(
-            "the analyst's own token",
-            vec![x(Analyst, TS_REWRITE, save, Safe), s(Analyst, show, Safe)],
-        ),
-        // In a transaction, so that settle's ROLLBACK ends the impersonation.
-        steps(
-            "the impersonated user's token",
-            vec![
-                s(Bi, "BEGIN", Works),
-                s(
-                    Bi,
-                    "CALL immuta_procedures.impersonate_user('admin')",
-                    Works,
-                ),
-                x(Bi, TS_REWRITE, save, Safe),
-                s(Bi, show, Safe),
-            ],
-        ),
-        steps(
-            "a token kept by SQL outlives the impersonation that pinned it",
-            vec![
-                s(Bi, "BEGIN", Works),
-                s(
-                    Bi,
-                    "CALL immuta_procedures.impersonate_user('admin')",
-                    Works,
-                ),
-                s(
-                    Bi,
-                    "CREATE TEMP VIEW av AS SELECT * FROM hr.employees",
-                    Works,
-                ),
-                x(Bi, TS_REWRITE, save, Safe),
-                s(Bi, "CALL immuta_procedures.impersonate_user(NULL)", Works),
-                s(Bi, COUNT, Own),
-                s(Bi, "SELECT count(*) FROM pg_temp.av", NoMore),
-                x(Bi, TS_REWRITE, restore, Safe),
-                s(Bi, COUNT, NoMore),
-                s(Bi, "SELECT count(*) FROM pg_temp.av", NoMore),
-                s(Bi, "COMMIT", Any),
-            ],
-        ),
-    ])
-    .await;
-    h.finish("leak_identity_tokens_through_sql_the_proxy_cannot_see", 3);
-}
-
-/// LEAKS on the code of this commit. `pg_stat_activity` is refused by name only: through
+/// Leaked before sync required track_activities off for the query role. `pg_stat_activity`
+/// is refused by name only: through
 /// ts_rewrite the analyst reads the statement another pooled backend runs for admin, literals
 /// included (every redveil session shares the pool's login). Needs a second backend.
 #[tokio::test]
@@ -424,7 +361,7 @@ async fn leak_other_sessions_statements_through_sql_the_proxy_cannot_see() {
     );
 }
 
-/// LEAKS on the code of this commit. EXPLAIN ANALYZE is refused when its statement names a
+/// Leaked before EXPLAIN ANALYZE was refused in every form. It was refused when its statement names a
 /// registered table, not when it reads one through a temp view made over it (the view is
 /// rewritten when created): a predicate on a column the policy view exposes (here `region`)
 /// is pushed below the view's row filter, so the scan's actual counts count hidden rows (the

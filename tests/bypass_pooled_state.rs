@@ -283,7 +283,7 @@ async fn replay_never_skipped() {
     h.finish("replay_never_skipped", 5);
 }
 
-/// LEAKS on the code of this commit (same user only). A client sets `statement_timeout` with
+/// Leaked before a change of client reset the connection (same user only). A client sets `statement_timeout` with
 /// set_config (untracked) and leaves many temp objects: the next client of the same identity
 /// gets the clean-and-replay pipelined ahead of its statement, DISCARD TEMP times out, RESET
 /// ALL never runs, and its statement runs anyway on the connection as the last client left it
@@ -318,7 +318,7 @@ async fn leak_replay_cut_short_by_a_statement_timeout() {
     h.finish("leak_replay_cut_short_by_a_statement_timeout", 2);
 }
 
-/// LEAKS on the code of this commit (same user only). PREPARE is not transactional, but the
+/// Leaked before a change of client reset the connection (same user only). PREPARE is not transactional, but the
 /// proxy forgets a SQL-level PREPARE whose transaction failed or was abandoned, so the next
 /// client's clean-and-replay (DEALLOCATE ALL only when the proxy knows of one) leaves it there:
 /// the next client of the same identity runs the last client's statement by its name.
