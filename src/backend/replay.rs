@@ -7,11 +7,26 @@ use crate::session::SessionState;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-/// SQL that turns the session of a connection this client used last into `state`: back to
-/// the login defaults, then the client's settings and prepared statements. (A connection
-/// another client used last is reset completely first, see `reset_session`.)
-pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool) -> String {
-    let mut sql = String::from("RESET ALL;");
+/// What another client of the same identity may have left on a connection and that the
+/// proxy does not track: cursors WITH HOLD, LISTENs, temporary objects (created with or
+/// without the word TEMP: a `search_path` starting with `pg_temp` makes any CREATE one),
+/// sequence state, session advisory locks, and every setting changed behind the proxy's back
+/// (`set_config`, SET inside a function, session characteristics). RESET ALL comes first, so
+/// that no setting the last client left (a `statement_timeout` of 1 ms, say) cuts the rest
+/// short. (A client of another identity gets a complete, confirmed reset instead, see
+/// `reset_session`.)
+const CLEAN_SQL: &str = "RESET ALL;CLOSE ALL;UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;\
+                         SELECT pg_catalog.pg_advisory_unlock_all();";
+
+/// SQL that turns a pooled connection's session into `state`: cleaned of what another client
+/// left when `other_client` (else just back to the login defaults), then the client's
+/// settings and prepared statements.
+pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool, other_client: bool) -> String {
+    let mut sql = String::from(if other_client {
+        CLEAN_SQL
+    } else {
+        "RESET ALL;"
+    });
     if drop_sql_prepared {
         sql.push_str("DEALLOCATE ALL;");
     }
@@ -75,7 +90,7 @@ async fn run_quietly(conn: &mut BackendConn, queries: &[&str]) {
 
 /// Everything a session may hold (settings and the identity pin, prepared statements, temp
 /// objects, cursors, LISTEN, advisory locks, sequence state) back to a fresh login's,
-/// confirmed before anything else is sent: the connection then serves any client. RESET ALL
+/// confirmed before anything else is sent: the connection then serves any identity. RESET ALL
 /// first, so no setting the last client left (a `statement_timeout` of 1 ms, say) can make
 /// DISCARD ALL fail; DISCARD ALL cannot share a string with it (no transaction block). On
 /// failure the connection is `broken`, never reused.
@@ -114,7 +129,7 @@ mod tests {
             sql: "PREPARE q AS select 1".into(),
         });
         assert_eq!(
-            replay_sql(&state, true),
+            replay_sql(&state, true, false),
             "RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
         );
     }

@@ -385,10 +385,11 @@ impl ClientConnection {
         }
     }
 
-    /// Takes a backend connection for the next statement if none is held. One that another
-    /// client used last, or that holds another identity, is reset completely first, and the
-    /// reset confirmed, so nothing another client left there (objects, settings, prepared
-    /// statements, locks, a pin) reaches this one, whatever its statements said.
+    /// Takes a backend connection for the next statement if none is held. One that holds
+    /// another identity is reset completely first, and the reset confirmed, so nothing a
+    /// client of another user left there (objects, settings, prepared statements, locks, a
+    /// pin) reaches this one, whatever its statements said; one another client of the same
+    /// identity used last is cleaned ahead of the statement (see `replay_session_state`).
     async fn ensure_backend(&mut self) -> Result<(), BackendError> {
         if self.backend.is_none() {
             let backend = self.checkout_for_client().await?;
@@ -408,8 +409,7 @@ impl ClientConnection {
                 user: self.session.effective_user(),
             };
             let mut backend = self.pool.checkout(want).await?;
-            let own = backend.last_client.is_none_or(|last| last == self.id);
-            if own && backend.serves_only(self.session.effective_user()) {
+            if backend.serves_only(self.session.effective_user()) {
                 return Ok(backend);
             }
             metrics::counter!("redveil_backend_resets_total").increment(1);
@@ -431,10 +431,11 @@ impl ClientConnection {
         }
     }
 
-    /// Before a client's statement on a connection whose settings differ from the client's
-    /// (fresh, reset, or changed by the client's own rolled-back SET), replays the client's
+    /// Before a client's first statement on a connection another client used last, cleans it
+    /// of what that client left (always: no cleanup rests on the words of its statements),
+    /// and whenever the connection's settings differ from the client's, replays the client's
     /// settings and SQL-prepared statements, pipelined ahead of the statement; its replies
-    /// are dropped.
+    /// are dropped. If the clean fails the connection is closed afterwards.
     fn replay_session_state(&mut self) {
         if !self.pipeline.is_empty() || self.session.tx_status != crate::session::IDLE {
             return;
@@ -443,13 +444,15 @@ impl ClientConnection {
         let Some(backend) = self.backend.as_mut() else {
             return;
         };
+        let other_client = backend.last_client.is_some_and(|last| last != self.id);
         let fresh = backend.last_client.is_none() && fingerprint == 0 && backend.settings == 0;
         let unchanged = backend.last_client == Some(self.id) && backend.settings == fingerprint;
         backend.last_client = Some(self.id);
         if fresh || unchanged {
             return;
         }
-        let sql = crate::backend::replay_sql(&self.session.state, backend.has_sql_prepared);
+        let sql =
+            crate::backend::replay_sql(&self.session.state, backend.has_sql_prepared, other_client);
         // RESET ALL clears the pinned identity too.
         backend.pinned = None;
         if backend.has_sql_prepared {

@@ -99,6 +99,7 @@ impl ClientConnection {
                 let commands: std::collections::VecDeque<_> =
                     sent_statements.into_iter().filter_map(classify).collect();
                 let drops_statements = commands.iter().any(drops_backend_statements);
+                self.note_sql_prepare(commands.iter());
                 self.pipeline.push(Expect::Query {
                     forward: true,
                     commands,
@@ -144,6 +145,7 @@ impl ClientConnection {
                     return Ok(Flow::Continue);
                 }
                 let command = self.portal_command(portal);
+                self.note_sql_prepare(command.iter());
                 if matches!(
                     command,
                     Some(SessionCommand::ResetAll | SessionCommand::DiscardAll)
@@ -555,6 +557,19 @@ impl ClientConnection {
             self.skip_until_sync = true;
         }
         Ok(Flow::Continue)
+    }
+}
+
+impl ClientConnection {
+    /// A SQL-level PREPARE was sent: it exists on the connection whether or not its
+    /// transaction commits (PREPARE is not transactional), so the next client's clean
+    /// deallocates it.
+    fn note_sql_prepare<'a>(&mut self, mut commands: impl Iterator<Item = &'a SessionCommand>) {
+        if commands.any(|c| matches!(c, SessionCommand::Prepare { .. })) {
+            if let Some(backend) = self.backend.as_mut() {
+                backend.has_sql_prepared = true;
+            }
+        }
     }
 }
 

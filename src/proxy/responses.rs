@@ -115,7 +115,8 @@ impl ClientConnection {
                         let fingerprint = self.session.state.fingerprint();
                         if let Some(backend) = self.backend.as_mut() {
                             backend.settings = fingerprint;
-                            backend.has_sql_prepared =
+                            // Sticky: a PREPARE whose transaction failed still exists.
+                            backend.has_sql_prepared |=
                                 self.session.state.prepared().next().is_some();
                         }
                     }

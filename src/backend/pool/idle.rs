@@ -18,8 +18,8 @@ pub struct Affinity<'a> {
 pub enum Reuse {
     /// Used last by this client and holding no other identity: nothing to replay or reset.
     SameClient,
-    /// Holding only this client's identity, used last by another client: a complete reset
-    /// (another client's objects, settings and prepared statements may be there).
+    /// Holding only this client's identity, used last by another client: a clean and replay,
+    /// pipelined with the statement.
     SameIdentity,
     /// Opened for this checkout: a session replay.
     New,
@@ -90,44 +90,46 @@ pub enum Choice {
 
 /// Chooses for `client` among `idle`; `room` says whether another connection may be opened.
 ///
-/// Cheapest first: the client's own connection, then a clean one (nothing to undo). A clean
-/// idle connection comes before opening a new one, though a new one is clean too: it is the
-/// same thing minus a connect and login (several round trips, a SCRAM exchange, a backend
-/// process). Opening comes before taking a connection another client used last, which costs
-/// a complete reset (a confirmed round trip, and its prepared statements are gone): the
-/// connect is paid once for the connection's lifetime, the reset on this checkout and again
-/// when the client we displaced comes back. Of those, the least recently returned is taken,
-/// as its client is the least likely to come back soon; in the other groups the most recently
-/// returned, so the rest age out under `idle_timeout_s`.
+/// Cheapest first: the client's own connection, then a clean one (at most a replay of the
+/// client's settings), then one of its identity (a clean and replay, pipelined with the
+/// statement). A clean idle connection comes before opening a new one, though a new one is
+/// clean too: it is the same thing minus a connect and login (several round trips, a SCRAM
+/// exchange, a backend process). Opening comes before taking another identity's connection:
+/// the connect is paid once for the connection's lifetime, while the complete reset (a
+/// confirmed round trip, after which the proxy's prepared statements must be prepared again)
+/// is paid on this checkout, and again when the identity we displaced comes back. Of those,
+/// the least recently returned is taken, as its identity is the least likely to come back
+/// soon; in the other groups the most recently returned, so the rest age out under
+/// `idle_timeout_s`.
 ///
 /// With `rotate` (`pool.reuse = "rotate"`), the least recently returned of the connections
 /// that need no reset is taken instead.
 pub fn choose(idle: &[IdleInfo], client: u64, room: bool, rotate: bool) -> Choice {
-    let free = |reuse: Reuse| matches!(reuse, Reuse::SameClient | Reuse::Clean);
-    let candidates = |needs_reset: bool| {
+    let of = |reuse: Reuse| {
         idle.iter()
             .enumerate()
-            .filter(move |(_, c)| free(c.reuse(client)) != needs_reset)
+            .filter(move |(_, c)| c.reuse(client) == reuse)
     };
-    let pick = if rotate {
-        candidates(false).min_by_key(|(_, c)| c.returned)
-    } else {
-        [Reuse::SameClient, Reuse::Clean]
-            .into_iter()
-            .find_map(|reuse| {
-                candidates(false)
-                    .filter(|(_, c)| c.reuse(client) == reuse)
-                    .max_by_key(|(_, c)| c.returned)
-            })
-    };
-    if let Some((i, c)) = pick {
-        return Choice::Take(i, c.reuse(client));
+    if rotate {
+        let oldest = idle
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.reuse(client) != Reuse::OtherIdentity)
+            .min_by_key(|(_, c)| c.returned);
+        if let Some((i, c)) = oldest {
+            return Choice::Take(i, c.reuse(client));
+        }
+    }
+    for reuse in [Reuse::SameClient, Reuse::Clean, Reuse::SameIdentity] {
+        if let Some((i, _)) = of(reuse).max_by_key(|(_, c)| c.returned) {
+            return Choice::Take(i, reuse);
+        }
     }
     if room {
         return Choice::Open;
     }
-    match candidates(true).min_by_key(|(_, c)| c.returned) {
-        Some((i, c)) => Choice::Take(i, c.reuse(client)),
+    match of(Reuse::OtherIdentity).min_by_key(|(_, c)| c.returned) {
+        Some((i, _)) => Choice::Take(i, Reuse::OtherIdentity),
         None => Choice::Wait,
     }
 }
@@ -158,8 +160,7 @@ mod tests {
         assert_eq!(choose(&pool, ME, true, true), Choice::Take(1, Reuse::Clean));
         assert_eq!(
             choose(&pool[2..], ME, false, true),
-            Choice::Take(0, Reuse::OtherIdentity),
-            "both need a reset: the least recently returned"
+            Choice::Take(1, Reuse::SameIdentity)
         );
         assert_eq!(
             choose(&pool[2..3], ME, false, true),
@@ -196,18 +197,18 @@ mod tests {
     }
 
     #[test]
-    fn clean_then_new_then_another_clients() {
+    fn clean_then_same_identity_then_new() {
         let pool = [idle(None, &[], 4), idle(Some(1), &["ann"], 2)];
         assert_eq!(
             choose(&pool, ME, true, false),
             Choice::Take(0, Reuse::Clean)
         );
         let pool = [idle(Some(2), &["bob"], 4), idle(Some(1), &["ann"], 2)];
-        assert_eq!(choose(&pool, ME, true, false), Choice::Open);
         assert_eq!(
-            choose(&pool, ME, false, false),
+            choose(&pool, ME, true, false),
             Choice::Take(1, Reuse::SameIdentity)
         );
+        assert_eq!(choose(&pool[..1], ME, true, false), Choice::Open);
         assert_eq!(choose(&[], ME, true, false), Choice::Open);
         assert_eq!(choose(&[], ME, false, false), Choice::Wait);
     }
