@@ -1,5 +1,6 @@
-# Helpers shared by bench/run.sh and bench/policy_proxy.sh, which source this file after
-# defining `log`, `die`, `repo` and `tmp`.
+# Helpers shared by bench/run.sh, bench/policy_proxy.sh and bench/isolation.sh, which source
+# this file after defining `log`, `die`, `repo` and `tmp`. Binaries are looked up under
+# CARGO_TARGET_DIR when it is set, as cargo built them.
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -30,7 +31,7 @@ wait_sql() {
 # The cluster stops when its stdin closes, so it never outlives the calling script.
 start_cluster() {
     coproc CLUSTER {
-        exec "$repo/target/release/examples/bench_cluster" --policy-catalog "$tmp/catalog.toml" \
+        exec "${CARGO_TARGET_DIR:-$repo/target}/release/examples/bench_cluster" --policy-catalog "$tmp/catalog.toml" \
             2>"$tmp/cluster.err"
     }
     cluster_pid=$CLUSTER_PID

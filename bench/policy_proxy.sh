@@ -37,7 +37,7 @@ command -v python3 >/dev/null || die "python3 not found"
 
 log "building redveil (release)"
 cargo build --release --locked --bin redveil --example bench_cluster
-redveil_bin=$repo/target/release/redveil
+redveil_bin=${CARGO_TARGET_DIR:-$repo/target}/release/redveil
 
 tmp=$(mktemp -d /tmp/redveil-policy-bench.XXXXXX)
 pids=()

@@ -59,7 +59,7 @@ pgbouncer_bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 
 log "building redveil (release)"
 cargo build --release --locked --bin redveil --example bench_cluster --example bench_idle
-redveil_bin=$repo/target/release/redveil
+redveil_bin=${CARGO_TARGET_DIR:-$repo/target}/release/redveil
 
 tmp=$(mktemp -d /tmp/redveil-bench.XXXXXX)
 chmod 755 "$tmp"
@@ -467,7 +467,7 @@ idle_one() {
     before=$(status_kb "$pid" VmRSS)
     local out=$tmp/idle-$target-$count.out
     : >"$out"
-    "$repo/target/release/examples/bench_idle" --count "$count" "${tls_args[@]}" \
+    "${CARGO_TARGET_DIR:-$repo/target}/release/examples/bench_idle" --count "$count" "${tls_args[@]}" \
         "host=localhost port=$port user=$user password=$password dbname=bench" >"$out" 2>&1 &
     local idle_pid=$!
     pids+=("$idle_pid")

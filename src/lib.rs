@@ -15,9 +15,11 @@
 //! - `frontend`: the client edge (TLS negotiation, startup, authentication, cancel keys).
 //! - `proxy`: the per-client relay loop and transaction pooling.
 //! - `server`: the accept loop, shared state and shutdown.
+//! - `admin`: the Prometheus `/metrics` endpoint.
 //! - `cluster`, `demo`, `devcert`: the ephemeral PostgreSQL, demo dataset and dev certificates
 //!   behind `redveil demo` and the integration tests.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod backend;

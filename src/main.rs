@@ -140,6 +140,11 @@ fn run(path: &std::path::Path) -> ExitCode {
     init_logging(&config.log.level);
     let path = path.to_path_buf();
     runtime(|| async move {
+        // First, so the counters of the start-up itself (sync, the first logins) are kept.
+        if let Some(addr) = config.metrics.listen_addr() {
+            redveil::admin::serve_prometheus(addr)?;
+            tracing::info!(%addr, "metrics listening");
+        }
         let server = Server::bind(config).await?;
         let stopper = server.stopper();
         tokio::spawn(reload_on_sighup(path, server.reloader()));

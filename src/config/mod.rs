@@ -38,6 +38,8 @@ pub struct Config {
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
     pub users: Vec<UserConfig>,
     #[serde(default)]
     pub views: ViewsConfig,
@@ -176,6 +178,20 @@ impl Config {
                 "limits.max_client_message_bytes",
                 "must be at least 1024".into(),
             );
+        }
+        if let Some(listen) = &self.metrics.listen {
+            match listen.parse::<std::net::SocketAddr>() {
+                Err(_) => bad(
+                    "metrics.listen",
+                    format!("{listen:?} is not IP:port, e.g. \"127.0.0.1:9187\""),
+                ),
+                // The exporter cannot tell which port it was given, so nobody could scrape it.
+                Ok(addr) if addr.port() == 0 => bad(
+                    "metrics.listen",
+                    "port 0 is not allowed here: give the port to scrape".into(),
+                ),
+                Ok(_) => {}
+            }
         }
         if self.backend.tls == BackendTlsMode::VerifyFull && self.backend.ca_cert.is_none() {
             bad(

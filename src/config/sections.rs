@@ -280,3 +280,19 @@ impl Default for AuditConfig {
         }
     }
 }
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `IP:port` serving the proxy's counters in Prometheus' text format over plain HTTP
+    /// (e.g. `127.0.0.1:9187`); no endpoint when unset. Checked by `Config::validate`.
+    pub listen: Option<String>,
+}
+
+impl MetricsConfig {
+    /// The endpoint's address, once validation has accepted it.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.as_deref().and_then(|a| a.parse().ok())
+    }
+}

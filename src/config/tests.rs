@@ -82,3 +82,27 @@ fn valid_user_is_accepted() {
     let user = config.user("a").unwrap();
     assert_eq!(user.attributes["region"], ["EU"]);
 }
+
+#[test]
+fn metrics_listen_is_optional_and_checked() {
+    let config = parse("[tls]\nmode = \"disable\"\n").unwrap();
+    assert_eq!(config.metrics.listen_addr(), None);
+    let config =
+        parse("[tls]\nmode = \"disable\"\n[metrics]\nlisten = \"127.0.0.1:9187\"\n").unwrap();
+    assert_eq!(
+        config.metrics.listen_addr(),
+        Some("127.0.0.1:9187".parse().unwrap())
+    );
+    for bad in ["localhost:9187", "127.0.0.1", "127.0.0.1:0"] {
+        let text = format!("[tls]\nmode = \"disable\"\n\n[metrics]\nlisten = \"{bad}\"\n");
+        let err = parse(&text).unwrap_err();
+        let problem = &err.problems()[0];
+        assert_eq!(
+            (problem.key.as_str(), problem.line),
+            ("metrics.listen", Some(5)),
+            "{problem}"
+        );
+    }
+    let err = parse("[tls]\nmode = \"disable\"\n[metrics]\nport = 9187\n").unwrap_err();
+    assert!(err.problems()[0].message.contains("port"), "{err}");
+}
