@@ -58,9 +58,6 @@ pub struct BackendConn {
     /// settings) are known to be pinned here; `None` when unknown (new connection, after
     /// RESET ALL or DISCARD ALL, or a pin whose transaction may have rolled back).
     pub pinned: Option<(u64, String)>,
-    /// A client's DISCARD ALL or DEALLOCATE ALL was sent: `prepared` was emptied, but if the
-    /// command failed the statements still exist, so Parse is preceded by a Close.
-    pub prepared_uncertain: bool,
     pub created: Instant,
     /// The client (connection id) that used this connection last: another client's first
     /// statement here is preceded by a replay of its own session state.
@@ -77,11 +74,11 @@ impl BackendConn {
         self.identities.iter().all(|held| held == user)
     }
 
-    /// Forgets the proxy's statements here; issued in send order, before any later Parse.
+    /// Forgets the proxy's statements here (a client's DISCARD ALL or DEALLOCATE ALL);
+    /// issued in send order, before any later Parse.
     pub fn forget_statements(&mut self) {
-        self.prepared.clear();
+        self.prepared.forget_all();
         self.has_sql_prepared = false;
-        self.prepared_uncertain = true;
     }
 
     pub async fn connect(target: &BackendTarget) -> Result<Self, BackendError> {
@@ -117,7 +114,6 @@ impl BackendConn {
             has_sql_prepared: false,
             broken: false,
             pinned: None,
-            prepared_uncertain: false,
             created: Instant::now(),
             last_client: None,
             identities: Vec::new(),

@@ -8,7 +8,7 @@ mod replay;
 
 pub use conn::{BackendConn, BackendTarget};
 pub use pool::{Affinity, BackendPool, Checkout, Pools};
-pub use prepared::PreparedSet;
+pub use prepared::{Preparation, PreparedSet};
 pub use replay::{replay_sql, reset_session, rollback};
 
 use crate::protocol::ProtocolError;

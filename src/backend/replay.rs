@@ -34,14 +34,22 @@ pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool, other_client: b
         sql.push_str("SET ");
         sql.push_str(&quote_setting_name(name));
         sql.push_str(" = ");
-        sql.push_str(value);
-        sql.push(';');
+        end_statement(&mut sql, value);
     }
     for prepare in state.prepared() {
-        sql.push_str(prepare);
-        sql.push(';');
+        end_statement(&mut sql, prepare);
     }
     sql
+}
+
+/// Appends a statement's `text` as the client wrote it and ends it; a line comment at its end
+/// (`SET x = 1 -- why`) must not swallow the `;` and what follows.
+fn end_statement(sql: &mut String, text: &str) {
+    sql.push_str(text);
+    if text.contains("--") {
+        sql.push('\n');
+    }
+    sql.push(';');
 }
 
 /// Setting names are identifiers, possibly dotted (custom settings): quote each part.
@@ -131,6 +139,23 @@ mod tests {
         assert_eq!(
             replay_sql(&state, true, false),
             "RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
+        );
+    }
+
+    #[test]
+    fn replay_of_characteristics_and_commented_values() {
+        let mut state = SessionState::default();
+        for sql in [
+            "SET work_mem = '8MB' -- more",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "SET statement_timeout = 5",
+            "SET statement_timeout TO DEFAULT",
+        ] {
+            state.apply(crate::rewrite::classify(sql).expect(sql));
+        }
+        assert_eq!(
+            replay_sql(&state, false, true),
+            "RESET ALL;CLOSE ALL;UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;SELECT pg_catalog.pg_advisory_unlock_all();SET \"default_transaction_isolation\" = 'serializable';SET \"work_mem\" = '8MB' -- more\n;"
         );
     }
 }

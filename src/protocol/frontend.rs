@@ -223,6 +223,16 @@ pub fn sync(out: &mut BytesMut) {
     put_message(out, tag::SYNC, &[]);
 }
 
+/// Encodes a Flush: the backend sends what it holds for earlier messages, nothing else.
+pub fn flush(out: &mut BytesMut) {
+    put_message(out, tag::FLUSH, &[]);
+}
+
+/// Encodes a Describe of a prepared statement.
+pub fn describe_statement(out: &mut BytesMut, name: &str) {
+    Target { kind: b'S', name }.encode_as(out, tag::DESCRIBE, name);
+}
+
 /// A SASLInitialResponse: mechanism and initial client data.
 pub fn sasl_initial(body: &[u8]) -> Result<(&str, &[u8]), ProtocolError> {
     let mut r = BodyReader::new(body);

@@ -115,6 +115,8 @@ impl Scanner {
             Direction::FromBackend => !matches!(
                 message_tag,
                 tag::READY_FOR_QUERY
+                    | tag::PARAMETER_DESCRIPTION
+                    | tag::ROW_DESCRIPTION
                     | tag::ERROR_RESPONSE
                     | tag::COMMAND_COMPLETE
                     | tag::PARAMETER_STATUS

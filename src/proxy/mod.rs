@@ -8,6 +8,7 @@ mod pins;
 mod requests;
 mod responses;
 mod statement_names;
+mod statements;
 
 pub use statement_names::backend_statement_name;
 

@@ -1,13 +1,14 @@
 //! Client → backend: what each client message becomes on the backend connection.
 
 use super::statement_names::named_statement;
+use super::statements::Use;
 use super::{ClientConnection, Flow, RelayError};
 use crate::protocol::backend as msg;
 use crate::protocol::frontend::{self, BindHead, Parse, Target};
 use crate::protocol::scan::Piece;
 use crate::protocol::{tag, ProtocolError};
 use crate::rewrite::{classify, split_statements, Denial, Outcome, Scope, SessionCommand};
-use crate::session::{Expect, RewrittenFor, Statement};
+use crate::session::{Expect, RewrittenFor, ShapeCell};
 use bytes::{Bytes, BytesMut};
 
 impl ClientConnection {
@@ -126,16 +127,27 @@ impl ClientConnection {
             tag::BIND => {
                 let head = BindHead::decode(body)?;
                 let rest = &body[head.rest_offset..];
-                self.write_bind(&head, rest, rest.len())?;
+                self.write_bind(&head, rest, rest.len()).await?;
             }
             tag::DESCRIBE => {
                 let target = Target::decode(body)?;
                 if self.intercept_describe(target.kind, target.name) {
                     return Ok(Flow::Continue);
                 }
-                match self.backend_statement(&target)? {
-                    Some(name) => target.encode_as(&mut self.to_backend, tag::DESCRIBE, &name),
-                    None => self.to_backend.extend_from_slice(&raw),
+                let used = match target.is_statement() {
+                    true => self.ensure_prepared(target.name).await?,
+                    false => Use::AsIs,
+                };
+                match used {
+                    Use::AsIs => self.to_backend.extend_from_slice(&raw),
+                    Use::Named(name) => {
+                        target.encode_as(&mut self.to_backend, tag::DESCRIBE, &name)
+                    }
+                    Use::Changed => {
+                        self.refuse_changed(tag::DESCRIBE);
+                        return Ok(Flow::Continue);
+                    }
+                    Use::Dropped => return Ok(Flow::Continue),
                 }
                 self.pipeline.push(Expect::Describe);
             }
@@ -181,7 +193,10 @@ impl ClientConnection {
                         self.unnamed_prepared = None;
                     }
                     self.to_backend.extend_from_slice(&raw);
-                    self.pipeline.push(Expect::CloseComplete { forward: true });
+                    self.pipeline.push(Expect::CloseComplete {
+                        forward: true,
+                        backend_name: None,
+                    });
                 }
             }
             tag::SYNC => {
@@ -232,7 +247,10 @@ impl ClientConnection {
             tag::BIND => {
                 let head = BindHead::decode(&raw[5..])?;
                 let rest_len = declared - head.rest_offset;
-                self.write_bind(&head, &raw[5 + head.rest_offset..], rest_len)?;
+                // The rest of a Bind that does not go to the backend is dropped as it comes.
+                self.client_stream_forward = self
+                    .write_bind(&head, &raw[5 + head.rest_offset..], rest_len)
+                    .await?;
             }
             tag::FUNCTION_CALL if self.function_calls_allowed() => {
                 self.pipeline.push(Expect::FunctionCall);
@@ -292,32 +310,13 @@ impl ClientConnection {
                 });
                 return Ok(());
             }
-            // A policy view costs more to plan than to run: a rewritten statement is prepared
-            // under the proxy's name once per backend connection, and the client's unnamed
-            // statement maps to it.
-            let statement = named_statement(&parse, command, rewritten_for);
-            self.unnamed_prepared = Some(statement.clone());
-            self.prepare_or_reuse(&statement);
-            return Ok(());
+            // Otherwise: a policy view costs more to plan than to run, so the rewritten
+            // statement is prepared under the proxy's name once per backend connection, and
+            // the client's unnamed statement maps to it (`prepare_for_client`).
         }
-        let statement = named_statement(&parse, command, rewritten_for);
-        self.session
-            .statements
-            .insert(parse.name.to_string(), statement.clone());
-        self.prepare_or_reuse(&statement);
+        let statement = named_statement(&parse, command, rewritten_for, ShapeCell::default());
+        self.prepare_for_client(&parse, statement);
         Ok(())
-    }
-
-    /// Answers a Parse of a statement this backend connection already has, or prepares it.
-    fn prepare_or_reuse(&mut self, statement: &Statement) {
-        let backend = self.backend.as_mut().expect("ensure_backend ran");
-        if backend.prepared.touch(&statement.backend_name) {
-            let mut reply = BytesMut::new();
-            msg::parse_complete(&mut reply);
-            self.pipeline.push(Expect::Synthetic(reply.freeze()));
-        } else {
-            self.prepare_on_backend(statement, true);
-        }
     }
 
     /// Sends registered-table references to the effective user's views, with the session's
@@ -409,103 +408,15 @@ impl ClientConnection {
         }
     }
 
-    /// Sends `statement`'s Parse, closing the least recently used statement if the
-    /// connection's cache is full.
-    fn prepare_on_backend(&mut self, statement: &Statement, forward: bool) {
-        let backend = self.backend.as_mut().expect("ensure_backend ran");
-        if backend.prepared_uncertain {
-            frontend::close_statement(&mut self.to_backend, &statement.backend_name);
-            self.pipeline.push(Expect::CloseComplete { forward: false });
-        }
-        if let Some(victim) = backend.prepared.insert(&statement.backend_name) {
-            frontend::close_statement(&mut self.to_backend, &victim);
-            self.pipeline.push(Expect::CloseComplete { forward: false });
-        }
-        self.to_backend.extend_from_slice(&statement.parse);
-        self.pipeline.push(Expect::ParseComplete {
-            forward,
-            backend_name: Some(statement.backend_name.clone()),
-        });
-    }
-
-    /// The backend name for a client's named statement, preparing it here if this backend
-    /// connection has not seen it. `None` for unnamed or unknown statements (relayed as-is, so
-    /// the backend reports unknown names itself).
-    fn backend_statement(&mut self, target: &Target<'_>) -> Result<Option<String>, RelayError> {
-        if !target.is_statement() {
-            return Ok(None);
-        }
-        self.ensure_prepared(target.name)
-    }
-
-    fn ensure_prepared(&mut self, client_name: &str) -> Result<Option<String>, RelayError> {
-        let statement = if client_name.is_empty() {
-            self.unnamed_prepared.clone()
-        } else {
-            self.session.statements.get(client_name).cloned()
-        };
-        let Some(mut statement) = statement else {
-            return Ok(None);
-        };
-        if let Some(fresh) = self.rewritten_again(&statement)? {
-            if client_name.is_empty() {
-                self.unnamed_prepared = Some(fresh.clone());
-            } else {
-                self.session
-                    .statements
-                    .insert(client_name.to_string(), fresh.clone());
-            }
-            statement = fresh;
-        }
-        let backend = self.backend.as_mut().expect("ensure_backend ran");
-        if !backend.prepared.touch(&statement.backend_name) {
-            self.prepare_on_backend(&statement, false);
-        }
-        Ok(Some(statement.backend_name))
-    }
-
-    /// A statement rewritten for another user or policy version, rewritten for the current
-    /// ones; `None` when it still fits. If the current user may not run it, the old version
-    /// stays: its class views are gated on the pinned entitlements, so it returns no rows.
-    fn rewritten_again(&self, statement: &Statement) -> Result<Option<Statement>, RelayError> {
-        let Some(source) = &statement.rewritten_for else {
-            return Ok(None);
-        };
-        let generation = self.settings.policy.current().generation;
-        let user = self.session.effective_user();
-        if source.generation == generation && source.user == user {
-            return Ok(None);
-        }
-        let original = Parse::decode(&source.client_parse[5..])?;
-        let outcome = self.rewrite(original.query);
-        let Ok(rewritten) = outcome.as_ref() else {
-            return Ok(None);
-        };
-        let Some(sql) = &rewritten.sql else {
-            return Ok(None);
-        };
-        let parse = Parse {
-            query: sql,
-            ..original
-        };
-        let rewritten_for = RewrittenFor {
-            client_parse: source.client_parse.clone(),
-            generation,
-            user: user.to_string(),
-        };
-        Ok(Some(named_statement(
-            &parse,
-            statement.command.clone(),
-            Some(rewritten_for),
-        )))
-    }
-
-    fn write_bind(
+    /// Sends a client's Bind (its head, renamed for the proxy's statement, and `rest`, the
+    /// first bytes of its `rest_len` bytes of values and formats). Returns whether it went to
+    /// the backend: a statement whose shape changed is refused instead.
+    async fn write_bind(
         &mut self,
         head: &BindHead<'_>,
         rest: &[u8],
         rest_len: usize,
-    ) -> Result<(), RelayError> {
+    ) -> Result<bool, RelayError> {
         let command = if head.statement.is_empty() {
             self.unnamed_command.clone()
         } else {
@@ -517,13 +428,18 @@ impl ClientConnection {
         self.portal_commands
             .retain(|(p, _)| p.as_slice() != head.portal);
         self.portal_commands.push((head.portal.to_vec(), command));
-        match self.ensure_prepared(head.statement)? {
-            Some(name) => head.encode_head_as(&mut self.to_backend, &name, rest_len),
-            None => head.encode_head_as(&mut self.to_backend, head.statement, rest_len),
+        match self.ensure_prepared(head.statement).await? {
+            Use::Named(name) => head.encode_head_as(&mut self.to_backend, &name, rest_len),
+            Use::AsIs => head.encode_head_as(&mut self.to_backend, head.statement, rest_len),
+            Use::Changed => {
+                self.refuse_changed(tag::BIND);
+                return Ok(false);
+            }
+            Use::Dropped => return Ok(false),
         }
         self.to_backend.extend_from_slice(rest);
         self.pipeline.push(Expect::BindComplete);
-        Ok(())
+        Ok(true)
     }
 
     fn portal_command(&self, portal: &[u8]) -> Option<SessionCommand> {

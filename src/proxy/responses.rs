@@ -5,7 +5,7 @@ use super::{ClientConnection, RelayError};
 use crate::protocol::backend::{decode_command_tag, decode_parameter_status, ErrorFields};
 use crate::protocol::scan::Piece;
 use crate::protocol::tag;
-use crate::session::Expect;
+use crate::session::{Expect, Shape};
 use bytes::Bytes;
 
 impl ClientConnection {
@@ -55,8 +55,11 @@ impl ClientConnection {
         if matches!(self.pipeline.front(), Some(Expect::Pin { .. })) {
             return self.on_pin_reply(message_tag, &raw[5..]);
         }
-        let forward = self.pipeline.front().is_none_or(Expect::forwards);
         let body = &raw[5..];
+        if self.on_shape_reply(message_tag, body) {
+            return Ok(false);
+        }
+        let forward = self.pipeline.front().is_none_or(Expect::forwards);
         match message_tag {
             tag::PARSE_COMPLETE => {
                 if let Some(Expect::ParseComplete { forward, .. }) = self.pipeline.pop() {
@@ -67,7 +70,7 @@ impl ClientConnection {
                 self.pipeline.pop();
             }
             tag::CLOSE_COMPLETE => {
-                if let Some(Expect::CloseComplete { forward }) = self.pipeline.pop() {
+                if let Some(Expect::CloseComplete { forward, .. }) = self.pipeline.pop() {
                     return Ok(forward);
                 }
             }
@@ -97,7 +100,15 @@ impl ClientConnection {
                     self.skip_after_error();
                     return Ok(false);
                 }
-                self.on_error(&fields, forward);
+                self.on_statement_error(&fields);
+                // A statement the proxy prepared for the client fails as the client's next
+                // message would have (PostgreSQL would have reported it at the Bind).
+                let client_owned = forward
+                    || matches!(
+                        self.pipeline.front(),
+                        Some(Expect::ParseComplete { .. } | Expect::Shape { .. })
+                    );
+                self.on_error(&fields, client_owned);
                 return Ok(true);
             }
             tag::READY_FOR_QUERY => {
@@ -247,6 +258,48 @@ impl ClientConnection {
         self.skip_after_error();
     }
 
+    /// A reply to the Describe that follows each of the proxy's preparations: it fills in
+    /// that preparation's shape and is dropped. Returns false for anything else (an error,
+    /// say, handled as usual).
+    fn on_shape_reply(&mut self, message_tag: u8, body: &[u8]) -> bool {
+        let Some(Expect::Shape { params, .. }) = self.pipeline.front_mut() else {
+            return false;
+        };
+        match message_tag {
+            tag::PARAMETER_DESCRIPTION => {
+                *params = Some(Bytes::copy_from_slice(body));
+                true
+            }
+            tag::ROW_DESCRIPTION | tag::NO_DATA => {
+                let Some(Expect::Shape { cell, params }) = self.pipeline.pop() else {
+                    unreachable!("checked above");
+                };
+                let rows = (message_tag == tag::ROW_DESCRIPTION).then_some(body);
+                cell.set(Shape::of(params.as_deref().unwrap_or(&[0, 0]), rows));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// PostgreSQL found a statement's plan stale (a schema change under it): 0A000 when its
+    /// result type changed, or a lookup of a dropped type or relation. Which of the proxy's
+    /// statements it was is not known here, so none of this connection's is used again before
+    /// it is prepared anew (a shape check then decides whether each client may use it).
+    fn on_statement_error(&mut self, fields: &ErrorFields) {
+        let at_use = matches!(
+            self.pipeline.front(),
+            Some(Expect::BindComplete | Expect::Describe)
+        );
+        let stale = fields.code == crate::session::CHANGED_SQLSTATE
+            || (fields.code == "XX000" && fields.message.starts_with("cache lookup failed"));
+        if at_use && stale {
+            if let Some(backend) = self.backend.as_mut() {
+                backend.prepared.doubt_all();
+            }
+        }
+    }
+
     /// A reply to an identity pin (see pins.rs): dropped, except what belongs to the client.
     fn on_pin_reply(&mut self, message_tag: u8, body: &[u8]) -> Result<bool, RelayError> {
         let Some(Expect::Pin {
@@ -313,7 +366,7 @@ impl ClientConnection {
                 let skipped = self.pipeline.skip_to_sync();
                 if let Some(backend) = self.backend.as_mut() {
                     for name in skipped.unprepared {
-                        backend.prepared.remove(&name);
+                        backend.prepared.doubt(&name);
                     }
                     if skipped.pin {
                         backend.pinned = None;

@@ -4,16 +4,18 @@
 
 use crate::protocol::frontend::Parse;
 use crate::rewrite::SessionCommand;
-use crate::session::{RewrittenFor, Statement};
+use crate::session::{RewrittenFor, ShapeCell, Statement};
 use bytes::BytesMut;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-/// The proxy-named form of a client's statement.
+/// The proxy-named form of a client's statement; `shape` is the one the client knows (a new
+/// cell for a new statement).
 pub(super) fn named_statement(
     parse: &Parse<'_>,
     command: Option<SessionCommand>,
     rewritten_for: Option<RewrittenFor>,
+    shape: ShapeCell,
 ) -> Statement {
     let backend_name = backend_statement_name(parse.query, parse.param_types);
     let mut renamed = BytesMut::new();
@@ -23,6 +25,7 @@ pub(super) fn named_statement(
         parse: renamed.freeze(),
         command,
         rewritten_for,
+        shape,
     }
 }
 

@@ -400,7 +400,9 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
         Some(SessionCommand::Set { name, value }) if is_refused_setting(&name, &value) => Some(
             format!("SET {name} to {value} is not allowed through redveil"),
         ),
-        Some(SessionCommand::Reset { name }) if is_reserved_setting(&name) => {
+        Some(SessionCommand::Reset { name } | SessionCommand::SetDefault { name })
+            if is_reserved_setting(&name) =>
+        {
             Some(format!("RESET {name} is not allowed through redveil"))
         }
         _ => None,

@@ -72,7 +72,9 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
             Some(SessionCommand::Set { name, value }) if name == "search_path" => {
                 search_path_override = Some(parse_search_path_sql(&value, scope.backend_role));
             }
-            Some(SessionCommand::Reset { name }) if name == "search_path" => {
+            Some(SessionCommand::Reset { name } | SessionCommand::SetDefault { name })
+                if name == "search_path" =>
+            {
                 // Back to the session's value (the startup one, which the caller resolved).
                 search_path_override = None;
             }

@@ -16,6 +16,13 @@ pub enum SessionCommand {
     Reset {
         name: String,
     },
+    /// `SET name TO DEFAULT` (or `= DEFAULT`): a reset, answered with the tag SET.
+    SetDefault {
+        name: String,
+    },
+    /// `SET SESSION CHARACTERISTICS AS TRANSACTION ...`: the `default_transaction_*` settings
+    /// it sets, with their SQL values.
+    Characteristics(Vec<(String, String)>),
     ResetAll,
     /// `PREPARE name AS ...`; `sql` is the whole statement, to replay verbatim.
     Prepare {
@@ -54,7 +61,9 @@ impl SessionCommand {
     /// The CommandComplete tag PostgreSQL answers this statement with.
     pub fn tag(&self) -> &'static str {
         match self {
-            SessionCommand::Set { .. } => "SET",
+            SessionCommand::Set { .. }
+            | SessionCommand::SetDefault { .. }
+            | SessionCommand::Characteristics(_) => "SET",
             SessionCommand::Reset { .. } | SessionCommand::ResetAll => "RESET",
             SessionCommand::Prepare { .. } => "PREPARE",
             SessionCommand::Deallocate { .. } => "DEALLOCATE",
@@ -223,7 +232,7 @@ fn classify_set(statement: &str, toks: &[Token<'_>]) -> SessionCommand {
         }
         Some("session") => {
             if word(toks.get(2)).as_deref() == Some("characteristics") {
-                return SessionCommand::Untracked { tag: "SET" };
+                return characteristics(statement);
             }
             i = 2;
         }
@@ -247,10 +256,71 @@ fn classify_set(statement: &str, toks: &[Token<'_>]) -> SessionCommand {
         },
     };
     let value = value_text(statement, toks, value_from);
-    if value.eq_ignore_ascii_case("default") {
-        return SessionCommand::Reset { name };
+    if is_default(&value) {
+        return SessionCommand::SetDefault { name };
     }
     SessionCommand::Set { name, value }
+}
+
+/// The value `DEFAULT`, in any case, comments around it allowed (`'default'` is a string).
+fn is_default(value: &str) -> bool {
+    let mut value = tokens(value);
+    matches!(
+        (value.next(), value.next()),
+        (Some(Token::Word(w)), None) if w.eq_ignore_ascii_case("default")
+    )
+}
+
+/// `SET SESSION CHARACTERISTICS AS TRANSACTION mode [, ...]`, each mode one of `ISOLATION
+/// LEVEL {SERIALIZABLE | REPEATABLE READ | READ COMMITTED | READ UNCOMMITTED}`, `READ
+/// {WRITE | ONLY}`, `[NOT] DEFERRABLE`, as the settings they set. Text that is not exactly
+/// that is left untracked (the server refuses it).
+fn characteristics(statement: &str) -> SessionCommand {
+    let words: Option<Vec<String>> = tokens(statement)
+        .skip(3)
+        .filter(|t| !matches!(t, Token::Symbol(',')))
+        .map(|t| word(Some(&t)))
+        .collect();
+    let untracked = SessionCommand::Untracked { tag: "SET" };
+    let Some(words) = words else {
+        return untracked;
+    };
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let ["as", "transaction", modes @ ..] = words.as_slice() else {
+        return untracked;
+    };
+    let mut modes: &[&str] = modes;
+    let mut settings = Vec::new();
+    while !modes.is_empty() {
+        let (setting, value, rest): (&str, &str, _) = match modes {
+            ["isolation", "level", "serializable", rest @ ..] => {
+                ("isolation", "serializable", rest)
+            }
+            ["isolation", "level", "repeatable", "read", rest @ ..] => {
+                ("isolation", "repeatable read", rest)
+            }
+            ["isolation", "level", "read", "committed", rest @ ..] => {
+                ("isolation", "read committed", rest)
+            }
+            ["isolation", "level", "read", "uncommitted", rest @ ..] => {
+                ("isolation", "read uncommitted", rest)
+            }
+            ["read", "only", rest @ ..] => ("read_only", "on", rest),
+            ["read", "write", rest @ ..] => ("read_only", "off", rest),
+            ["deferrable", rest @ ..] => ("deferrable", "on", rest),
+            ["not", "deferrable", rest @ ..] => ("deferrable", "off", rest),
+            _ => return untracked,
+        };
+        settings.push((
+            format!("default_transaction_{setting}"),
+            format!("'{value}'"),
+        ));
+        modes = rest;
+    }
+    if settings.is_empty() {
+        return untracked;
+    }
+    SessionCommand::Characteristics(settings)
 }
 
 /// The statement text after the `=`/`TO` that follows token `from`.
@@ -341,11 +411,26 @@ mod tests {
         );
         assert_eq!(classify("SET TIME ZONE 'UTC'"), set("timezone", "'UTC'"));
         assert_eq!(classify("SET my.Custom = 5"), set("my.custom", "5"));
+        for sql in [
+            "SET statement_timeout TO DEFAULT",
+            "set Statement_Timeout = default",
+            "SET SESSION statement_timeout TO DEFAULT -- back",
+        ] {
+            assert_eq!(
+                classify(sql),
+                Some(SetDefault {
+                    name: "statement_timeout".into()
+                }),
+                "{sql}"
+            );
+        }
         assert_eq!(
-            classify("SET statement_timeout TO DEFAULT"),
-            Some(Reset {
-                name: "statement_timeout".into()
-            })
+            classify("SET search_path TO default_schema"),
+            set("search_path", "default_schema")
+        );
+        assert_eq!(
+            classify("SET LOCAL work_mem TO DEFAULT"),
+            Some(Untracked { tag: "SET" })
         );
         assert_eq!(
             classify("SET LOCAL work_mem = '1MB'"),
@@ -356,6 +441,59 @@ mod tests {
             Some(Untracked { tag: "SET" })
         );
         assert_eq!(classify("set role bob"), set("role", "bob"));
+    }
+
+    #[test]
+    fn session_characteristics() {
+        let characteristics = |pairs: &[(&str, &str)]| {
+            Some(Characteristics(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (format!("default_transaction_{k}"), format!("'{v}'")))
+                    .collect(),
+            ))
+        };
+        assert_eq!(
+            classify("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            characteristics(&[("isolation", "serializable")])
+        );
+        assert_eq!(
+            classify(
+                "set session characteristics as transaction read only, isolation level \
+                 repeatable read not deferrable"
+            ),
+            characteristics(&[
+                ("read_only", "on"),
+                ("isolation", "repeatable read"),
+                ("deferrable", "off")
+            ])
+        );
+        assert_eq!(
+            classify("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE, /* x */ DEFERRABLE, ISOLATION LEVEL READ UNCOMMITTED"),
+            characteristics(&[
+                ("read_only", "off"),
+                ("deferrable", "on"),
+                ("isolation", "read uncommitted")
+            ])
+        );
+        assert_eq!(
+            classify("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED"),
+            characteristics(&[("isolation", "read committed")])
+        );
+        for sql in [
+            "SET SESSION CHARACTERISTICS AS TRANSACTION",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL CHAOS",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY 'x'",
+            "SET SESSION CHARACTERISTICS TRANSACTION READ ONLY",
+        ] {
+            assert_eq!(classify(sql), Some(Untracked { tag: "SET" }), "{sql}");
+        }
+        assert_eq!(
+            Characteristics(Vec::new()).tag(),
+            "SET",
+            "answered as SET, like SET x TO DEFAULT"
+        );
+        assert!(SetDefault { name: "x".into() }.completes_with("SET"));
     }
 
     #[test]

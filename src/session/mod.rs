@@ -5,10 +5,12 @@
 mod impersonation;
 mod pipeline;
 mod savepoints;
+mod shape;
 mod state;
 
 pub use impersonation::Impersonation;
 pub use pipeline::{Expect, Pipeline, Skipped, Substitution};
+pub use shape::{Shape, ShapeCell, CHANGED_MESSAGE, CHANGED_SQLSTATE};
 pub use state::{quote_literal, RewrittenFor, SessionState, Statement};
 
 use crate::rewrite::{SessionCommand, TransactionCommand};

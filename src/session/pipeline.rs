@@ -3,6 +3,7 @@
 //! itself, it must know which backend reply belongs to which client message to relay, drop or
 //! synthesise replies in exactly the order the client expects.
 
+use super::ShapeCell;
 use crate::rewrite::SessionCommand;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -16,11 +17,20 @@ pub enum Expect {
         backend_name: Option<String>,
     },
     BindComplete,
+    /// CloseComplete; `backend_name` for a Close of one of the proxy's statements.
     CloseComplete {
         forward: bool,
+        backend_name: Option<String>,
     },
     /// ParameterDescription (statements) then RowDescription or NoData.
     Describe,
+    /// The replies to the proxy's own Describe of a statement it just prepared, dropped:
+    /// they fill in the shape of that preparation (see `session::shape`). `params` holds the
+    /// ParameterDescription until the RowDescription or NoData completes it.
+    Shape {
+        cell: ShapeCell,
+        params: Option<Bytes>,
+    },
     /// Rows then CommandComplete, EmptyQueryResponse or PortalSuspended.
     Execute {
         command: Option<SessionCommand>,
@@ -81,9 +91,9 @@ impl Expect {
     pub fn forwards(&self) -> bool {
         match self {
             Expect::ParseComplete { forward, .. }
-            | Expect::CloseComplete { forward }
+            | Expect::CloseComplete { forward, .. }
             | Expect::Query { forward, .. } => *forward,
-            Expect::Pin { .. } => false,
+            Expect::Pin { .. } | Expect::Shape { .. } => false,
             _ => true,
         }
     }
@@ -92,7 +102,8 @@ impl Expect {
 /// What `skip_to_sync` dropped.
 #[derive(Debug, Default, PartialEq)]
 pub struct Skipped {
-    /// Statement names whose Parse never happened.
+    /// The proxy's statement names whose Parse or Close never happened: each may now exist
+    /// in a version the proxy does not know.
     pub unprepared: Vec<String>,
     /// Impersonation changes never made (the oldest queued ones; see `Impersonation::queue`).
     pub impersonations: usize,
@@ -175,10 +186,16 @@ impl Pipeline {
             match self.queue.pop_front() {
                 // A pin sent inside the batch is skipped as well.
                 Some(Expect::Pin { .. }) => skipped.pin = true,
-                Some(Expect::ParseComplete {
-                    backend_name: Some(name),
-                    ..
-                }) => skipped.unprepared.push(name),
+                Some(
+                    Expect::ParseComplete {
+                        backend_name: Some(name),
+                        ..
+                    }
+                    | Expect::CloseComplete {
+                        backend_name: Some(name),
+                        ..
+                    },
+                ) => skipped.unprepared.push(name),
                 Some(Expect::Answer {
                     impersonation: true,
                     ..
@@ -195,6 +212,13 @@ impl Pipeline {
         while matches!(self.queue.get(1), Some(Expect::Sync)) {
             self.queue.remove(1);
         }
+    }
+
+    /// Whether the replies that fill in `cell` are still to come.
+    pub fn awaits_shape(&self, cell: &ShapeCell) -> bool {
+        self.queue
+            .iter()
+            .any(|e| matches!(e, Expect::Shape { cell: c, .. } if c.is(cell)))
     }
 
     /// Forgets everything (the backend connection is gone).
@@ -215,6 +239,14 @@ mod tests {
             forward: false,
             backend_name: Some("rv1".into()),
         });
+        p.push(Expect::Shape {
+            cell: ShapeCell::default(),
+            params: None,
+        });
+        p.push(Expect::CloseComplete {
+            forward: false,
+            backend_name: Some("rv0".into()),
+        });
         p.push(Expect::Synthetic(Bytes::from_static(b"1\0\0\0\x04")));
         p.push(Expect::Answer {
             reply: Bytes::new(),
@@ -230,13 +262,32 @@ mod tests {
         assert_eq!(
             p.skip_to_sync(),
             Skipped {
-                unprepared: vec!["rv1".into()],
+                unprepared: vec!["rv1".into(), "rv0".into()],
                 impersonations: 1,
                 pin: true,
             }
         );
         assert!(matches!(p.pop(), Some(Expect::Sync)));
         assert!(matches!(p.pop(), Some(Expect::Execute { .. })));
+    }
+
+    #[test]
+    fn a_shape_is_awaited_while_its_describe_is_unanswered() {
+        let mut p = Pipeline::default();
+        let cell = ShapeCell::default();
+        assert!(!p.awaits_shape(&cell));
+        p.push(Expect::BindComplete);
+        p.push(Expect::Shape {
+            cell: cell.clone(),
+            params: None,
+        });
+        assert!(p.awaits_shape(&cell));
+        assert!(
+            !p.awaits_shape(&ShapeCell::default()),
+            "another preparation"
+        );
+        p.skip_to_sync();
+        assert!(!p.awaits_shape(&cell), "skipped after an error");
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Statement {
     /// generation and effective user it was rewritten for. Views differ per user (class
     /// views), so it is rewritten again when either changes.
     pub rewritten_for: Option<RewrittenFor>,
+    /// The shape the client knows: that of the preparation made for its Parse. Wherever the
+    /// statement is prepared again, it serves the client only in this shape.
+    pub shape: super::ShapeCell,
 }
 
 #[derive(Debug, Clone)]
@@ -96,14 +99,17 @@ impl SessionState {
             SessionCommand::Set { name, value } => {
                 self.settings.insert(name, value);
             }
-            SessionCommand::Reset { name } => match self.startup.get(&name) {
-                Some(v) => {
-                    self.settings.insert(name, v.clone());
+            SessionCommand::Characteristics(settings) => self.settings.extend(settings),
+            SessionCommand::Reset { name } | SessionCommand::SetDefault { name } => {
+                match self.startup.get(&name) {
+                    Some(v) => {
+                        self.settings.insert(name, v.clone());
+                    }
+                    None => {
+                        self.settings.remove(&name);
+                    }
                 }
-                None => {
-                    self.settings.remove(&name);
-                }
-            },
+            }
             SessionCommand::ResetAll => self.settings = self.startup.clone(),
             SessionCommand::Prepare { name, sql } => {
                 self.prepared.insert(name, sql);
