@@ -2,6 +2,36 @@
 # this file after defining `log`, `die`, `repo` and `tmp`. Binaries are looked up under
 # CARGO_TARGET_DIR when it is set, as cargo built them.
 
+# The EXIT trap of every bench: stops what it started (`pids`, PgBouncer by its pid file,
+# the cluster), prints the tail of the logs named in `bench_logs` (relative to `tmp`) when the
+# run failed, and removes `tmp`.
+bench_cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    if [ -f "$tmp/pgbouncer/pgbouncer.pid" ]; then
+        kill "$(cat "$tmp/pgbouncer/pgbouncer.pid")" 2>/dev/null || true
+    fi
+    if [ -n "$cluster_pid" ]; then
+        # Closing its stdin stops it too; SIGTERM makes sure. It removes its own files.
+        kill "$cluster_pid" 2>/dev/null || true
+        wait "$cluster_pid" 2>/dev/null || true
+    fi
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$status" -ne 0 ]; then
+        local f
+        for f in $bench_logs; do
+            [ -s "$tmp/$f" ] && { log "--- tail of $f"; tail -n 20 "$tmp/$f" >&2; }
+        done
+    fi
+    rm -rf "$tmp"
+    exit "$status"
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

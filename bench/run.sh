@@ -66,37 +66,13 @@ chmod 755 "$tmp"
 pids=()
 cluster_pid=""
 
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    if [ -f "$tmp/pgbouncer/pgbouncer.pid" ]; then
-        kill "$(cat "$tmp/pgbouncer/pgbouncer.pid")" 2>/dev/null || true
-    fi
-    if [ -n "$cluster_pid" ]; then
-        # Closing its stdin stops it too; SIGTERM makes sure. It removes its own files.
-        kill "$cluster_pid" 2>/dev/null || true
-        wait "$cluster_pid" 2>/dev/null || true
-    fi
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$status" -ne 0 ]; then
-        for f in redveil.log redveil-policy.log pgbouncer/pgbouncer.log cluster.err; do
-            [ -s "$tmp/$f" ] && { log "--- tail of $f"; tail -n 20 "$tmp/$f" >&2; }
-        done
-    fi
-    rm -rf "$tmp"
-    exit "$status"
-}
-trap cleanup EXIT
+bench_logs="redveil.log redveil-policy.log pgbouncer/pgbouncer.log cluster.err"
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# shellcheck source=bench/lib.sh
-. "$repo/bench/lib.sh"
 
 # Runs a command as the OS user the proxies and the cluster run as (PgBouncer refuses root).
 # runuser's PAM session resets the soft open-files limit (1024 on Debian): raise it again,
