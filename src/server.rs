@@ -30,6 +30,8 @@ pub struct Shared {
     /// The catalog in force (replaced by a reload).
     pub policy: Arc<PolicyHandle>,
     pub rewrites: Arc<RewriteCache>,
+    /// The system role's pools, for impersonation tokens.
+    pub control: Arc<crate::policy::control::ControlPools>,
     /// Stop accepting; sessions close once their transaction ends.
     pub shutdown: CancellationToken,
     /// End every session now.
@@ -127,6 +129,7 @@ impl Server {
             tls,
             cancels: Arc::new(CancelRegistry::default()),
             failures: FailureTracker::default(),
+            control: Arc::new(crate::policy::control::ControlPools::new(config.clone())),
             policy: Arc::new(PolicyHandle::new(LivePolicy::new(
                 config,
                 catalog,

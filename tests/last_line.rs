@@ -405,3 +405,54 @@ async fn a_batch_left_without_sync_never_reaches_the_next_client() {
 fn frontend_flush(out: &mut bytes::BytesMut) {
     redveil::protocol::frontend::put_message(out, redveil::protocol::tag::FLUSH, &[]);
 }
+
+/// An impersonation is pinned with a token minted for it: an impersonator that copies the
+/// token it was pinned with (SQL the proxy cannot see reads its own session's settings) holds
+/// nothing once the impersonation has ended.
+#[tokio::test]
+async fn a_token_kept_from_an_impersonation_opens_nothing_after_it() {
+    const SAVE: &str = "SELECT 'a'::tsquery, 'b'::tsquery FROM \
+         (SELECT set_config('x.kept', current_setting('immuta.token'), false)) AS saved";
+    const RESTORE: &str = "SELECT 'a'::tsquery, 'b'::tsquery FROM \
+         (SELECT set_config('immuta.token', current_setting('x.kept'), false)) AS restored";
+    for pool in [
+        "[pool]\nsize = 1\n",
+        "[pool]\nmode = \"session\"\nsize = 1\n",
+    ] {
+        let p = start(pool).await;
+        let bi = p.connect("bi_service").await.unwrap();
+        let ts_rewrite = "SELECT ts_rewrite('a'::tsquery, $1::text)::text";
+        bi.batch_execute("BEGIN; CALL immuta_procedures.impersonate_user('admin')")
+            .await
+            .unwrap();
+        bi.batch_execute("CREATE TEMP VIEW kept AS SELECT * FROM hr.employees")
+            .await
+            .unwrap();
+        assert_eq!(
+            count(&bi, "SELECT count(*) FROM pg_temp.kept").await,
+            10_000
+        );
+        bi.query(ts_rewrite, &[&SAVE]).await.unwrap();
+        bi.batch_execute("CALL immuta_procedures.impersonate_user(NULL); COMMIT")
+            .await
+            .unwrap();
+        assert_eq!(count(&bi, TOTAL).await, 0, "{pool}: bi_service again");
+        bi.query(ts_rewrite, &[&RESTORE]).await.unwrap();
+        // In transaction mode the connection held admin's identity too, so it was reset
+        // before bi_service's next transaction and the view is gone; in session mode it
+        // stays, and shows nothing.
+        let kept = bi
+            .query_one("SELECT count(*) FROM pg_temp.kept", &[])
+            .await
+            .map(|row| row.get::<_, i64>(0));
+        match kept {
+            Ok(n) => assert_eq!(n, 0, "{pool}: the kept token opens nothing"),
+            Err(e) => assert_eq!(
+                e.code(),
+                Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE),
+                "{pool}"
+            ),
+        }
+        assert_eq!(count(&bi, TOTAL).await, 0, "{pool}");
+    }
+}

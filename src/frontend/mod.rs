@@ -100,6 +100,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
         audit: shared.audit.clone(),
         policy: shared.policy.clone(),
         rewrites: shared.rewrites.clone(),
+        control: shared.control.clone(),
         backend_role: shared.config.backend.user.clone(),
         max_message: limits.max_client_message_bytes,
         idle_client_timeout: secs(limits.idle_client_timeout_s),

@@ -23,6 +23,32 @@ pub enum ControlError {
     },
 }
 
+/// Control pools by database, opened on first use and shared by every session (the query
+/// path mints and retires impersonation tokens through them, see tokens.rs).
+pub struct ControlPools {
+    config: std::sync::Arc<Config>,
+    pools: tokio::sync::Mutex<std::collections::HashMap<String, ControlPool>>,
+}
+
+impl ControlPools {
+    pub fn new(config: std::sync::Arc<Config>) -> Self {
+        Self {
+            config,
+            pools: Default::default(),
+        }
+    }
+
+    pub async fn get(&self, database: &str) -> Result<ControlPool, ControlError> {
+        let mut pools = self.pools.lock().await;
+        if let Some(found) = pools.get(database) {
+            return Ok(found.clone());
+        }
+        let made = pool(&self.config, database).await?;
+        pools.insert(database.to_string(), made.clone());
+        Ok(made)
+    }
+}
+
 /// A pool for `database`, connected (the first connection is made before returning, so a
 /// wrong password is reported here rather than at first use).
 pub async fn pool(config: &Config, database: &str) -> Result<ControlPool, ControlError> {

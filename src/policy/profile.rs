@@ -90,7 +90,7 @@ impl Run<'_> {
         // Bound, not spliced: the tokens must never appear in statement text.
         self.tx
             .execute(
-                &format!("DELETE FROM {table} WHERE issuer = $2 AND NOT (token = ANY($1))"),
+                &format!("DELETE FROM {table} WHERE issuer = $2 AND NOT impersonation AND NOT (token = ANY($1))"),
                 &[&keep, &tokens.current.issuer()],
             )
             .await

@@ -34,7 +34,8 @@ pub const TABLES: [(&str, &str); 8] = [
     // The identity tokens the proxy pins (see tokens.rs): the views' only way to a user.
     (
         super::tokens::TOKENS_TABLE,
-        "token text PRIMARY KEY, user_name text NOT NULL, issuer text NOT NULL",
+        "token text PRIMARY KEY, user_name text NOT NULL, issuer text NOT NULL, \
+         impersonation boolean NOT NULL DEFAULT false",
     ),
     // One row per synced data source: how sync finds views to drop, keeps salts stable and
     // tells whether a view's definition changed.

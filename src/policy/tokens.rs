@@ -14,6 +14,11 @@
 //! statements already pinned under them finish; the proxy pins the new ones from each
 //! session's next statement. Each proxy instance (an *issuer*, random per process) replaces
 //! only its own rows, so instances sharing a cluster do not void each other's pins.
+//!
+//! An impersonation is pinned with a token of its own, minted for that client when it starts
+//! and retired (deleted) once the client no longer acts as that user: an impersonator that
+//! copied the token it was pinned with (SQL the proxy cannot see reads its own session's
+//! settings) holds nothing once the impersonation ends. Sync leaves these rows alone.
 
 use super::model::Catalog;
 use super::sql::qualified;
@@ -80,6 +85,44 @@ impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Tokens({} users)", self.by_user.len())
     }
+}
+
+/// Mints a token for `user` for one client's impersonation (see the module doc).
+pub async fn mint_impersonation_token(
+    pool: &super::control::ControlPool,
+    user: &str,
+    issuer: &str,
+) -> Result<String, String> {
+    let token = random_hex();
+    let conn = pool.get().await.map_err(|e| e.to_string())?;
+    conn.execute(
+        &format!(
+            "INSERT INTO {} (token, user_name, issuer, impersonation) VALUES ($1, $2, $3, true)",
+            qualified(SYSTEM_SCHEMA, TOKENS_TABLE)
+        ),
+        &[&token, &user, &issuer],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(token)
+}
+
+/// Deletes impersonation tokens: whoever still holds one reads nothing with it.
+pub async fn retire_impersonation_tokens(
+    pool: &super::control::ControlPool,
+    tokens: &[String],
+) -> Result<(), String> {
+    let conn = pool.get().await.map_err(|e| e.to_string())?;
+    conn.execute(
+        &format!(
+            "DELETE FROM {} WHERE impersonation AND token = ANY($1)",
+            qualified(SYSTEM_SCHEMA, TOKENS_TABLE)
+        ),
+        &[&tokens],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// `user_name` of the session's pinned token, as a SQL subquery (NULL when no valid token

@@ -18,7 +18,10 @@ const ABORTED: &str =
 impl ClientConnection {
     /// Answers a simple query made of or containing impersonation statements. Returns false
     /// when the text has none.
-    pub(super) fn intercept_query(&mut self, statements: &[&str]) -> Result<bool, RelayError> {
+    pub(super) async fn intercept_query(
+        &mut self,
+        statements: &[&str],
+    ) -> Result<bool, RelayError> {
         let intercepts: Vec<Option<Intercept>> =
             statements.iter().map(|s| intercept::classify(s)).collect();
         if intercepts.iter().all(Option::is_none) {
@@ -34,7 +37,7 @@ impl ClientConnection {
             self.answer_alone(only.clone());
             return Ok(true);
         }
-        self.substitute_in_query(statements, &intercepts);
+        self.substitute_in_query(statements, &intercepts).await;
         Ok(true)
     }
 
@@ -72,7 +75,7 @@ impl ClientConnection {
     /// Impersonation inside a multi-statement string: each such statement becomes an identity
     /// pin at its place in the string, so the statements after it run as the new user within
     /// the same implicit transaction, and its reply is the proxy's own.
-    fn substitute_in_query(&mut self, statements: &[&str], intercepts: &[Option<Intercept>]) {
+    async fn substitute_in_query(&mut self, statements: &[&str], intercepts: &[Option<Intercept>]) {
         let mut substitutions = std::collections::VecDeque::new();
         let mut texts = Vec::with_capacity(statements.len());
         let saved = self.session.impersonation.clone();
@@ -179,9 +182,14 @@ impl ClientConnection {
             .collect();
         // The session keeps the new identity only if the string commits.
         let effective = self.session.effective_user().to_string();
-        self.stage_tokens(&switches);
+        let mut tokens = Vec::with_capacity(switches.len());
+        for user in &switches {
+            tokens.push(self.token_for(user).await);
+        }
+        let pinned = self.token_for(&effective).await;
+        self.stage_tokens(&switches, &tokens);
         let backend = self.backend.as_mut().expect("ensure_backend ran");
-        backend.pinned = Some((policy.generation, effective));
+        backend.pinned = Some((policy.generation, pinned));
         frontend::query(&mut self.to_backend, &sql.join(";\n"));
         // Session and transaction commands as sent, as for any simple query.
         let commands = sql

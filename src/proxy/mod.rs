@@ -50,6 +50,8 @@ pub struct RelaySettings {
     /// The catalog in force: registered tables, subscriptions, who may impersonate whom.
     pub policy: Arc<crate::policy::PolicyHandle>,
     pub rewrites: Arc<RewriteCache>,
+    /// The system role's pools, for impersonation tokens (see pins.rs).
+    pub control: Arc<crate::policy::control::ControlPools>,
     /// The pool's login role: what `$user` in `search_path` means on the backend.
     pub backend_role: String,
     pub max_message: usize,
@@ -90,6 +92,8 @@ pub struct ClientConnection {
     /// The client has sent extended-protocol messages since its last Sync (or Query): what
     /// the proxy injects now runs inside that batch, so it may not carry a Sync of its own.
     in_batch: bool,
+    /// Tokens minted for this client's impersonations, by user (see pins.rs).
+    impersonation_tokens: std::collections::HashMap<String, String>,
     /// Session effect of the unnamed statement.
     unnamed_command: Option<SessionCommand>,
     /// The client's impersonation statements by statement name, and their bound portals with
@@ -150,6 +154,7 @@ impl ClientConnection {
             repin_after_sync: false,
             discard_until_sync: false,
             in_batch: false,
+            impersonation_tokens: Default::default(),
             unnamed_command: None,
             unnamed_prepared: None,
             statement_in_query: 0,
@@ -364,6 +369,7 @@ impl ClientConnection {
 
     /// Returns or discards the backend connection when the client is gone.
     async fn finish(&mut self) {
+        self.retire_impersonation_tokens(true).await;
         if let Some(mut backend) = self.backend.take() {
             // A client that left mid-batch (no Sync after its last extended-protocol message)
             // leaves the backend waiting for that Sync, inside the batch's implicit
@@ -398,7 +404,7 @@ impl ClientConnection {
             self.backend = Some(backend);
         }
         self.replay_session_state();
-        self.pin_identity();
+        self.pin_identity().await;
         Ok(())
     }
 

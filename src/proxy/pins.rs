@@ -25,37 +25,94 @@ const PIN_NAME: &str = "redveil_pin";
 impl ClientConnection {
     /// Pins the client's effective user on the backend connection, pipelined ahead of the
     /// client's next message, unless it already is. Its replies are dropped.
-    pub(super) fn pin_identity(&mut self) {
-        let user = self.session.effective_user().to_string();
-        let policy = self.settings.policy.current();
-        let Some(backend) = self.backend.as_ref() else {
+    pub(super) async fn pin_identity(&mut self) {
+        if self.backend.is_none() {
             return;
-        };
+        }
+        let user = self.session.effective_user().to_string();
+        let token = self.token_for(&user).await;
+        let generation = self.settings.policy.current().generation;
+        let backend = self.backend.as_ref().expect("checked above");
         if backend
             .pinned
             .as_ref()
-            .is_some_and(|(generation, pinned)| *generation == policy.generation && *pinned == user)
+            .is_some_and(|(pinned_generation, pinned)| {
+                *pinned_generation == generation && *pinned == token
+            })
         {
             return;
         }
-        let token = policy.user(&user).entitlement.token.clone();
         self.send_settings(&[(TOKEN_SETTING, &token)], &user);
         let backend = self.backend.as_mut().expect("checked above");
-        backend.pinned = Some((policy.generation, user));
+        backend.pinned = Some((generation, token));
     }
 
-    /// Stages the tokens of `users` as `immuta.staged_1…n` for a string that switches
-    /// identities (see `staged_pin_sql`).
-    pub(super) fn stage_tokens(&mut self, users: &[String]) {
+    /// The token `user`'s statements run under for this client: the catalog's for the login
+    /// user, one minted for this client for an impersonated one (empty, so no view admits
+    /// it, if the cluster refused to store one).
+    pub(super) async fn token_for(&mut self, user: &str) -> String {
         let policy = self.settings.policy.current();
-        let names: Vec<String> = (1..=users.len()).map(staged_setting).collect();
-        let tokens: Vec<String> = users
+        if user == self.session.login {
+            return policy.user(user).entitlement.token.clone();
+        }
+        if let Some(token) = self.impersonation_tokens.get(user) {
+            return token.clone();
+        }
+        let minted = match self.settings.control.get(&self.session.database).await {
+            Ok(pool) => {
+                crate::policy::tokens::mint_impersonation_token(&pool, user, policy.tokens.issuer())
+                    .await
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match minted {
+            Ok(token) => {
+                self.impersonation_tokens
+                    .insert(user.to_string(), token.clone());
+                token
+            }
+            Err(error) => {
+                tracing::error!(conn = self.id, user, %error, "cannot store an impersonation token; the impersonated user reads nothing");
+                String::new()
+            }
+        }
+    }
+
+    /// Retires the tokens of impersonations this client no longer acts under (all of them
+    /// when `all`), waiting for the cluster: called between transactions, before the client
+    /// hears its statement is done, so a token it copied is void by its next statement.
+    pub(super) async fn retire_impersonation_tokens(&mut self, all: bool) {
+        if self.impersonation_tokens.is_empty() {
+            return;
+        }
+        let current = self.session.effective_user().to_string();
+        let retired: Vec<String> = self
+            .impersonation_tokens
             .iter()
-            .map(|user| policy.user(user).entitlement.token.clone())
+            .filter(|(user, _)| all || **user != current)
+            .map(|(_, token)| token.clone())
             .collect();
+        if retired.is_empty() {
+            return;
+        }
+        self.impersonation_tokens
+            .retain(|user, _| !all && *user == current);
+        let result = match self.settings.control.get(&self.session.database).await {
+            Ok(pool) => crate::policy::tokens::retire_impersonation_tokens(&pool, &retired).await,
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::error!(conn = self.id, %error, "cannot retire impersonation tokens");
+        }
+    }
+
+    /// Stages `tokens` as `immuta.staged_1…n` for a string that switches identities to
+    /// `users` (see `staged_pin_sql`).
+    pub(super) fn stage_tokens(&mut self, users: &[String], tokens: &[String]) {
+        let names: Vec<String> = (1..=users.len()).map(staged_setting).collect();
         let pairs: Vec<(&str, &str)> = names
             .iter()
-            .zip(&tokens)
+            .zip(tokens)
             .map(|(n, t)| (n.as_str(), t.as_str()))
             .collect();
         for user in users {

@@ -78,7 +78,7 @@ impl ClientConnection {
                 let text = frontend::query_text(body)?;
                 metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
                 let statements = split_statements(text);
-                if self.intercept_query(&statements)? {
+                if self.intercept_query(&statements).await? {
                     return Ok(Flow::Continue);
                 }
                 let outcome = self.rewrite(text);

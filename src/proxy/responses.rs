@@ -387,6 +387,7 @@ impl ClientConnection {
         // Replies the proxy answered itself may be next in line now.
         self.emit_synthetic();
         if self.pipeline.is_empty() && self.session.tx_status == crate::session::IDLE {
+            self.retire_impersonation_tokens(false).await;
             self.flush_client().await?;
             self.release_if_done().await;
         }
