@@ -54,9 +54,9 @@ pub struct BackendConn {
     pub has_sql_prepared: bool,
     /// Set when the connection's state is unknown; it is then closed, never reused.
     pub broken: bool,
-    /// The policy generation and user whose entitlements (`immuta.user` and the class
-    /// settings) are known to be pinned here; `None` when unknown (new connection, after
-    /// RESET ALL or DISCARD ALL, or a pin whose transaction may have rolled back).
+    /// The policy generation and the identity token (`immuta.token`) known to be pinned here;
+    /// `None` when unknown (new connection, after RESET ALL or DISCARD ALL, or a pin whose
+    /// transaction may have rolled back).
     pub pinned: Option<(u64, String)>,
     pub created: Instant,
     /// The client (connection id) that used this connection last: another client's first

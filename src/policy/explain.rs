@@ -111,7 +111,7 @@ pub fn explain(
     let _ = writeln!(out, "\nview SQL:\n{};", view.sql);
 
     // What the proxy actually runs for this user (classes.rs); the canonical view above is
-    // what direct connections with `immuta.user` set read.
+    // what a session with the user's token pinned reads (and SQL-level PREPARE).
     match &row {
         Some(row) => {
             let class = compile_class(ds, &row.flags, columns)?;
