@@ -5,7 +5,7 @@
 //!   rules), built from proxy.toml with errors naming key and line.
 //! - `entitle`: a user's entitlements per data source, precomputed into `profile_access`.
 //! - `masks`, `compile`: one `security_barrier` view per data source.
-//! - `schema`, `sync`, `profile`, `report`: the cluster side, one idempotent transaction per
+//! - `schema`, `sync`, `profile`, `guards`, `report`: the cluster side, one idempotent transaction per
 //!   database, and what it reports.
 //! - `control`: the system role's connection pool; `explain`: `redveil explain-policy`.
 //!
@@ -29,6 +29,7 @@ pub mod compile;
 pub mod control;
 pub mod entitle;
 pub mod explain;
+mod guards;
 mod live;
 mod load;
 pub mod masks;

@@ -1,11 +1,11 @@
 //! The profile half of sync: makes the four profile tables hold exactly what the catalog
 //! says (users, their groups and attributes, and one entitlement row per user and data
-//! source), and checks the query role cannot read them.
+//! source), and stores the identity tokens (see tokens.rs). That the query role cannot read
+//! them is checked in guards.rs.
 
 use super::entitle::AccessPlan;
 use super::model::{Catalog, DataSource};
 use super::report::{Change, SyncError};
-use super::schema;
 use super::sql::qualified;
 use super::sync::Run;
 use super::SYSTEM_SCHEMA;
@@ -175,31 +175,6 @@ impl Run<'_> {
             });
         }
         Ok(())
-    }
-
-    pub(super) async fn check_profile_tables(&self) -> Result<(), SyncError> {
-        let mut readable = Vec::new();
-        for table in schema::PROFILE_TABLES {
-            let name = qualified(SYSTEM_SCHEMA, table);
-            if self
-                .flag(
-                    "SELECT has_any_column_privilege($1, $2, 'SELECT')",
-                    &[&self.role, &name],
-                    "checking the query role's privileges",
-                )
-                .await?
-            {
-                readable.push(format!("{SYSTEM_SCHEMA}.{table}"));
-            }
-        }
-        if readable.is_empty() {
-            Ok(())
-        } else {
-            Err(SyncError::DirectAccess {
-                role: self.role.to_string(),
-                tables: readable,
-            })
-        }
     }
 }
 
