@@ -1003,6 +1003,7 @@ async fn prepared_statements_and_protocol_tricks() {
     let backend_name = redveil::proxy::backend_statement_name(
         "SELECT ssn, name, email, salary FROM immuta_classes.hr_employees__c1 AS employees",
         &[0, 0],
+        Default::default(),
     );
     for sql in [
         format!("EXECUTE {backend_name}"),

@@ -285,3 +285,47 @@ async fn without_the_plan_cache_unnamed_statements_are_still_rewritten() {
         .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), eu_rows().await);
 }
+
+/// A query of raw bytes: SQL as a client writes it in its own encoding.
+fn query_bytes(sql: &[u8]) -> bytes::BytesMut {
+    let mut body = sql.to_vec();
+    body.push(0);
+    let mut out = bytes::BytesMut::new();
+    redveil::protocol::frontend::put_message(&mut out, redveil::protocol::tag::QUERY, &body);
+    out
+}
+
+#[tokio::test]
+async fn a_registered_table_is_rewritten_in_any_client_encoding_and_its_text_kept() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let mut latin1 =
+        common::raw::RawConn::proxy(&p, "analyst", &[("client_encoding", "LATIN1")]).await;
+    // A view of the table, and literals whose bytes must reach the server as sent.
+    latin1
+        .send(&query_bytes(
+            b"SELECT count(*), '\xe9t\xe9' FROM hr.employees WHERE name <> 'Ren\xe9e'",
+        ))
+        .await;
+    let replies = latin1.until_ready().await;
+    let rows: Vec<_> = replies
+        .iter()
+        .filter(|m| m.tag == redveil::protocol::tag::DATA_ROW)
+        .collect();
+    assert_eq!(rows.len(), 1, "{replies:?}");
+    let row = rows[0].body();
+    let text = String::from_utf8_lossy(row);
+    assert!(text.contains(&eu.to_string()), "EU rows only: {text}");
+    assert!(
+        row.ends_with(b"\0\0\0\x03\xe9t\xe9"),
+        "the literal comes back in LATIN1, three bytes: {row:?}"
+    );
+    // Multibyte client-only encodings: a non-ASCII text is refused, never guessed at.
+    let mut sjis = common::raw::RawConn::proxy(&p, "analyst", &[("client_encoding", "SJIS")]).await;
+    sjis.send(&query_bytes(
+        b"SELECT ssn FROM hr.employees WHERE name = '\x95\x5c'",
+    ))
+    .await;
+    let replies = sjis.until_ready().await;
+    assert_eq!(common::raw::error_codes(&replies), ["0A000"]);
+}

@@ -246,3 +246,135 @@ async fn transactions_and_parameter_status_changes_are_byte_identical() {
     )
     .await;
 }
+
+/// A message whose text is raw bytes: SQL as a client writes it in its own encoding.
+fn message_of_bytes(message_tag: u8, parts: &[&[u8]]) -> BytesMut {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(part);
+    }
+    let mut out = BytesMut::new();
+    redveil::protocol::frontend::put_message(&mut out, message_tag, &body);
+    out
+}
+
+fn simple_bytes(sql: &[u8]) -> BytesMut {
+    message_of_bytes(tag::QUERY, &[sql, b"\0"])
+}
+
+/// Parse, Bind, Execute, Sync of the unnamed statement with the text as raw bytes.
+fn extended_bytes(sql: &[u8]) -> BytesMut {
+    let mut out = message_of_bytes(tag::PARSE, &[b"\0", sql, b"\0\0\0"]);
+    raw::bind(&mut out, "", "", &[], &[]);
+    raw::execute(&mut out, "", 0);
+    raw::sync(&mut out);
+    out
+}
+
+/// The SQLSTATE and message of the one error among `replies`.
+fn error_of(replies: &[Msg]) -> (String, String) {
+    let errors: Vec<_> = replies
+        .iter()
+        .filter(|m| m.tag == tag::ERROR_RESPONSE)
+        .map(|m| {
+            let fields = m.fields();
+            (fields.code.clone(), fields.message.clone())
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "one error: {replies:?}");
+    errors[0].clone()
+}
+
+#[tokio::test]
+async fn single_byte_client_encodings_are_relayed_byte_for_byte() {
+    let p = proxy::start("").await;
+    for encoding in ["LATIN1", "KOI8R", "WIN1251"] {
+        let settings = [("client_encoding", encoding)];
+        let mut through = RawConn::proxy(&p, "analyst", &settings).await;
+        let mut direct = RawConn::direct(&settings).await;
+        for sql in [
+            &b"SELECT 'caf\xe9' AS \"\xe9t\xe9\", length('\xe9\xe8\xff')"[..],
+            b"SELECT upper('\xe0\xe9\xee'), '\xc0' = '\xc0' -- \xe9\xe9\n",
+            b"SELECT $q$\xe9'$q$, E'\xe9\\''",
+        ] {
+            exchange(&mut through, &mut direct, &simple_bytes(sql)).await;
+            exchange(&mut through, &mut direct, &extended_bytes(sql)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_byte_the_client_encoding_does_not_allow_fails_the_statement_not_the_connection() {
+    let (_proxy, mut through, mut direct) = both().await;
+    for request in [
+        simple_bytes(b"SELECT 'caf\xe9'"),
+        extended_bytes(b"SELECT 'caf\xe9'"),
+    ] {
+        through.send(&request).await;
+        let via_proxy = through.until_ready().await;
+        direct.send(&request).await;
+        let straight = direct.until_ready().await;
+        assert_eq!(error_of(&via_proxy), error_of(&straight));
+        assert_eq!(error_of(&via_proxy).0, "22021");
+        exchange(&mut through, &mut direct, &simple("SELECT 'still here'")).await;
+    }
+    // Switching encodings mid-session changes how the proxy reads the next statement.
+    exchange(
+        &mut through,
+        &mut direct,
+        &simple("SET client_encoding TO 'latin1'"),
+    )
+    .await;
+    exchange(
+        &mut through,
+        &mut direct,
+        &simple_bytes(b"SELECT 'caf\xe9'"),
+    )
+    .await;
+    exchange(&mut through, &mut direct, &simple("RESET client_encoding")).await;
+    through.send(&simple_bytes(b"SELECT 'caf\xe9'")).await;
+    assert_eq!(error_of(&through.until_ready().await).0, "22021");
+}
+
+#[tokio::test]
+async fn client_only_multibyte_encodings_pass_ascii_and_refuse_what_could_hide_a_quote() {
+    let (_proxy, mut through, mut direct) = both().await;
+    exchange(
+        &mut through,
+        &mut direct,
+        &simple("SET client_encoding TO 'SJIS'"),
+    )
+    .await;
+    exchange(&mut through, &mut direct, &simple("SELECT 'ascii only', 1")).await;
+    // 0x95 0x5c is one SJIS character; its second byte is a backslash to any other reader.
+    through.send(&simple_bytes(b"SELECT '\x95\x5c'")).await;
+    let replies = through.until_ready().await;
+    assert_eq!(error_of(&replies).0, "0A000", "{replies:?}");
+    exchange(&mut through, &mut direct, &simple("SELECT 'after'")).await;
+}
+
+#[tokio::test]
+async fn text_in_a_client_encoding_survives_replay_on_a_pooled_connection() {
+    let p = proxy::start("[pool]\nsize = 1\n").await;
+    let settings = [("client_encoding", "LATIN1")];
+    let mut through = RawConn::proxy(&p, "analyst", &settings).await;
+    let mut direct = RawConn::direct(&settings).await;
+    let mut other = RawConn::proxy(&p, "analyst", &[("client_encoding", "UTF8")]).await;
+    for sql in [
+        &b"SET application_name = 'caf\xe9'"[..],
+        b"PREPARE accented AS SELECT 'caf\xe9' AS \"\xe9\", length('\xe9\xe8')",
+    ] {
+        exchange(&mut through, &mut direct, &simple_bytes(sql)).await;
+    }
+    // The one backend connection serves another client in between: the first client's state
+    // is replayed on it afterwards.
+    let replies = other.simple("SELECT 'caf\u{e9}'").await;
+    assert!(raw::error_codes(&replies).is_empty(), "{replies:?}");
+    for sql in [
+        "EXECUTE accented",
+        "SHOW application_name",
+        "SHOW client_encoding",
+    ] {
+        exchange(&mut through, &mut direct, &simple(sql)).await;
+    }
+}

@@ -9,7 +9,7 @@ mod replay;
 pub use conn::{BackendConn, BackendTarget};
 pub use pool::{Affinity, BackendPool, Checkout, Pools};
 pub use prepared::{Preparation, PreparedSet};
-pub use replay::{replay_sql, reset_session, rollback};
+pub use replay::{replay_sql, reset_session, rollback, Replay};
 
 use crate::protocol::ProtocolError;
 

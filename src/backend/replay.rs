@@ -18,28 +18,48 @@ use tokio::io::AsyncWriteExt;
 const CLEAN_SQL: &str = "RESET ALL;CLOSE ALL;UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;\
                          SELECT pg_catalog.pg_advisory_unlock_all();";
 
-/// SQL that turns a pooled connection's session into `state`: cleaned of what another client
-/// left when `other_client` (else just back to the login defaults), then the client's
-/// settings and prepared statements.
-pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool, other_client: bool) -> String {
-    let mut sql = String::from(if other_client {
+/// SQL that turns a pooled connection's session into `state`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Replay {
+    /// Cleans what another client left when `other_client` (else just back to the login
+    /// defaults) and sets the client's encoding: ASCII, read the same in any encoding.
+    pub reset: String,
+    /// The client's other settings and its prepared statements, in its encoding. The server
+    /// converts a whole message with the encoding in force when it arrives, so text that is
+    /// not ASCII must come in a message after `reset`.
+    pub session: String,
+}
+
+impl Replay {
+    pub fn joined(&self) -> String {
+        format!("{}{}", self.reset, self.session)
+    }
+}
+
+pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool, other_client: bool) -> Replay {
+    let mut reset = String::from(if other_client {
         CLEAN_SQL
     } else {
         "RESET ALL;"
     });
     if drop_sql_prepared {
-        sql.push_str("DEALLOCATE ALL;");
+        reset.push_str("DEALLOCATE ALL;");
     }
+    let mut session = String::new();
     for (name, value) in state.settings() {
+        let sql = match name.eq_ignore_ascii_case("client_encoding") {
+            true => &mut reset,
+            false => &mut session,
+        };
         sql.push_str("SET ");
         sql.push_str(&quote_setting_name(name));
         sql.push_str(" = ");
-        end_statement(&mut sql, value);
+        end_statement(sql, value);
     }
     for prepare in state.prepared() {
-        end_statement(&mut sql, prepare);
+        end_statement(&mut session, prepare);
     }
-    sql
+    Replay { reset, session }
 }
 
 /// Appends a statement's `text` as the client wrote it and ends it; a line comment at its end
@@ -137,7 +157,7 @@ mod tests {
             sql: "PREPARE q AS select 1".into(),
         });
         assert_eq!(
-            replay_sql(&state, true, false),
+            replay_sql(&state, true, false).joined(),
             "RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
         );
     }
@@ -154,8 +174,22 @@ mod tests {
             state.apply(crate::rewrite::classify(sql).expect(sql));
         }
         assert_eq!(
-            replay_sql(&state, false, true),
+            replay_sql(&state, false, true).joined(),
             "RESET ALL;CLOSE ALL;UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;SELECT pg_catalog.pg_advisory_unlock_all();SET \"default_transaction_isolation\" = 'serializable';SET \"work_mem\" = '8MB' -- more\n;"
         );
+    }
+
+    #[test]
+    fn the_client_encoding_is_set_before_any_text_in_it() {
+        let mut state = SessionState::default();
+        for sql in ["SET application_name = 'caf\u{e9}'", "SET NAMES 'LATIN1'"] {
+            state.apply(crate::rewrite::classify(sql).expect(sql));
+        }
+        let replay = replay_sql(&state, false, false);
+        assert_eq!(
+            replay.reset,
+            "RESET ALL;SET \"client_encoding\" = 'LATIN1';"
+        );
+        assert_eq!(replay.session, "SET \"application_name\" = 'caf\u{e9}';");
     }
 }

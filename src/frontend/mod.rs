@@ -301,9 +301,13 @@ async fn login(
     if !params.unsupported_protocol_options.is_empty() || startup.minor > 0 {
         msg::negotiate_protocol_version(&mut wire.out, params.unsupported_protocol_options.clone());
     }
+    let mut text_encoding = Default::default();
     for (name, value) in
         startup_params::reported(&template, &params, config.backend.server_version.as_deref())
     {
+        if name == "client_encoding" {
+            text_encoding = crate::protocol::encoding::TextEncoding::of(&value);
+        }
         msg::parameter_status(&mut wire.out, &name, &value);
     }
     let cancel = shared.cancels.register();
@@ -314,6 +318,7 @@ async fn login(
     metrics::counter!("redveil_logins_total").increment(1);
     let mut session = Session::new(user_name, database, settings);
     session.peer = peer.to_string();
+    session.text_encoding = text_encoding;
     if let Some(target) = impersonate {
         session.impersonation.set(Some(target));
         session.impersonation.commit();

@@ -1,8 +1,10 @@
 //! Client messages the proxy looks inside (Query, Parse, Bind's header, Describe, Close, the
 //! authentication responses), and their re-encodings when the proxy renames a statement.
 
+use super::encoding::TextEncoding;
 use super::{tag, BodyReader, ProtocolError};
 use bytes::{BufMut, BytesMut};
+use std::borrow::Cow;
 
 /// Appends a complete message (type byte, length, body) to `out`.
 pub fn put_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
@@ -12,16 +14,21 @@ pub fn put_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
     out.put_slice(body);
 }
 
-/// The SQL text of a simple Query.
-pub fn query_text(body: &[u8]) -> Result<&str, ProtocolError> {
-    BodyReader::new(body).cstr("query")
+/// The SQL text of a simple Query, read in the client's encoding.
+pub fn query_text(body: &[u8], encoding: TextEncoding) -> Result<Cow<'_, str>, ProtocolError> {
+    Ok(encoding.decode(BodyReader::new(body).cstr_bytes()?)?)
 }
 
-/// Encodes a simple Query message.
+/// Encodes a simple Query message of the proxy's own (ASCII, or UTF-8 on a UTF-8 session).
 pub fn query(out: &mut BytesMut, sql: &str) {
+    query_in(out, sql, TextEncoding::Utf8);
+}
+
+/// Encodes a simple Query message of text read from the client in `encoding`.
+pub fn query_in(out: &mut BytesMut, sql: &str, encoding: TextEncoding) {
     out.put_u8(tag::QUERY);
-    out.put_i32((sql.len() + 5) as i32);
-    out.put_slice(sql.as_bytes());
+    out.put_i32((encoding.encoded_len(sql) + 5) as i32);
+    encoding.put(out, sql);
     out.put_u8(0);
 }
 
@@ -29,16 +36,18 @@ pub fn query(out: &mut BytesMut, sql: &str) {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Parse<'a> {
     pub name: &'a str,
-    pub query: &'a str,
+    pub query: Cow<'a, str>,
     /// The parameter-type section (count + OIDs), kept raw.
     pub param_types: &'a [u8],
+    /// How `query` was read from the client's bytes, and is written back.
+    pub encoding: TextEncoding,
 }
 
 impl<'a> Parse<'a> {
-    pub fn decode(body: &'a [u8]) -> Result<Self, ProtocolError> {
+    pub fn decode(body: &'a [u8], encoding: TextEncoding) -> Result<Self, ProtocolError> {
         let mut r = BodyReader::new(body);
         let name = r.cstr("statement name")?;
-        let query = r.cstr("query")?;
+        let query = encoding.decode(r.cstr_bytes()?)?;
         let param_types = r.remaining();
         let count = BodyReader::new(param_types).i16()?;
         if count < 0 || param_types.len() != 2 + 4 * count as usize {
@@ -48,18 +57,20 @@ impl<'a> Parse<'a> {
             name,
             query,
             param_types,
+            encoding,
         })
     }
 
     /// Encodes this Parse under another statement name.
     pub fn encode_as(&self, out: &mut BytesMut, name: &str) {
-        let len = 4 + name.len() + 1 + self.query.len() + 1 + self.param_types.len();
+        let query_len = self.encoding.encoded_len(&self.query);
+        let len = 4 + name.len() + 1 + query_len + 1 + self.param_types.len();
         out.reserve(len + 1);
         out.put_u8(tag::PARSE);
         out.put_i32(len as i32);
         out.put_slice(name.as_bytes());
         out.put_u8(0);
-        out.put_slice(self.query.as_bytes());
+        self.encoding.put(out, &self.query);
         out.put_u8(0);
         out.put_slice(self.param_types);
     }
@@ -194,8 +205,9 @@ pub fn close_portal(out: &mut BytesMut, name: &str) {
 pub fn parse_bind_execute(out: &mut BytesMut, name: &str, sql: &str, params: &[&str]) {
     let parse = Parse {
         name,
-        query: sql,
+        query: Cow::Borrowed(sql),
         param_types: &[0, 0],
+        encoding: TextEncoding::Utf8,
     };
     parse.encode_as(out, name);
     let mut body = BytesMut::new();
@@ -279,11 +291,11 @@ mod tests {
     #[test]
     fn parse_rename_round_trip() {
         let raw = b"s1\0select $1\0\x00\x01\x00\x00\x00\x17";
-        let parse = Parse::decode(raw).unwrap();
-        assert_eq!((parse.name, parse.query), ("s1", "select $1"));
+        let parse = Parse::decode(raw, TextEncoding::Utf8).unwrap();
+        assert_eq!((parse.name, &*parse.query), ("s1", "select $1"));
         let mut out = BytesMut::new();
         parse.encode_as(&mut out, "rv_abc");
-        let again = Parse::decode(body(&out)).unwrap();
+        let again = Parse::decode(body(&out), TextEncoding::Utf8).unwrap();
         assert_eq!(
             (again.name, again.param_types),
             ("rv_abc", parse.param_types)
@@ -296,9 +308,11 @@ mod tests {
 
     #[test]
     fn malformed_parse_is_rejected() {
-        assert!(Parse::decode(b"s1\0select\0\x00\x02\x00\x00\x00\x17").is_err());
-        assert!(Parse::decode(b"s1\0select\0\xff\xff").is_err());
-        assert!(Parse::decode(b"s1").is_err());
+        assert!(
+            Parse::decode(b"s1\0select\0\x00\x02\x00\x00\x00\x17", TextEncoding::Utf8).is_err()
+        );
+        assert!(Parse::decode(b"s1\0select\0\xff\xff", TextEncoding::Utf8).is_err());
+        assert!(Parse::decode(b"s1", TextEncoding::Utf8).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! returns [`ProtocolError`], which ends only the offending client's connection.
 
 pub mod backend;
+pub mod encoding;
 pub mod frontend;
 mod reader;
 pub mod scan;
@@ -29,6 +30,10 @@ pub enum ProtocolError {
     Unexpected(char),
     #[error("{0}")]
     Invalid(&'static str),
+    /// SQL text the proxy cannot read in the client's encoding: a statement error, not a
+    /// broken connection.
+    #[error(transparent)]
+    Text(#[from] encoding::TextError),
 }
 
 impl ProtocolError {
@@ -37,6 +42,7 @@ impl ProtocolError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             ProtocolError::UnsupportedVersion { .. } => "0A000",
+            ProtocolError::Text(e) => e.sqlstate(),
             _ => "08P01",
         }
     }

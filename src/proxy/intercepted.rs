@@ -260,8 +260,12 @@ impl ClientConnection {
 
     /// Parse of an impersonation statement: remembered, answered, never sent.
     pub(super) fn intercept_parse(&mut self, raw: &[u8]) -> Result<bool, RelayError> {
-        let parse = Parse::decode(&raw[5..])?;
-        let Some(intercept) = intercept::classify(parse.query) else {
+        // Text the proxy cannot read is refused by `on_parse`.
+        let parse = match Parse::decode(&raw[5..], self.session.text_encoding) {
+            Err(crate::protocol::ProtocolError::Text(_)) => return Ok(false),
+            other => other?,
+        };
+        let Some(intercept) = intercept::classify(&parse.query) else {
             self.intercepted_statements.remove(parse.name);
             return Ok(false);
         };

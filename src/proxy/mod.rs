@@ -17,6 +17,7 @@ use crate::config::PoolMode;
 use crate::frontend::cancel::CancelSlot;
 use crate::net::Stream;
 use crate::protocol::backend::{self as msg, Severity};
+use crate::protocol::encoding::TextEncoding;
 use crate::protocol::scan::{Direction, Scanner};
 use crate::protocol::ProtocolError;
 use crate::rewrite::{RewriteCache, SessionCommand};
@@ -458,7 +459,7 @@ impl ClientConnection {
         if fresh || unchanged {
             return;
         }
-        let sql =
+        let replay =
             crate::backend::replay_sql(&self.session.state, backend.has_sql_prepared, other_client);
         // RESET ALL clears the pinned identity too.
         backend.pinned = None;
@@ -467,12 +468,19 @@ impl ClientConnection {
         }
         backend.settings = fingerprint;
         backend.has_sql_prepared = self.session.state.prepared().next().is_some();
-        crate::protocol::frontend::query(&mut self.to_backend, &sql);
-        self.pipeline.push(crate::session::Expect::Query {
-            forward: false,
-            commands: Default::default(),
-            substitutions: Default::default(),
-        });
+        let encoding = self.session.text_encoding;
+        let messages = match encoding == TextEncoding::Utf8 || replay.session.is_ascii() {
+            true => vec![replay.joined()],
+            false => vec![replay.reset, replay.session],
+        };
+        for sql in messages {
+            crate::protocol::frontend::query_in(&mut self.to_backend, &sql, encoding);
+            self.pipeline.push(crate::session::Expect::Query {
+                forward: false,
+                commands: Default::default(),
+                substitutions: Default::default(),
+            });
+        }
     }
 
     /// Gives the backend connection back at a transaction boundary (transaction mode).

@@ -75,13 +75,20 @@ impl ClientConnection {
         let body = &raw[5..];
         match message_tag {
             tag::QUERY => {
-                let text = frontend::query_text(body)?;
+                let encoding = self.session.text_encoding;
+                let text = match frontend::query_text(body, encoding) {
+                    Err(ProtocolError::Text(e)) => {
+                        self.refuse_with(e.sqlstate(), &e.to_string(), tag::QUERY);
+                        return Ok(Flow::Continue);
+                    }
+                    other => other?,
+                };
                 metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
-                let statements = split_statements(text);
+                let statements = split_statements(&text);
                 if self.intercept_query(&statements).await? {
                     return Ok(Flow::Continue);
                 }
-                let outcome = self.rewrite(text);
+                let outcome = self.rewrite(&text);
                 let rewritten = match outcome.as_ref() {
                     Ok(rewritten) => rewritten,
                     Err(denial) => {
@@ -107,7 +114,7 @@ impl ClientConnection {
                     substitutions: Default::default(),
                 });
                 match &rewritten.sql {
-                    Some(sql) => frontend::query(&mut self.to_backend, sql),
+                    Some(sql) => frontend::query_in(&mut self.to_backend, sql, encoding),
                     None => self.to_backend.extend_from_slice(&raw),
                 }
                 let backend = self.backend.as_mut().expect("ensure_backend ran");
@@ -267,8 +274,14 @@ impl ClientConnection {
     }
 
     fn on_parse(&mut self, raw: &[u8]) -> Result<(), RelayError> {
-        let original = Parse::decode(&raw[5..])?;
-        let outcome = self.rewrite(original.query);
+        let original = match Parse::decode(&raw[5..], self.session.text_encoding) {
+            Err(ProtocolError::Text(e)) => {
+                self.refuse_with(e.sqlstate(), &e.to_string(), tag::PARSE);
+                return Ok(());
+            }
+            other => other?,
+        };
+        let outcome = self.rewrite(&original.query);
         let rewritten = match outcome.as_ref() {
             Ok(rewritten) => rewritten,
             Err(denial) => {
@@ -281,17 +294,18 @@ impl ClientConnection {
             self.repin_after_sync = true;
         }
         // As sent (see the simple-query path): a PREPARE is replayed in its rewritten form.
-        let command = split_statements(rewritten.sql.as_deref().unwrap_or(original.query))
+        let command = split_statements(rewritten.sql.as_deref().unwrap_or(&original.query))
             .first()
             .and_then(|s| classify(s));
         let rewritten_for = rewritten.sql.as_ref().map(|_| RewrittenFor {
             client_parse: Bytes::copy_from_slice(raw),
+            encoding: original.encoding,
             generation: self.settings.policy.current().generation,
             user: self.session.effective_user().to_string(),
         });
         let parse = match &rewritten.sql {
             Some(sql) => Parse {
-                query: sql,
+                query: sql.as_str().into(),
                 ..original
             },
             None => original,
@@ -400,8 +414,9 @@ impl ClientConnection {
         } else {
             let placeholder = Parse {
                 name: "",
-                query: REFUSED_PLACEHOLDER,
+                query: REFUSED_PLACEHOLDER.into(),
                 param_types: &[0, 0],
+                encoding: Default::default(),
             };
             placeholder.encode_as(&mut self.to_backend, "");
             self.pipeline.push(Expect::Refused(reply.freeze()));

@@ -89,6 +89,10 @@ impl ClientConnection {
             tag::PARAMETER_STATUS => {
                 let (name, value) = decode_parameter_status(body)?;
                 tracing::trace!(conn = self.id, %name, %value, "parameter status");
+                if name == "client_encoding" {
+                    self.session.text_encoding =
+                        crate::protocol::encoding::TextEncoding::of(&value);
+                }
             }
             tag::ERROR_RESPONSE => {
                 let fields = ErrorFields::decode(body)?;

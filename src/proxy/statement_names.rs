@@ -17,7 +17,7 @@ pub(super) fn named_statement(
     rewritten_for: Option<RewrittenFor>,
     shape: ShapeCell,
 ) -> Statement {
-    let backend_name = backend_statement_name(parse.query, parse.param_types);
+    let backend_name = backend_statement_name(&parse.query, parse.param_types, parse.encoding);
     let mut renamed = BytesMut::new();
     parse.encode_as(&mut renamed, &backend_name);
     Statement {
@@ -30,11 +30,16 @@ pub(super) fn named_statement(
 }
 
 /// The backend name of a statement; `param_types` is the Parse message's raw parameter-type
-/// section (count, then OIDs).
-pub fn backend_statement_name(query: &str, param_types: &[u8]) -> String {
+/// section (count, then OIDs), `encoding` how the client's bytes were read.
+pub fn backend_statement_name(
+    query: &str,
+    param_types: &[u8],
+    encoding: crate::protocol::encoding::TextEncoding,
+) -> String {
     let mut h = DefaultHasher::new();
     query.hash(&mut h);
     param_types.hash(&mut h);
+    encoding.hash(&mut h);
     let first = h.finish();
     query.len().hash(&mut h);
     format!(

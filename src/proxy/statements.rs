@@ -219,8 +219,8 @@ impl ClientConnection {
         if source.generation == generation && source.user == user {
             return Ok(None);
         }
-        let original = Parse::decode(&source.client_parse[5..])?;
-        let outcome = self.rewrite(original.query);
+        let original = Parse::decode(&source.client_parse[5..], source.encoding)?;
+        let outcome = self.rewrite(&original.query);
         let Ok(rewritten) = outcome.as_ref() else {
             return Ok(None);
         };
@@ -228,11 +228,12 @@ impl ClientConnection {
             return Ok(None);
         };
         let parse = Parse {
-            query: sql,
+            query: sql.as_str().into(),
             ..original
         };
         let rewritten_for = RewrittenFor {
             client_parse: source.client_parse.clone(),
+            encoding: source.encoding,
             generation,
             user: user.to_string(),
         };

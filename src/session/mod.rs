@@ -43,6 +43,8 @@ pub struct Session {
     pub impersonation: Impersonation,
     /// The client's address, for audit records.
     pub peer: String,
+    /// How the client's SQL text is read: follows the server's `client_encoding`.
+    pub text_encoding: crate::protocol::encoding::TextEncoding,
 }
 
 impl Session {
@@ -60,6 +62,7 @@ impl Session {
             tx_status: IDLE,
             impersonation: Impersonation::default(),
             peer: String::new(),
+            text_encoding: Default::default(),
         }
     }
 

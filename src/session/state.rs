@@ -28,6 +28,8 @@ pub struct Statement {
 #[derive(Debug, Clone)]
 pub struct RewrittenFor {
     pub client_parse: Bytes,
+    /// How `client_parse`'s text was read.
+    pub encoding: crate::protocol::encoding::TextEncoding,
     pub generation: u64,
     pub user: String,
 }
