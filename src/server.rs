@@ -32,6 +32,10 @@ pub struct Shared {
     pub rewrites: Arc<RewriteCache>,
     /// The system role's pools, for impersonation tokens.
     pub control: Arc<crate::policy::control::ControlPools>,
+    /// For client messages held whole (see `proxy::budget`).
+    pub memory: Arc<crate::proxy::budget::MemoryBudget>,
+    /// The cluster's answers on clients' startup settings.
+    pub settings_probe: crate::backend::SettingsProbe,
     /// Stop accepting; sessions close once their transaction ends.
     pub shutdown: CancellationToken,
     /// End every session now.
@@ -129,6 +133,8 @@ impl Server {
             tls,
             cancels: Arc::new(CancelRegistry::default()),
             failures: FailureTracker::default(),
+            settings_probe: Default::default(),
+            memory: crate::proxy::budget::MemoryBudget::new(config.limits.max_buffered_bytes),
             control: Arc::new(crate::policy::control::ControlPools::new(config.clone())),
             policy: Arc::new(PolicyHandle::new(LivePolicy::new(
                 config,

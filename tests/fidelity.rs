@@ -378,3 +378,69 @@ async fn text_in_a_client_encoding_survives_replay_on_a_pooled_connection() {
         exchange(&mut through, &mut direct, &simple(sql)).await;
     }
 }
+
+/// The ParameterStatus messages of a login, by name.
+fn parameter_statuses(conn: &RawConn) -> std::collections::BTreeMap<String, String> {
+    conn.startup
+        .iter()
+        .filter(|m| m.tag == tag::PARAMETER_STATUS)
+        .map(|m| {
+            let (name, value) =
+                redveil::protocol::backend::decode_parameter_status(m.body()).expect("status");
+            (name, value)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn startup_parameters_are_reported_and_applied_as_the_server_does() {
+    let p = proxy::start("").await;
+    // As drivers send them: node-postgres quotes its encoding; a search_path list; names and
+    // values in any case.
+    let settings = [
+        ("client_encoding", "'utf-8'"),
+        ("datestyle", "iso"),
+        ("TimeZone", "utc"),
+        ("application_name", "startup"),
+        ("search_path", "hr, public"),
+        ("standard_conforming_strings", "on"),
+    ];
+    let mut through = RawConn::proxy(&p, "analyst", &settings).await;
+    let mut direct = RawConn::direct(&settings).await;
+    assert_eq!(parameter_statuses(&through), parameter_statuses(&direct));
+    for sql in [
+        "SELECT current_schemas(false)",
+        "SHOW DateStyle",
+        "SHOW TimeZone",
+        "SELECT count(*) FROM employees",
+    ] {
+        exchange(&mut through, &mut direct, &simple(sql)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_startup_setting_the_server_refuses_ends_the_login_as_it_would_directly() {
+    let p = proxy::start("").await;
+    let demo = common::demo();
+    for (options, code) in [
+        ("-c no_such_setting=1", "42704"),
+        ("-c DateStyle=bogus", "22023"),
+    ] {
+        let direct = common::connect(&format!(
+            "host={} port={} dbname={} user={} password={} options='{options}'",
+            demo.host, demo.port, demo.database, demo.query_user, demo.query_password
+        ))
+        .await
+        .expect_err("refused directly");
+        let through = p
+            .connect_with(&format!("{} options='{options}'", p.conn_string("analyst")))
+            .await
+            .expect_err("refused through the proxy");
+        let (direct, through) = (direct.as_db_error(), through.as_db_error());
+        assert_eq!(
+            through.map(|e| (e.code().code(), e.message(), e.severity())),
+            direct.map(|e| (e.code().code(), e.message(), e.severity())),
+        );
+        assert_eq!(through.map(|e| e.code().code()), Some(code));
+    }
+}

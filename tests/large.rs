@@ -266,3 +266,88 @@ async fn an_error_early_in_a_deep_pipeline_skips_to_its_sync() {
         .expect("the connection was released");
     assert!(got.is_ok());
 }
+
+/// Four clients each send a 150 MiB query at once, against a budget of 400 MiB (a message
+/// takes twice its size, the copy sent on included): all four headers arrive before any
+/// message is complete, so exactly one is admitted and the other three are refused with 53200
+/// while their bytes are dropped unread. The proxy's peak memory shows none of them was
+/// buffered but the admitted one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_huge_queries_stay_within_the_memory_budget() {
+    const LEN: usize = 150 << 20;
+    let p = SpawnedProxy::start("[limits]\nmax_buffered_bytes = 419430400\n").await;
+    let mut halves = Vec::new();
+    for _ in 0..4 {
+        let stream = raw::tls_to(p.addr, &p.ca).await;
+        let conn = RawConn::login(
+            stream,
+            "analyst",
+            &proxy::PASSWORD_OF("analyst"),
+            "demo",
+            &[],
+        )
+        .await;
+        halves.push(conn.into_split());
+    }
+    let rss_before = p.status_kb("VmRSS");
+    let mut query = BytesMut::new();
+    let sql = format!("SELECT length('{}')", "x".repeat(LEN - 30));
+    redveil::protocol::frontend::query(&mut query, &sql);
+    drop(sql);
+    let query = query.freeze();
+    // Every client first sends its header and first megabyte; only then the rest.
+    let (mut readers, mut writers): (Vec<_>, Vec<_>) = halves.into_iter().unzip();
+    for writer in &mut writers {
+        writer
+            .write_all(&query[..1 << 20])
+            .await
+            .expect("first part");
+        writer.flush().await.expect("flushed");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sends: Vec<_> = writers
+        .into_iter()
+        .map(|mut writer| {
+            let query = query.clone();
+            tokio::spawn(async move {
+                writer.write_all(&query[1 << 20..]).await.expect("the rest");
+                writer.flush().await.expect("flushed");
+                writer
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for reader in &mut readers {
+        let replies = tokio::time::timeout(Duration::from_secs(120), async {
+            let mut out = Vec::new();
+            loop {
+                let m = reader.recv().await.expect("read").expect("open");
+                let done = m.tag == tag::READY_FOR_QUERY;
+                out.push(m);
+                if done {
+                    return out;
+                }
+            }
+        })
+        .await
+        .expect("every client is answered");
+        outcomes.push(match raw::error_codes(&replies).as_slice() {
+            [] => "ok".to_string(),
+            [code] => code.clone(),
+            other => panic!("{other:?}"),
+        });
+    }
+    for send in sends {
+        drop(send.await.expect("sent"));
+    }
+    outcomes.sort();
+    assert_eq!(outcomes, ["53200", "53200", "53200", "ok"]);
+    let peak = p.status_kb("VmHWM");
+    println!(
+        "four 150 MiB queries at once, budget 400 MiB: {outcomes:?}; proxy RSS before {rss_before} kB, peak (VmHWM) {peak} kB"
+    );
+    assert!(
+        peak < rss_before + 400 * 1024,
+        "proxy peak RSS {peak} kB: more than the budget was buffered"
+    );
+}

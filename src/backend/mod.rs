@@ -1,14 +1,16 @@
 //! Backend connections to the cluster: login (TLS, SCRAM/md5/cleartext), the raw connection
-//! the relay writes to, and the pool that hands them out. Never decodes a DataRow.
+//! the relay writes to, and the pool that hands them out. Never decodes a client's DataRow.
 
 mod conn;
 mod pool;
 mod prepared;
+mod probe;
 mod replay;
 
 pub use conn::{BackendConn, BackendTarget};
 pub use pool::{Affinity, BackendPool, Checkout, Pools};
 pub use prepared::{Preparation, PreparedSet};
+pub use probe::{ProbeError, SettingsProbe};
 pub use replay::{replay_sql, reset_session, rollback, Replay};
 
 use crate::protocol::ProtocolError;
@@ -37,6 +39,8 @@ pub enum BackendError {
     PoolTimeout(u64),
     #[error("no backend connection could be reset for this session")]
     ResetFailed,
+    #[error("the cluster did not answer in time while {0}")]
+    Timeout(&'static str),
 }
 
 impl BackendError {

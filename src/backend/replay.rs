@@ -3,7 +3,7 @@
 
 use super::BackendConn;
 use crate::protocol::{frontend, tag};
-use crate::session::SessionState;
+use crate::session::{quote_literal, SessionState};
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
@@ -11,12 +11,17 @@ use tokio::io::AsyncWriteExt;
 /// proxy does not track: cursors WITH HOLD, LISTENs, temporary objects (created with or
 /// without the word TEMP: a `search_path` starting with `pg_temp` makes any CREATE one),
 /// sequence state, session advisory locks, and every setting changed behind the proxy's back
-/// (`set_config`, SET inside a function, session characteristics). RESET ALL comes first, so
+/// (`set_config`, SET inside a function, session characteristics). The reset comes first, so
 /// that no setting the last client left (a `statement_timeout` of 1 ms, say) cuts the rest
 /// short. (A client of another identity gets a complete, confirmed reset instead, see
 /// `reset_session`.)
-const CLEAN_SQL: &str = "RESET ALL;CLOSE ALL;UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;\
+const CLEAN_SQL: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;CLOSE ALL;\
+                         UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;\
                          SELECT pg_catalog.pg_advisory_unlock_all();";
+
+/// Back to the login's settings. RESET ALL leaves the role and session authorization alone;
+/// where no table is registered a client may set them (the proxy replays them as settings).
+pub(super) const RESET_SQL: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;";
 
 /// SQL that turns a pooled connection's session into `state`.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,11 +42,7 @@ impl Replay {
 }
 
 pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool, other_client: bool) -> Replay {
-    let mut reset = String::from(if other_client {
-        CLEAN_SQL
-    } else {
-        "RESET ALL;"
-    });
+    let mut reset = String::from(if other_client { CLEAN_SQL } else { RESET_SQL });
     if drop_sql_prepared {
         reset.push_str("DEALLOCATE ALL;");
     }
@@ -51,10 +52,23 @@ pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool, other_client: b
             true => &mut reset,
             false => &mut session,
         };
-        sql.push_str("SET ");
-        sql.push_str(&quote_setting_name(name));
-        sql.push_str(" = ");
-        end_statement(sql, value);
+        // A startup value is raw, as the server takes it at connect time (a `search_path` of
+        // `hr,public` is two schemas); a value from SET is SQL.
+        match state.unchanged_startup_value(name) {
+            Some(raw) => {
+                sql.push_str("SELECT pg_catalog.set_config(");
+                sql.push_str(&quote_literal(name));
+                sql.push_str(", ");
+                sql.push_str(&quote_literal(raw));
+                sql.push_str(", false);");
+            }
+            None => {
+                sql.push_str("SET ");
+                sql.push_str(&quote_setting_name(name));
+                sql.push_str(" = ");
+                end_statement(sql, value);
+            }
+        }
     }
     for prepare in state.prepared() {
         end_statement(&mut session, prepare);
@@ -158,7 +172,7 @@ mod tests {
         });
         assert_eq!(
             replay_sql(&state, true, false).joined(),
-            "RESET ALL;DEALLOCATE ALL;SET \"application_name\" = 'psql';SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
+            "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;DEALLOCATE ALL;SELECT pg_catalog.set_config('application_name', 'psql', false);SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
         );
     }
 
@@ -175,7 +189,7 @@ mod tests {
         }
         assert_eq!(
             replay_sql(&state, false, true).joined(),
-            "RESET ALL;CLOSE ALL;UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;SELECT pg_catalog.pg_advisory_unlock_all();SET \"default_transaction_isolation\" = 'serializable';SET \"work_mem\" = '8MB' -- more\n;"
+            "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;CLOSE ALL;UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;SELECT pg_catalog.pg_advisory_unlock_all();SET \"default_transaction_isolation\" = 'serializable';SET \"work_mem\" = '8MB' -- more\n;"
         );
     }
 
@@ -188,7 +202,7 @@ mod tests {
         let replay = replay_sql(&state, false, false);
         assert_eq!(
             replay.reset,
-            "RESET ALL;SET \"client_encoding\" = 'LATIN1';"
+            format!("{RESET_SQL}SET \"client_encoding\" = 'LATIN1';")
         );
         assert_eq!(replay.session, "SET \"application_name\" = 'caf\u{e9}';");
     }

@@ -173,6 +173,12 @@ impl Config {
                 "must be at least 1".into(),
             );
         }
+        if self.limits.max_buffered_bytes < 1 << 20 {
+            bad(
+                "limits.max_buffered_bytes",
+                "must be at least 1048576 (1 MiB)".into(),
+            );
+        }
         if self.limits.max_client_message_bytes < 1024 {
             bad(
                 "limits.max_client_message_bytes",

@@ -230,6 +230,9 @@ pub struct LimitsConfig {
     pub idle_in_transaction_timeout_s: u64,
     /// Largest message a client may send, in bytes (PostgreSQL's own limit is 1 GiB).
     pub max_client_message_bytes: usize,
+    /// What all clients' large messages held whole (Query, Parse) may take together; one
+    /// that does not fit is refused with 53200. Default: a quarter of the machine's memory.
+    pub max_buffered_bytes: usize,
     /// On SIGTERM, open transactions get this many seconds to finish.
     pub shutdown_timeout_s: u64,
 }
@@ -241,8 +244,31 @@ impl Default for LimitsConfig {
             idle_client_timeout_s: 0,
             idle_in_transaction_timeout_s: 0,
             max_client_message_bytes: 1 << 30,
+            max_buffered_bytes: default_buffer_budget(),
             shutdown_timeout_s: 30,
         }
+    }
+}
+
+/// A quarter of the machine's memory (1 GiB where /proc/meminfo cannot be read), at least
+/// 64 MiB.
+fn default_buffer_budget() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                })
+        });
+    match total_kib {
+        Some(kib) => (kib * 1024 / 4).max(64 << 20),
+        None => 1 << 30,
     }
 }
 

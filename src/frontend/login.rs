@@ -24,6 +24,9 @@ pub enum LoginError {
     /// A startup parameter only the proxy may set.
     #[error("the startup parameter \"{0}\" is reserved for redveil")]
     Reserved(String),
+    /// The cluster refused a startup setting, as it would a direct login.
+    #[error("{message}")]
+    Setting { code: String, message: String },
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     #[error("client I/O: {0}")]
@@ -31,12 +34,13 @@ pub enum LoginError {
 }
 
 impl LoginError {
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> &str {
         match self {
             LoginError::Failed(_) => "28P01",
             LoginError::Refused(_) => "28000",
             LoginError::Reserved(_) => "42501",
             LoginError::Impersonation { code, .. } => code,
+            LoginError::Setting { code, .. } => code,
             LoginError::Protocol(e) => e.sqlstate(),
             LoginError::Io(_) => "08006",
         }

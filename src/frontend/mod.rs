@@ -103,6 +103,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
         control: shared.control.clone(),
         backend_role: shared.config.backend.user.clone(),
         max_message: limits.max_client_message_bytes,
+        memory: shared.memory.clone(),
         idle_client_timeout: secs(limits.idle_client_timeout_s),
         idle_in_transaction_timeout: secs(limits.idle_in_transaction_timeout_s),
     };
@@ -261,9 +262,10 @@ async fn login(
             None => true,
         },
     );
+    let guarded = !policy.registry(&database, &user_name).is_empty();
     if let Some((name, _)) = settings
         .iter()
-        .find(|(n, v)| crate::rewrite::is_refused_setting(n, v))
+        .find(|(n, v)| crate::rewrite::is_refused_setting(n, v, guarded))
     {
         return Err(LoginError::Reserved(name.clone()));
     }
@@ -301,10 +303,29 @@ async fn login(
     if !params.unsupported_protocol_options.is_empty() || startup.minor > 0 {
         msg::negotiate_protocol_version(&mut wire.out, params.unsupported_protocol_options.clone());
     }
+    let shown = match settings.is_empty() {
+        true => Vec::new(),
+        false => shared
+            .settings_probe
+            .shown(&pool, &database, &settings)
+            .await
+            .map_err(|e| match e {
+                crate::backend::ProbeError::Refused { code, message } => {
+                    LoginError::Setting { code, message }
+                }
+                crate::backend::ProbeError::Backend(e) => {
+                    LoginError::Refused(format!("cannot reach the cluster: {e}"))
+                }
+            })?,
+    };
     let mut text_encoding = Default::default();
-    for (name, value) in
-        startup_params::reported(&template, &params, config.backend.server_version.as_deref())
-    {
+    for (name, value) in startup_params::reported(
+        &template,
+        &shown,
+        params.redshift_driver,
+        params.client_protocol_version.is_some(),
+        config.backend.server_version.as_deref(),
+    ) {
         if name == "client_encoding" {
             text_encoding = crate::protocol::encoding::TextEncoding::of(&value);
         }

@@ -113,18 +113,20 @@ fn parse_options(options: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The ParameterStatus values a client is told at startup: the cluster's, overridden by what
-/// the client asked for, with `server_version` cut to `major.minor` (some drivers' version
-/// parsers reject Debian-style suffixes) unless configured.
+/// The ParameterStatus values a client is told at startup: the cluster's, overridden by the
+/// client's settings as the cluster shows them (`shown`). `server_version` is the configured
+/// one, else the cluster's; cut to `major.minor` only for Amazon's Redshift drivers, whose
+/// version parsers reject Debian-style suffixes.
 pub fn reported(
     template: &[(String, String)],
-    params: &StartupParams,
+    shown: &[(String, String)],
+    redshift_driver: bool,
+    redshift_protocol: bool,
     server_version: Option<&str>,
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for name in REPORTED {
-        let from_client = params
-            .settings
+        let from_client = shown
             .iter()
             .rev()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -134,25 +136,19 @@ pub fn reported(
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone());
         let value = match *name {
-            "server_version" => server_version
-                .map(str::to_string)
-                .or_else(|| from_backend.as_deref().map(clean_version)),
-            "client_encoding" => from_client
-                .map(|v| {
-                    if v.eq_ignore_ascii_case("utf8") || v.eq_ignore_ascii_case("utf-8") {
-                        "UTF8".into()
-                    } else {
-                        v
-                    }
+            "server_version" => server_version.map(str::to_string).or_else(|| {
+                from_backend.map(|v| match redshift_driver {
+                    true => clean_version(&v),
+                    false => v,
                 })
-                .or(from_backend),
+            }),
             _ => from_client.or(from_backend),
         };
         if let Some(value) = value {
             out.push((name.to_string(), value));
         }
     }
-    if params.client_protocol_version.is_some() {
+    if redshift_protocol {
         // Plain PostgreSQL layouts: drivers must not expect Redshift's extended metadata.
         out.push(("server_protocol_version".into(), "0".into()));
     }
@@ -216,15 +212,19 @@ mod tests {
             ("TimeZone".into(), "Etc/UTC".into()),
             ("client_encoding".into(), "SQL_ASCII".into()),
         ];
-        let p = split(&startup(&[
-            ("client_encoding", "utf8"),
-            ("client_protocol_version", "2"),
-        ]));
-        let got = reported(&template, &p, None);
+        let shown = [("client_encoding".to_string(), "UTF8".to_string())];
+        let got = reported(&template, &shown, true, true, None);
         assert!(got.contains(&("server_version".into(), "15.18".into())));
         assert!(got.contains(&("client_encoding".into(), "UTF8".into())));
         assert!(got.contains(&("TimeZone".into(), "Etc/UTC".into())));
         assert!(got.contains(&("server_protocol_version".into(), "0".into())));
         assert_eq!(clean_version("8.0.2"), "8.0.2");
+        // Any other client is told the server's version as the server says it.
+        let got = reported(&template, &shown, false, false, None);
+        assert!(got.contains(&(
+            "server_version".into(),
+            "15.18 (Debian 15.18-0+deb12u1)".into()
+        )));
+        assert!(!got.iter().any(|(k, _)| k == "server_protocol_version"));
     }
 }

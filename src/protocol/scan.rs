@@ -6,7 +6,7 @@
 //! 1 GB result or a 50 MB parameter never sits in memory whole.
 
 use super::{tag, ProtocolError};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// One piece of the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,6 +17,10 @@ pub enum Piece {
     Start { tag: u8, len: usize, raw: Bytes },
     /// More bytes of the message being relayed in parts.
     Chunk(Bytes),
+    /// The header of a large message that must be read whole (a Query, a Parse): before any
+    /// more of it is buffered the caller must `admit` it (it fits the memory budget) or
+    /// `discard` it (it does not, and is dropped as it arrives).
+    Large { tag: u8, len: usize },
 }
 
 /// Which direction a scanner reads, which decides what may be streamed.
@@ -39,8 +43,12 @@ const BIND_HEAD: usize = 1024;
 pub struct Scanner {
     direction: Direction,
     max_len: usize,
-    /// Bytes of a streamed message still to come.
+    /// Bytes of a streamed (or discarded) message still to come.
     remaining: usize,
+    /// The bytes still to come are dropped, not handed on.
+    discarding: bool,
+    /// The large message whose header is next was admitted.
+    admitted: bool,
 }
 
 impl Scanner {
@@ -49,6 +57,30 @@ impl Scanner {
             direction,
             max_len,
             remaining: 0,
+            discarding: false,
+            admitted: false,
+        }
+    }
+
+    /// Lets the large message announced by [`Piece::Large`] be buffered whole.
+    pub fn admit(&mut self) {
+        self.admitted = true;
+    }
+
+    /// Drops the large message announced by [`Piece::Large`] as its bytes arrive.
+    pub fn discard(&mut self, buf: &mut BytesMut, len: usize) {
+        self.admitted = false;
+        self.discarding = true;
+        self.remaining = len;
+        self.drop_discarded(buf);
+    }
+
+    fn drop_discarded(&mut self, buf: &mut BytesMut) {
+        let n = self.remaining.min(buf.len());
+        buf.advance(n);
+        self.remaining -= n;
+        if self.remaining == 0 {
+            self.discarding = false;
         }
     }
 
@@ -59,6 +91,12 @@ impl Scanner {
 
     /// The next piece from `buf`, or `None` when more bytes are needed.
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Piece>, ProtocolError> {
+        if self.discarding {
+            self.drop_discarded(buf);
+            if self.discarding {
+                return Ok(None);
+            }
+        }
         if self.remaining > 0 {
             if buf.is_empty() {
                 return Ok(None);
@@ -83,7 +121,15 @@ impl Scanner {
             });
         }
         let total = body_len + 5;
+        let whole = self.direction == Direction::FromClient && !self.streamable(message_tag);
+        if whole && total > STREAM_ABOVE && !self.admitted {
+            return Ok(Some(Piece::Large {
+                tag: message_tag,
+                len: total,
+            }));
+        }
         if buf.len() >= total {
+            self.admitted = false;
             return Ok(Some(Piece::Message {
                 tag: message_tag,
                 raw: buf.split_to(total).freeze(),
@@ -101,9 +147,14 @@ impl Scanner {
                 }));
             }
         }
-        // Reserve what the message needs, but let a streamable one grow only in steps so a
-        // bogus length cannot make us allocate before the bytes exist.
-        buf.reserve((total - buf.len()).min(STREAM_ABOVE * 2));
+        // An admitted message gets its whole buffer at once (growing by doubling would hold
+        // up to twice its size); otherwise grow only in steps, so a bogus length cannot make
+        // us allocate before the bytes exist.
+        if self.admitted {
+            buf.reserve(total - buf.len());
+        } else {
+            buf.reserve((total - buf.len()).min(STREAM_ABOVE * 2));
+        }
         Ok(None)
     }
 
@@ -213,6 +264,48 @@ mod tests {
         assert!(matches!(
             s.next(&mut buf).unwrap(),
             Some(Piece::Message { tag: b'Q', .. })
+        ));
+    }
+
+    #[test]
+    fn a_large_query_waits_for_admission_or_is_discarded() {
+        let mut s = Scanner::new(Direction::FromClient, 1 << 30);
+        let mut buf = message(b'Q', 100_000);
+        buf.extend_from_slice(&message(b'S', 0));
+        assert_eq!(
+            s.next(&mut buf).unwrap(),
+            Some(Piece::Large {
+                tag: b'Q',
+                len: 100_005
+            })
+        );
+        // Asked again before a decision: the same answer, nothing consumed.
+        assert!(matches!(
+            s.next(&mut buf).unwrap(),
+            Some(Piece::Large { .. })
+        ));
+        s.admit();
+        assert!(matches!(
+            s.next(&mut buf).unwrap(),
+            Some(Piece::Message { tag: b'Q', ref raw }) if raw.len() == 100_005
+        ));
+        assert!(matches!(
+            s.next(&mut buf).unwrap(),
+            Some(Piece::Message { tag: b'S', .. })
+        ));
+        // Discarded, in parts: nothing of it comes out, the message after it does.
+        let whole = message(b'P', 200_000);
+        let mut buf = BytesMut::from(&whole[..70_000]);
+        let Some(Piece::Large { len, .. }) = s.next(&mut buf).unwrap() else {
+            panic!("announced");
+        };
+        s.discard(&mut buf, len);
+        assert!(buf.is_empty());
+        let mut rest = BytesMut::from(&whole[70_000..]);
+        rest.extend_from_slice(&message(b'S', 0));
+        assert!(matches!(
+            s.next(&mut rest).unwrap(),
+            Some(Piece::Message { tag: b'S', .. })
         ));
     }
 }

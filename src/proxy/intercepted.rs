@@ -190,7 +190,11 @@ impl ClientConnection {
         self.stage_tokens(&switches, &tokens);
         let backend = self.backend.as_mut().expect("ensure_backend ran");
         backend.pinned = Some((policy.generation, pinned));
-        frontend::query(&mut self.to_backend, &sql.join(";\n"));
+        frontend::query_in(
+            &mut self.to_backend,
+            &sql.join(";\n"),
+            self.session.text_encoding,
+        );
         // Session and transaction commands as sent, as for any simple query.
         let commands = sql
             .iter()

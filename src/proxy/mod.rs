@@ -3,6 +3,7 @@
 //! them; the proxy only renames statements, injects replays, and drops or synthesises the
 //! replies those cause (see `session::Pipeline`).
 
+pub mod budget;
 mod intercepted;
 mod pins;
 mod requests;
@@ -56,6 +57,8 @@ pub struct RelaySettings {
     /// The pool's login role: what `$user` in `search_path` means on the backend.
     pub backend_role: String,
     pub max_message: usize,
+    /// Shared by every client: see `budget`.
+    pub memory: Arc<budget::MemoryBudget>,
     pub idle_client_timeout: Option<Duration>,
     pub idle_in_transaction_timeout: Option<Duration>,
 }
@@ -93,6 +96,11 @@ pub struct ClientConnection {
     /// The client has sent extended-protocol messages since its last Sync (or Query): what
     /// the proxy injects now runs inside that batch, so it may not carry a Sync of its own.
     in_batch: bool,
+    /// The backend's own FATAL reached the client: it says why the connection ends, and
+    /// nothing of the proxy's follows it.
+    backend_fatal_relayed: bool,
+    /// The budget held by the large message being read.
+    message_reservation: Option<budget::Reservation>,
     /// Tokens minted for this client's impersonations, by user (see pins.rs).
     impersonation_tokens: std::collections::HashMap<String, String>,
     /// Session effect of the unnamed statement.
@@ -155,6 +163,8 @@ impl ClientConnection {
             repin_after_sync: false,
             discard_until_sync: false,
             in_batch: false,
+            backend_fatal_relayed: false,
+            message_reservation: None,
             impersonation_tokens: Default::default(),
             unnamed_command: None,
             unnamed_prepared: None,
@@ -352,6 +362,10 @@ impl ClientConnection {
                     .increment(1);
                 self.send_fatal(e.sqlstate(), &format!("invalid frontend message: {e}"))
                     .await;
+            }
+            RelayError::Backend(e) if self.backend_fatal_relayed => {
+                tracing::info!(conn = self.id, error = %e, "the server ended the session");
+                let _ = self.flush_client().await;
             }
             RelayError::Backend(e) => {
                 tracing::warn!(conn = self.id, error = %e, "backend failed during a statement");

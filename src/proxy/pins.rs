@@ -30,6 +30,18 @@ impl ClientConnection {
             return;
         }
         let user = self.session.effective_user().to_string();
+        if self
+            .settings
+            .policy
+            .current()
+            .registry(&self.session.database, &user)
+            .is_empty()
+        {
+            // No view of this database reads the token: nothing to pin (and no setting of
+            // redveil's for the session to show), but the connection serves this identity.
+            self.note_identity(&user);
+            return;
+        }
         let token = self.token_for(&user).await;
         let generation = self.settings.policy.current().generation;
         let backend = self.backend.as_ref().expect("checked above");

@@ -16,10 +16,30 @@ impl ClientConnection {
     pub(super) async fn on_client_bytes(&mut self) -> Result<Flow, RelayError> {
         let mut flow = Flow::Continue;
         while let Some(piece) = self.client_scan.next(&mut self.client_buf)? {
+            if let Piece::Large { tag, len } = piece {
+                // The message, and the copy of it sent on to the backend.
+                match self.settings.memory.try_reserve(2 * len) {
+                    Some(reservation) => {
+                        self.message_reservation = Some(reservation);
+                        self.client_scan.admit();
+                    }
+                    None => {
+                        self.client_scan.discard(&mut self.client_buf, len);
+                        self.refuse_too_large(tag, len).await?;
+                    }
+                }
+                continue;
+            }
+            let whole = matches!(piece, Piece::Message { .. });
             metrics::counter!("redveil_client_messages_total").increment(1);
             if let Flow::Terminate = self.on_client_piece(piece).await? {
                 flow = Flow::Terminate;
                 break;
+            }
+            if whole && self.message_reservation.take().is_some() {
+                // The message shared the buffer's allocation: give it back, keeping only
+                // what came after it.
+                self.client_buf = BytesMut::from(&self.client_buf[..]);
             }
         }
         self.emit_synthetic();
@@ -45,6 +65,8 @@ impl ClientConnection {
             }
             Piece::Start { tag, raw, .. } => return self.on_client_stream_start(tag, raw).await,
             Piece::Message { tag, raw } => (tag, raw),
+            // Decided by `on_client_bytes` before it gets here.
+            Piece::Large { .. } => return Ok(Flow::Continue),
         };
         if message_tag == tag::TERMINATE {
             return Ok(Flow::Terminate);
@@ -465,6 +487,40 @@ impl ClientConnection {
     }
 
     /// No backend connection could be had: tell the client, keep the connection.
+    /// A message that does not fit the memory budget: dropped unread, and the client told
+    /// as PostgreSQL tells of memory it cannot get (53200). Its transaction or batch fails
+    /// as for any error.
+    async fn refuse_too_large(&mut self, message_tag: u8, len: usize) -> Result<(), RelayError> {
+        tracing::warn!(
+            conn = self.id,
+            bytes = len,
+            "message refused: the memory budget is spent"
+        );
+        metrics::counter!("redveil_refused_total", "reason" => "memory").increment(1);
+        if self.skip_until_sync || self.discard_until_sync {
+            // Dropped unread, as any message in a failed batch is.
+            return Ok(());
+        }
+        if let Err(e) = self.ensure_backend().await {
+            self.backend_unavailable(e, message_tag).await?;
+            return Ok(());
+        }
+        let (as_tag, in_batch) = match message_tag {
+            tag::QUERY => (tag::QUERY, false),
+            _ => (tag::PARSE, true),
+        };
+        self.in_batch = in_batch;
+        self.refuse_with(
+            "53200",
+            &format!(
+                "out of memory: a message of {len} bytes does not fit what is left of redveil's buffer budget (limits.max_buffered_bytes = {}; a message takes twice its size)",
+                self.settings.memory.limit()
+            ),
+            as_tag,
+        );
+        Ok(())
+    }
+
     async fn backend_unavailable(
         &mut self,
         error: crate::backend::BackendError,

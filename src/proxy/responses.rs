@@ -17,6 +17,12 @@ impl ClientConnection {
                 break;
             };
             match piece {
+                Piece::Large { .. } => {
+                    return Err(crate::protocol::ProtocolError::Invalid(
+                        "a backend message announced as large",
+                    )
+                    .into())
+                }
                 Piece::Chunk(bytes) => {
                     if self.backend_stream_forward {
                         self.to_client.extend_from_slice(&bytes);
@@ -248,6 +254,7 @@ impl ClientConnection {
             if let Some(backend) = self.backend.as_mut() {
                 backend.broken = true;
             }
+            self.backend_fatal_relayed |= client_owned;
         }
         if !client_owned {
             // A replay the proxy injected failed: this connection's state is unknown.

@@ -37,16 +37,19 @@ pub fn is_reserved_setting(name: &str) -> bool {
     name.starts_with("immuta") || name == "role" || name == "session_authorization"
 }
 
-/// A setting a client may not give this value, at connect time or with SET: reserved
-/// settings, and `standard_conforming_strings = off`, under which the server reads a
-/// backslash in `'...'` as an escape while the proxy's lexer and sqlparser do not, so text the
-/// proxy judged to be inside a string literal would run as SQL.
-pub fn is_refused_setting(name: &str, value: &str) -> bool {
-    is_reserved_setting(name)
-        || (name
-            .trim()
-            .eq_ignore_ascii_case("standard_conforming_strings")
-            && !is_on(value))
+/// A setting a client may not give this value, at connect time or with SET: the identity
+/// settings always; while registered data can be reached (`guarded`), also the role and
+/// `standard_conforming_strings = off`, under which the server reads a backslash in `'...'`
+/// as an escape while the proxy's lexer and sqlparser do not, so text the proxy judged to be
+/// inside a string literal would run as SQL.
+pub fn is_refused_setting(name: &str, value: &str, guarded: bool) -> bool {
+    let name = name.trim();
+    if name.to_ascii_lowercase().starts_with("immuta") {
+        return true;
+    }
+    guarded
+        && (is_reserved_setting(name)
+            || (name.eq_ignore_ascii_case("standard_conforming_strings") && !is_on(value)))
 }
 
 fn is_on(value: &str) -> bool {
@@ -203,6 +206,17 @@ pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result
             )));
         }
     }
+    if !scope.guarded() {
+        return match function.as_str() {
+            "set_config" | "current_setting" => match first_literal_of(args) {
+                Some(setting) if setting.trim().to_ascii_lowercase().starts_with("immuta") => Err(
+                    Denial::new(format!("the setting \"{setting}\" is reserved for redveil")),
+                ),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        };
+    }
     if runs_sql_text(&function) {
         return Err(Denial::new(format!(
             "function {function}() runs SQL text or exposes server settings and is not allowed through redveil"
@@ -216,7 +230,7 @@ pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result
             "large objects are shared by every redveil user; {function}() is not allowed through redveil"
         )));
     }
-    let first_literal = args.first().and_then(|a| plain_literal(a));
+    let first_literal = first_literal_of(args);
     match function.as_str() {
         "set_config" => {
             let tracked_elsewhere = |s: &str| {
@@ -252,7 +266,7 @@ pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result
     }
     for arg in args {
         if let Some(text) = any_string_literal(arg) {
-            if scope.registry.is_mentioned_in(&text.to_lowercase()) {
+            if scope.registry.is_named_in_text(text) {
                 return Err(Denial::new(format!(
                     "function {function}() is given text that names a registered table or redveil schema; it could run it as SQL"
                 )));
@@ -260,6 +274,10 @@ pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result
         }
     }
     Ok(())
+}
+
+fn first_literal_of<'e>(args: &[&'e Expr]) -> Option<&'e str> {
+    args.first().and_then(|a| plain_literal(a))
 }
 
 /// A plain `'...'` literal's text; other spellings (E'', U&'', $$) are treated as computed.
@@ -339,8 +357,8 @@ pub fn explains_by_running(statement: &str, lowercase: &str) -> bool {
     }
 }
 
-pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
-    if lowercase.contains("u&\"") || lowercase.contains("u&'") {
+pub fn check_head(statement: &str, lowercase: &str, guarded: bool) -> Result<Head, Denial> {
+    if guarded && (lowercase.contains("u&\"") || lowercase.contains("u&'")) {
         return Err(Denial::new(
             "Unicode-escaped identifiers and strings (U&\"...\") are not allowed through redveil",
         ));
@@ -377,7 +395,7 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
         })
         .collect();
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
-    if let ["alter", "role" | "user" | "group" | "database", ..] = w.as_slice() {
+    if let (true, ["alter", "role" | "user" | "group" | "database", ..]) = (guarded, w.as_slice()) {
         return Err(Denial::new(
             "ALTER ROLE and ALTER DATABASE change the pool's login role, which every redveil user shares, and are not allowed through redveil",
         ));
@@ -397,11 +415,13 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
     // Settings by the name the server resolves (`SET session_authorization = ...`,
     // `SET standard_conforming_strings = off`), after the more specific rules below.
     let refused = match classify(statement) {
-        Some(SessionCommand::Set { name, value }) if is_refused_setting(&name, &value) => Some(
-            format!("SET {name} to {value} is not allowed through redveil"),
-        ),
+        Some(SessionCommand::Set { name, value }) if is_refused_setting(&name, &value, guarded) => {
+            Some(format!(
+                "SET {name} to {value} is not allowed through redveil"
+            ))
+        }
         Some(SessionCommand::Reset { name } | SessionCommand::SetDefault { name })
-            if is_reserved_setting(&name) =>
+            if is_refused_setting(&name, "default", guarded) =>
         {
             Some(format!("RESET {name} is not allowed through redveil"))
         }
@@ -418,17 +438,18 @@ pub fn check_head(statement: &str, lowercase: &str) -> Result<Head, Denial> {
         ["set", ..] | ["reset", ..] | ["show", ..] if lowercase.contains("immuta") => Err(
             Denial::new("immuta settings are reserved for redveil and cannot be read or changed"),
         ),
-        ["set", ..] if switches_role => Err(Denial::new(
+        ["set", ..] if guarded && switches_role => Err(Denial::new(
             "SET ROLE and SET SESSION AUTHORIZATION are not allowed through redveil",
         )),
-        ["reset", "role", ..] | ["reset", "session", "authorization", ..] => Err(Denial::new(
+        ["reset", "role", ..] | ["reset", "session", "authorization", ..] if guarded => Err(Denial::new(
             "RESET ROLE and RESET SESSION AUTHORIZATION are not allowed through redveil",
         )),
         _ if refused.is_some() => Err(Denial::new(refused.unwrap_or_default())),
         ["reset", "all", ..] | ["discard", "all", ..] => Ok(Head::ResetsSession),
         ["do", ..] | ["create", "function", ..] | ["create", "procedure", ..]
         | ["create", "or", "replace", "function" | "procedure", ..]
-            if IDENTITY_WORDS
+            if guarded
+                && IDENTITY_WORDS
                 .iter()
                 .chain(&OTHER_SESSIONS)
                 .chain(&["execute"])

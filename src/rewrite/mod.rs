@@ -56,7 +56,7 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
             ..scope
         };
         let lowercase = statement.to_lowercase();
-        if deny::check_head(statement, &lowercase)? == deny::Head::ResetsSession {
+        if deny::check_head(statement, &lowercase, scope.guarded())? == deny::Head::ResetsSession {
             out.resets_session = true;
         }
         if !scope.registry.is_empty() && deny::explains_by_running(statement, &lowercase) {
@@ -105,18 +105,18 @@ fn rewrite_statement(
     let mut parsed = match parsed {
         Ok(parsed) if parsed.len() == 1 => parsed,
         _ => {
-            let lowercase = statement.to_lowercase();
-            if scope.registry.is_mentioned_in(&lowercase) {
+            if scope.registry.is_named_in(statement) {
                 return Err(Denial::new(
                     "redveil cannot parse this statement and it mentions a registered table or a redveil schema; it is refused rather than forwarded unchecked",
                 ));
             }
             // E.g. CREATE AGGREGATE ... (SFUNC = set_config, INITCOND = E'\151mmuta.user').
-            if let Some(word) = deny::IDENTITY_WORDS
+            let lowercase = statement.to_lowercase();
+            let word = deny::IDENTITY_WORDS
                 .iter()
                 .chain(&deny::OTHER_SESSIONS)
-                .find(|w| lowercase.contains(*w))
-            {
+                .find(|w| lowercase.contains(*w));
+            if let Some(word) = word.filter(|_| scope.guarded()) {
                 return Err(Denial::new(format!(
                     "redveil cannot parse this statement and it mentions {word}; it is refused rather than forwarded unchecked"
                 )));

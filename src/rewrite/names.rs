@@ -57,6 +57,11 @@ pub struct Registry {
     /// The triggers plus words the deny rules check call by call: any of them anywhere in a
     /// statement calls for a full parse. One pass over the text, as every statement pays it.
     parse_triggers: AhoCorasick,
+    /// Whole names (lower-cased): registered tables, redveil's schemas and settings
+    /// namespace, for the precise `is_named_in`.
+    names: AhoCorasick,
+    /// The same names, sorted, for whole-word lookups.
+    sorted_names: Vec<String>,
     view_schema: String,
     /// Distinguishes this registry from every other in rewrite-cache keys.
     version: u64,
@@ -109,10 +114,20 @@ impl Registry {
             .cloned()
             .chain(GUARDED_WORDS.iter().map(|w| w.to_string()))
             .collect();
+        let mut names: Vec<String> = tables
+            .keys()
+            .map(|q| q.name.to_lowercase())
+            .chain([view_schema.to_lowercase(), "immuta".to_string()])
+            .chain(RESERVED_SCHEMAS.iter().map(|s| s.to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
         Self {
             tables,
             triggers: automaton(&triggers),
             parse_triggers: automaton(&parse_triggers),
+            names: automaton(&names),
+            sorted_names: names,
             view_schema: view_schema.to_string(),
             version: super::cache::next_catalog_version(),
         }
@@ -173,6 +188,40 @@ impl Registry {
         self.triggers.is_match(lowercase_sql)
     }
 
+    /// Whether a statement the proxy cannot parse names a registered table, a redveil schema
+    /// or redveil's settings: as a word or quoted identifier (any case), or as a whole word
+    /// in a string literal that may later run as SQL. Comments and longer words that merely
+    /// contain a name (`immutable`, `employees_archive`) do not count.
+    pub fn is_named_in(&self, statement: &str) -> bool {
+        super::lexer::tokens(statement).any(|token| match token {
+            super::lexer::Token::Word(w) => self.is_name(&w.to_lowercase()),
+            super::lexer::Token::Quoted(q) => self.is_name(&q.to_lowercase()),
+            super::lexer::Token::Literal(text) => self.is_named_in_text(text),
+            super::lexer::Token::Symbol(_) => false,
+        })
+    }
+
+    fn is_name(&self, word: &str) -> bool {
+        self.sorted_names
+            .binary_search_by(|n| n.as_str().cmp(word))
+            .is_ok()
+    }
+
+    /// Whether `text` (a string literal, say) contains one of the names as a whole word.
+    pub fn is_named_in_text(&self, text: &str) -> bool {
+        let lowercase = text.to_lowercase();
+        let bytes = lowercase.as_bytes();
+        let is_word_byte = |i: usize| {
+            bytes
+                .get(i)
+                .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80)
+        };
+        self.names.find_overlapping_iter(&lowercase).any(|m| {
+            let preceded = m.start() > 0 && is_word_byte(m.start() - 1);
+            !preceded && !is_word_byte(m.end())
+        })
+    }
+
     /// Whether `lowercase_sql` must be parsed: it may name a registered table or a proxy
     /// schema, or mentions a function the deny rules check call by call.
     pub fn needs_parse(&self, lowercase_sql: &str) -> bool {
@@ -198,6 +247,13 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    /// Whether the rules that only protect registered data apply: some table of this
+    /// database is registered. Where none is, there is nothing for them to protect, and a
+    /// session must look exactly like a direct connection.
+    pub fn guarded(&self) -> bool {
+        !self.registry.is_empty()
+    }
+
     /// Resolves a relation name; `None` when it names no registered table.
     pub fn resolve(&self, name: &ObjectName) -> Option<&Registered> {
         let parts = idents(name)?;

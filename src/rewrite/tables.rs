@@ -28,7 +28,7 @@ pub fn rewrite_tables(statement: &mut Statement, scope: Scope<'_>) -> Result<Tab
         ..
     } = &*statement
     {
-        check_reserved(table_name)?;
+        check_reserved(table_name, scope)?;
         if let Some(registered) = scope.resolve(table_name) {
             return Err(Denial::new(format!(
                 "COPY of registered data source \"{}\" is not allowed through redveil; use COPY (SELECT ...) TO",
@@ -111,7 +111,7 @@ impl Pass<'_> {
         if self.is_cte(name) {
             return Ok(None);
         }
-        check_reserved(name)?;
+        check_reserved(name, self.scope)?;
         let Some(registered) = self.scope.resolve(name) else {
             return Ok(None);
         };
@@ -276,7 +276,7 @@ impl VisitorMut for Pass<'_> {
         if self.handled.contains(&me) || self.is_cte(relation) {
             return ControlFlow::Continue(());
         }
-        if let Err(denial) = check_reserved(relation) {
+        if let Err(denial) = check_reserved(relation, self.scope) {
             return ControlFlow::Break(denial);
         }
         let Some(registered) = self.scope.resolve(relation) else {
@@ -334,16 +334,19 @@ impl VisitorMut for Pass<'_> {
     }
 }
 
-/// Refuses any name inside the proxy's own schemas, whatever the quoting.
-fn check_reserved(name: &ObjectName) -> Result<(), Denial> {
+/// Refuses any name inside the proxy's own schemas, whatever the quoting, and, while registered
+/// data can be reached, the views that show other sessions' statements or redveil's settings.
+fn check_reserved(name: &ObjectName, scope: Scope<'_>) -> Result<(), Denial> {
     let last = name.0.last().and_then(|p| p.as_ident()).map(fold);
     if let Some(view) = last
         .as_deref()
-        .filter(|v| super::deny::OTHER_SESSIONS.contains(v))
+        .filter(|v| scope.guarded() && super::deny::OTHER_SESSIONS.contains(v))
     {
         return Err(super::deny::shows_other_sessions(view));
     }
-    if let Some(view @ ("pg_settings" | "pg_file_settings")) = last.as_deref() {
+    if let Some(view @ ("pg_settings" | "pg_file_settings")) =
+        last.as_deref().filter(|_| scope.guarded())
+    {
         return Err(Denial::new(format!(
             "{view} exposes settings reserved for redveil and is not allowed through redveil"
         )));
@@ -436,7 +439,7 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
             Token::Word(w) => w.to_ascii_lowercase(),
             Token::Quoted(q) => q,
             // Function bodies and other text that may later run as SQL.
-            Token::Literal(text) if scope.registry.is_mentioned_in(&text.to_lowercase()) => {
+            Token::Literal(text) if scope.registry.is_named_in_text(text) => {
                 return Err(Denial::new(
                     "this statement carries SQL text naming a registered table or a redveil schema and is not allowed through redveil",
                 ));
@@ -446,10 +449,10 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
         // Setting and function names are matched case-insensitively even when quoted
         // (`SET "IMMUTA.USER"` is `immuta.user`); schema names below are not.
         let folded = name.to_ascii_lowercase();
-        if super::deny::OTHER_SESSIONS.contains(&folded.as_str()) {
+        if scope.guarded() && super::deny::OTHER_SESSIONS.contains(&folded.as_str()) {
             return Err(super::deny::shows_other_sessions(&name));
         }
-        if super::deny::IDENTITY_WORDS.contains(&folded.as_str()) {
+        if scope.guarded() && super::deny::IDENTITY_WORDS.contains(&folded.as_str()) {
             return Err(Denial::new(format!(
                 "this statement names {name} and is not allowed through redveil"
             )));

@@ -88,6 +88,14 @@ impl SessionState {
         h.finish().max(1)
     }
 
+    /// The raw startup value of `name` while the session has not changed it since.
+    pub fn unchanged_startup_value(&self, name: &str) -> Option<&str> {
+        let startup = self.startup.get(name)?;
+        (self.settings.get(name) == Some(startup))
+            .then(|| self.startup_raw.get(name).map(String::as_str))
+            .flatten()
+    }
+
     pub fn settings(&self) -> impl Iterator<Item = (&str, &str)> {
         self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }

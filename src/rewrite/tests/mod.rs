@@ -212,3 +212,53 @@ fn function_set_clauses_cannot_forge_identity_settings() {
     let immutable = "CREATE FUNCTION pg_temp.g() RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT 1'";
     assert!(rewrite_in(&registry, immutable).is_ok());
 }
+
+/// With no table registered there is nothing for most rules to protect: statements a direct
+/// connection runs pass unchanged. redveil's own settings, schemas and statement names stay
+/// refused (the identity pins and the shared backend statements exist all the same).
+#[test]
+fn where_nothing_is_registered_only_redveils_own_names_are_refused() {
+    let registry = Registry::new("immuta", []);
+    let path = parse_search_path_list("public", "redveil_query");
+    let run = |sql: &str| {
+        rewrite(
+            sql,
+            Scope {
+                registry: &registry,
+                database: "demo",
+                search_path: &path,
+                backend_role: "redveil_query",
+            },
+        )
+    };
+    for sql in [
+        "SET ROLE regress_user",
+        "RESET ROLE",
+        "SET SESSION AUTHORIZATION regress_user",
+        "ALTER ROLE regress_user SET work_mem = '1MB'",
+        "SET standard_conforming_strings = off",
+        "SELECT pid, query FROM pg_stat_activity",
+        "SELECT current_setting($1)",
+        "SELECT set_config('work_mem', '1MB', false)",
+        "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$",
+        "SELECT lo_creat(-1)",
+        "SELECT query_to_xml('select 1', true, true, '')",
+        "SELECT U&'d\\0061t\\+000061'",
+        "SELECT name FROM pg_prepared_statements",
+        "CREATE VIEW v AS SELECT current_setting('work_mem')",
+        "SELECT this is not sql -- immutable",
+    ] {
+        assert_eq!(run(sql).map(|r| r.sql), Ok(None), "{sql}");
+    }
+    for sql in [
+        "SET immuta.token = 'forged'",
+        "SHOW immuta.token",
+        "SELECT set_config('immuta.token', 'x', false)",
+        "SELECT current_setting('immuta.token')",
+        "SELECT * FROM immuta_system.session_tokens",
+        "EXECUTE redveil_0123",
+        "SELECT this is not sql FROM immuta_system.session_tokens",
+    ] {
+        assert!(run(sql).is_err(), "{sql} is refused");
+    }
+}

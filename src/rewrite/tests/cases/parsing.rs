@@ -10,12 +10,29 @@ pub const CASES: &[Case] = &[
         r#"SELECT this is not sql FROM hr.employees"#,
         Deny(r#"cannot parse"#),
     ),
+    // Names count as words, quoted identifiers and whole words in string literals; a
+    // comment, or a longer word that contains one, names nothing.
+    case(r#"SELECT this is not sql -- hr.employees"#, Same),
+    case(r#"SELECT this is not sql /* immuta */"#, Same),
     case(
-        r#"SELECT this is not sql -- hr.employees"#,
+        r#"CREATE FUNCTION f() RETURNS int IMMUTABLE LANGUAGE foo AS 'immutable'"#,
+        Same,
+    ),
+    case(r#"SELECT this is not sql FROM employees_archive"#, Same),
+    case(
+        r#"SELECT this is not sql FROM "EMPLOYEES""#,
         Deny(r#"cannot parse"#),
     ),
     case(
-        r#"SELECT this is not sql /* immuta */"#,
+        r#"SELECT this is not sql 'x; SELECT * FROM hr.employees'"#,
+        Deny(r#"cannot parse"#),
+    ),
+    case(
+        r#"SELECT this is not sql 'set immuta.user'"#,
+        Deny(r#"cannot parse"#),
+    ),
+    case(
+        r#"SELECT this is not sql Immuta_System.t"#,
         Deny(r#"cannot parse"#),
     ),
     case(r#"SELECT this is not sql"#, Same),

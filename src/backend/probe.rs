@@ -1,0 +1,175 @@
+//! What the server makes of a client's startup settings. PostgreSQL checks them at connect
+//! time (an unknown parameter or a bad value ends the login with FATAL) and reports the ones
+//! it reports in its own spelling (`'utf-8'` becomes `UTF8`, `iso` becomes `ISO, MDY`). The
+//! proxy logs in to its pool, not as the client, so it asks a pooled connection: each setting
+//! is SET and read back, then the connection is reset. Answers are kept per database, so a
+//! driver's usual settings cost one round trip per process, not one per login.
+
+use super::{replay, Affinity, BackendError, BackendPool};
+use crate::protocol::{backend::ErrorFields, frontend, tag, BodyReader};
+use bytes::BytesMut;
+use dashmap::DashMap;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// Answers kept, at most; past that, settings are probed at every login.
+const KEPT: usize = 4096;
+
+/// How long the server may take to answer a probe.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why a client's startup settings were not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The server refused a setting, as it would have refused the client's login.
+    #[error("{message}")]
+    Refused { code: String, message: String },
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The server's answers, by database, setting name (lower-cased) and value.
+#[derive(Default)]
+pub struct SettingsProbe {
+    shown: DashMap<(String, String, String), String>,
+}
+
+impl SettingsProbe {
+    /// Each of `settings` as the server shows it, in order; an error if the server refuses
+    /// one.
+    pub async fn shown(
+        &self,
+        pool: &BackendPool,
+        database: &str,
+        settings: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, ProbeError> {
+        let key = |(name, value): &(String, String)| {
+            (database.to_string(), name.to_lowercase(), value.clone())
+        };
+        let unknown: Vec<&(String, String)> = settings
+            .iter()
+            .filter(|s| !self.shown.contains_key(&key(s)))
+            .collect();
+        if !unknown.is_empty() {
+            let answers = probe(pool, &unknown).await?;
+            for (setting, answer) in unknown.iter().zip(answers) {
+                if self.shown.len() < KEPT {
+                    self.shown.insert(key(setting), answer);
+                }
+            }
+        }
+        // Anything not kept (past `KEPT`) is probed again; rare enough to do one by one.
+        let mut out = Vec::with_capacity(settings.len());
+        for setting in settings {
+            let value = match self.shown.get(&key(setting)) {
+                Some(shown) => shown.clone(),
+                None => probe(pool, &[setting]).await?.remove(0),
+            };
+            out.push((setting.0.clone(), value));
+        }
+        Ok(out)
+    }
+}
+
+/// Sets each setting and reads it back on one pooled connection, then resets it. The
+/// connection goes back to the pool only after the reset is confirmed. `set_config` takes
+/// the value as the server takes a startup parameter, raw (`hr,public` is a list of two
+/// schemas, where `SET search_path = 'hr,public'` names one).
+async fn probe(
+    pool: &BackendPool,
+    settings: &[&(String, String)],
+) -> Result<Vec<String>, ProbeError> {
+    let mut conn = pool
+        .checkout(Affinity {
+            client: 0,
+            user: "",
+        })
+        .await?;
+    let mut out = BytesMut::new();
+    for (name, value) in settings {
+        frontend::query(
+            &mut out,
+            &format!(
+                "SELECT pg_catalog.set_config({name}, {value}, false)",
+                name = crate::session::quote_literal(name),
+                value = crate::session::quote_literal(value),
+            ),
+        );
+    }
+    frontend::query(&mut out, replay::RESET_SQL);
+    if let Err(e) = conn.stream.write_all(&out).await {
+        conn.broken = true;
+        return Err(BackendError::Io(e).into());
+    }
+    // One answer per Query: the setting as shown, or the server's refusal; the last one is
+    // the reset's.
+    let read = tokio::time::timeout(DEADLINE, async {
+        let mut answers = Vec::with_capacity(settings.len() + 1);
+        for _ in 0..=settings.len() {
+            let mut answer = Ok(String::new());
+            loop {
+                let (message_tag, raw) = conn.read_message().await?;
+                match message_tag {
+                    tag::DATA_ROW if answer.is_ok() => {
+                        answer = Ok(single_text_column(&raw[5..]).unwrap_or_default())
+                    }
+                    tag::ERROR_RESPONSE => answer = Err(ErrorFields::decode(&raw[5..])?),
+                    tag::READY_FOR_QUERY => break,
+                    _ => {}
+                }
+            }
+            answers.push(answer);
+        }
+        Ok::<_, BackendError>(answers)
+    })
+    .await;
+    let mut answers = match read {
+        Ok(Ok(answers)) => answers,
+        Ok(Err(e)) => {
+            conn.broken = true;
+            return Err(e.into());
+        }
+        Err(_) => {
+            conn.broken = true;
+            return Err(BackendError::Timeout("probing startup settings").into());
+        }
+    };
+    if answers.pop().is_some_and(|reset| reset.is_err()) {
+        conn.broken = true;
+    }
+    answers
+        .into_iter()
+        .map(|answer| {
+            answer.map_err(|fields| ProbeError::Refused {
+                code: fields.code,
+                message: fields.message,
+            })
+        })
+        .collect()
+}
+
+/// The text of a DataRow's only column (`None` for NULL or a malformed row).
+fn single_text_column(body: &[u8]) -> Option<String> {
+    let mut r = BodyReader::new(body);
+    if r.i16().ok()? != 1 {
+        return None;
+    }
+    let len = usize::try_from(r.i32().ok()?).ok()?;
+    Some(String::from_utf8_lossy(r.bytes(len).ok()?).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_row_of_one_text_column() {
+        assert_eq!(
+            single_text_column(b"\x00\x01\x00\x00\x00\x04UTF8"),
+            Some("UTF8".into())
+        );
+        assert_eq!(single_text_column(b"\x00\x01\xff\xff\xff\xff"), None);
+        assert_eq!(single_text_column(b"\x00\x02\x00\x00"), None);
+        assert_eq!(single_text_column(b"\x00\x01\x00\x00\x00\x09UTF8"), None);
+    }
+}
