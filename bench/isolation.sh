@@ -103,35 +103,14 @@ fi
 
 rv_port=$(free_port)
 metrics_port=$(free_port)
-cat >"$tmp/redveil.toml" <<EOF
-# Written by bench/isolation.sh.
-[listen]
-address = "127.0.0.1:$rv_port"
-
-[tls]
-mode = "$rv_tls_mode"
-cert = "$tmp/certs/server.crt"
-key = "$tmp/certs/server.key"
-
-[backend]
-host = "$pg_host"
-port = $pg_port
-database = "$database"
-user = "${backend[query_user]}"
-password = "${backend[query_password]}"
-
-[pool]
-mode = "transaction"
-size = $POOL_SIZE
-
+{
+    echo "# Written by bench/isolation.sh."
+    redveil_config "$rv_port" "$database" "$POOL_SIZE" "
 [metrics]
-listen = "127.0.0.1:$metrics_port"
-
-[log]
-level = "warn"
-EOF
-# [control], the demo users (password = name) and data sources, exactly as `redveil demo`.
-cat "$tmp/catalog.toml" >>"$tmp/redveil.toml"
+listen = \"127.0.0.1:$metrics_port\""
+    # [control], the demo users (password = name) and data sources, exactly as `redveil demo`.
+    cat "$tmp/catalog.toml"
+} >"$tmp/redveil.toml"
 log "starting redveil on 127.0.0.1:$rv_port (pool $POOL_SIZE, TLS $BENCH_TLS, metrics on :$metrics_port)"
 "$redveil_bin" --config "$tmp/redveil.toml" 2>"$tmp/redveil.log" &
 pids+=("$!")
