@@ -112,7 +112,7 @@ listen = \"127.0.0.1:$metrics_port\""
     cat "$tmp/catalog.toml"
 } >"$tmp/redveil.toml"
 log "starting redveil on 127.0.0.1:$rv_port (pool $POOL_SIZE, TLS $BENCH_TLS, metrics on :$metrics_port)"
-"$redveil_bin" --config "$tmp/redveil.toml" 2>"$tmp/redveil.log" &
+"$redveil_bin" --config "$tmp/redveil.toml" >"$tmp/redveil.log" 2>&1 &
 pids+=("$!")
 rv_pid=$!
 

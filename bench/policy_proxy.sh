@@ -79,7 +79,7 @@ start_redveil() {
         cat "$tmp/catalog.toml"
     } >"$tmp/redveil-$name.toml"
     log "starting redveil ($name: cache_rewritten_plans = $cache) on 127.0.0.1:$port (pool $POOL_SIZE, TLS $BENCH_TLS)"
-    "$redveil_bin" --config "$tmp/redveil-$name.toml" 2>"$tmp/redveil-$name.log" &
+    "$redveil_bin" --config "$tmp/redveil-$name.toml" >"$tmp/redveil-$name.log" 2>&1 &
     pids+=("$!")
     printf -v "rv_${name}_pid" '%s' "$!"
     wait_sql "redveil ($name)" PGHOST=127.0.0.1 PGPORT="$port" PGUSER=analyst \
