@@ -66,6 +66,7 @@ class State:
         self.interval_err = 0
         self.latency = {p: [] for p in PHASES}  # sampled successful statement latencies
         self.max_latency = collections.defaultdict(float)  # phase -> seconds
+        self.slowest = {}  # phase -> (seconds, op, started) of the slowest success
         self.slow = collections.Counter()  # phase -> statements over 1 s
         self.hangs = []
         self.first_ok_after_stop = None
@@ -76,6 +77,7 @@ class State:
         self.connects = collections.Counter()  # (phase, code)
         self.samples = []
         self.messages = {}  # SQLSTATE -> the first distinct messages seen with it
+        self.after_errors = []  # the first unexpected errors after the restart, in detail
         self.stop = threading.Event()
 
     def now(self):
@@ -95,6 +97,7 @@ class State:
                     self.latency[phase].append(d)
                 if d > self.max_latency[phase]:
                     self.max_latency[phase] = d
+                    self.slowest[phase] = (d, op, started)
                 if d > 1.0:
                     self.slow[phase] += 1
                 stop = self.marks.get("stop")
@@ -189,6 +192,9 @@ class Client:
                 self.hung = False
             expected = expect is not None and code == expect
             self.last_code = code
+            if not expected and st.phase == "after" and len(st.after_errors) < 10:
+                st.after_errors.append((started, ended, self.index, op, code,
+                                        " ".join(str(e).split())[:110]))
             text = " ".join(str(e).split())[:110]
             seen = st.messages.setdefault(code, [])
             if len(seen) < 3 and text not in seen:
@@ -645,6 +651,10 @@ def report(st, meta):
         p(f"| {ph} | {dur:.1f} | {ok:,} | {exp:,} | {bad:,} | {wrong:,} | {ok / dur:,.0f} | {med} | "
           f"{st.max_latency[ph]:.2f} | {st.slow[ph]} |")
     p("")
+    p("Slowest successful statement per phase: " + "; ".join(
+        f"{ph} {d:.2f} s ({op}, started at {t:.1f} s)" for ph in PHASES
+        if ph in st.slowest for d, op, t in [st.slowest[ph]]) + ".")
+    p("")
 
     p("#### Errors by SQLSTATE")
     p("")
@@ -686,6 +696,10 @@ def report(st, meta):
         if st.last_restart_error is not None and st.last_restart_error >= stop:
             p(f"- last connection-class error (08xxx, 57xxx, 53300, lost connection): "
               f"{st.last_restart_error - back:+.2f} s from the moment the server was back")
+    if st.after_errors:
+        p("- the first unexpected errors after the server was back (start → end, from the moment it was back):")
+        for t0, t1, i, op, code, msg in st.after_errors:
+            p(f"  - {t0 - back:+.2f} → {t1 - back:+.2f} s, client {i}, {op}: {code} {msg}")
     p("")
     p("#### Hangs and wrong results")
     p("")

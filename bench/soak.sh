@@ -185,7 +185,7 @@ fi
     echo
     echo '```'
     # Messages without their variable fields (timestamps, addresses, ids), most frequent first.
-    sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/[0-9]+(\.[0-9]+)*/N/g' "$tmp/redveil.log" |
+    sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/\b[0-9]+(\.[0-9]+)*\b/N/g' "$tmp/redveil.log" |
         cut -c1-160 | sort | uniq -c | sort -rn | head -n 15
     echo '```'
     echo
