@@ -124,7 +124,8 @@ user_env() {
 wait_sql redveil PGHOST=127.0.0.1 PGPORT="$rv_port" PGUSER=analyst PGPASSWORD=analyst \
     PGDATABASE="$database" PGSSLMODE="$proxy_sslmode"
 metrics_url=http://127.0.0.1:$metrics_port/metrics
-python3 bench/isolation_report.py scrape "$metrics_url" | grep -q '^redveil_connections_total' ||
+# grep -q would stop reading at the match and, under pipefail, fail the pipe with the writer's EPIPE.
+python3 bench/isolation_report.py scrape "$metrics_url" | grep '^redveil_connections_total' >/dev/null ||
     die "no redveil_connections_total at $metrics_url"
 
 # Direct: `-S` as the query role; the policy lookup on the raw table as the system role
