@@ -821,8 +821,8 @@ def main():
         with open(a.tsv, "w") as f:
             f.write("t\tphase\trss_kb\thwm_kb\tfds\tthreads\tclients\tok\terr\n")
             for s in st.samples:
-                f.write("\t".join(str(s[k]) for k in ("t", "phase", "rss", "hwm", "fds", "threads",
-                                                       "clients", "ok", "err")) + "\n")
+                f.write(f"{s['t']:.1f}\t" + "\t".join(str(s[k]) for k in (
+                    "phase", "rss", "hwm", "fds", "threads", "clients", "ok", "err")) + "\n")
     text = report(st, meta)
     if a.report:
         with open(a.report, "w") as f:
