@@ -103,37 +103,16 @@ fi
 
 rv_port=$(free_port)
 metrics_port=$(free_port)
-cat >"$tmp/redveil.toml" <<EOF
-# Written by bench/isolation.sh.
-[listen]
-address = "127.0.0.1:$rv_port"
-
-[tls]
-mode = "$rv_tls_mode"
-cert = "$tmp/certs/server.crt"
-key = "$tmp/certs/server.key"
-
-[backend]
-host = "$pg_host"
-port = $pg_port
-database = "$database"
-user = "${backend[query_user]}"
-password = "${backend[query_password]}"
-
-[pool]
-mode = "transaction"
-size = $POOL_SIZE
-
+{
+    echo "# Written by bench/isolation.sh."
+    redveil_config "$rv_port" "$database" "$POOL_SIZE" "
 [metrics]
-listen = "127.0.0.1:$metrics_port"
-
-[log]
-level = "warn"
-EOF
-# [control], the demo users (password = name) and data sources, exactly as `redveil demo`.
-cat "$tmp/catalog.toml" >>"$tmp/redveil.toml"
+listen = \"127.0.0.1:$metrics_port\""
+    # [control], the demo users (password = name) and data sources, exactly as `redveil demo`.
+    cat "$tmp/catalog.toml"
+} >"$tmp/redveil.toml"
 log "starting redveil on 127.0.0.1:$rv_port (pool $POOL_SIZE, TLS $BENCH_TLS, metrics on :$metrics_port)"
-"$redveil_bin" --config "$tmp/redveil.toml" 2>"$tmp/redveil.log" &
+"$redveil_bin" --config "$tmp/redveil.toml" >"$tmp/redveil.log" 2>&1 &
 pids+=("$!")
 rv_pid=$!
 
@@ -145,7 +124,8 @@ user_env() {
 wait_sql redveil PGHOST=127.0.0.1 PGPORT="$rv_port" PGUSER=analyst PGPASSWORD=analyst \
     PGDATABASE="$database" PGSSLMODE="$proxy_sslmode"
 metrics_url=http://127.0.0.1:$metrics_port/metrics
-python3 bench/isolation_report.py scrape "$metrics_url" | grep -q '^redveil_connections_total' ||
+# grep -q would stop reading at the match and, under pipefail, fail the pipe with the writer's EPIPE.
+python3 bench/isolation_report.py scrape "$metrics_url" | grep '^redveil_connections_total' >/dev/null ||
     die "no redveil_connections_total at $metrics_url"
 
 # Direct: `-S` as the query role; the policy lookup on the raw table as the system role

@@ -1,5 +1,5 @@
-# Helpers shared by bench/run.sh, bench/policy_proxy.sh and bench/isolation.sh, which source
-# this file after defining `log`, `die`, `repo` and `tmp`. Binaries are looked up under
+# Helpers shared by bench/run.sh, bench/policy_proxy.sh, bench/isolation.sh and bench/soak.sh,
+# which source this file after defining `log`, `die`, `repo` and `tmp`. Binaries are looked up under
 # CARGO_TARGET_DIR when it is set, as cargo built them.
 
 # The EXIT trap of every bench: stops what it started (`pids`, PgBouncer by its pid file,
@@ -72,4 +72,50 @@ start_cluster() {
         backend[$key]=$value
     done
     [ -n "${backend[port]:-}" ] || die "the cluster did not start: $(cat "$tmp/cluster.err")"
+}
+
+# Sends a command to the cluster started by start_cluster (`stop`: pg_ctl stop -m fast;
+# `start`: the same data and port, returns once it accepts connections) and waits for its
+# answer. Call it from the script's own shell: a subshell does not have the coprocess's pipes.
+cluster_command() {
+    local reply
+    printf '%s\n' "$1" >&"${CLUSTER[1]}"
+    IFS= read -r -t 120 -u "${CLUSTER[0]}" reply || die "the cluster did not answer '$1'"
+    case $reply in
+        stopped | started) ;;
+        *) die "cluster '$1': $reply" ;;
+    esac
+}
+
+# Prints a redveil config for the cluster started by start_cluster: listens on 127.0.0.1:PORT,
+# TLS as `rv_tls_mode` says with the certificates of `$tmp/certs`, database DATABASE as the query
+# role, transaction pool of SIZE, log level warn. EXTRA (optional) is appended as it is (a
+# `[metrics]` table, say); POOL_EXTRA (optional) goes into `[pool]`. The caller appends the
+# demo catalog ($tmp/catalog.toml) when it wants the policies.
+redveil_config() {
+    local port=$1 database=$2 size=$3 extra=${4:-} pool_extra=${5:-}
+    cat <<EOT
+[listen]
+address = "127.0.0.1:$port"
+
+[tls]
+mode = "$rv_tls_mode"
+cert = "$tmp/certs/server.crt"
+key = "$tmp/certs/server.key"
+
+[backend]
+host = "${backend[host]}"
+port = ${backend[port]}
+database = "$database"
+user = "${backend[query_user]}"
+password = "${backend[query_password]}"
+
+[pool]
+mode = "transaction"
+size = $size
+$pool_extra
+[log]
+level = "warn"
+$extra
+EOT
 }

@@ -72,35 +72,14 @@ fi
 # One instance per setting, so no run waits for a restart; the idle one costs nothing.
 start_redveil() {
     local name=$1 cache=$2 port=$3
-    cat >"$tmp/redveil-$name.toml" <<EOF
-# Written by bench/policy_proxy.sh.
-[listen]
-address = "127.0.0.1:$port"
-
-[tls]
-mode = "$rv_tls_mode"
-cert = "$tmp/certs/server.crt"
-key = "$tmp/certs/server.key"
-
-[backend]
-host = "$pg_host"
-port = $pg_port
-database = "$database"
-user = "${backend[query_user]}"
-password = "${backend[query_password]}"
-
-[pool]
-mode = "transaction"
-size = $POOL_SIZE
-cache_rewritten_plans = $cache
-
-[log]
-level = "warn"
-EOF
-    # [control], the demo users and data sources, exactly as `redveil demo` has them.
-    cat "$tmp/catalog.toml" >>"$tmp/redveil-$name.toml"
+    {
+        echo "# Written by bench/policy_proxy.sh."
+        redveil_config "$port" "$database" "$POOL_SIZE" "" "cache_rewritten_plans = $cache"
+        # [control], the demo users and data sources, exactly as `redveil demo` has them.
+        cat "$tmp/catalog.toml"
+    } >"$tmp/redveil-$name.toml"
     log "starting redveil ($name: cache_rewritten_plans = $cache) on 127.0.0.1:$port (pool $POOL_SIZE, TLS $BENCH_TLS)"
-    "$redveil_bin" --config "$tmp/redveil-$name.toml" 2>"$tmp/redveil-$name.log" &
+    "$redveil_bin" --config "$tmp/redveil-$name.toml" >"$tmp/redveil-$name.log" 2>&1 &
     pids+=("$!")
     printf -v "rv_${name}_pid" '%s' "$!"
     wait_sql "redveil ($name)" PGHOST=127.0.0.1 PGPORT="$port" PGUSER=analyst \

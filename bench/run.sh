@@ -156,7 +156,7 @@ name = "$rv_user"
 password = "$rv_verifier"
 EOF
 log "starting redveil on 127.0.0.1:$rv_port (pool $POOL_SIZE, TLS $BENCH_TLS)"
-"$redveil_bin" --config "$tmp/redveil.toml" 2>"$tmp/redveil.log" &
+"$redveil_bin" --config "$tmp/redveil.toml" >"$tmp/redveil.log" 2>&1 &
 rv_pid=$!
 pids+=("$rv_pid")
 
@@ -256,7 +256,7 @@ EOF
     # [control], the demo users (password = name) and data sources, as `redveil demo` has them.
     cat "$tmp/catalog.toml" >>"$tmp/redveil-policy.toml"
     log "starting redveil (policy view, demo catalog) on 127.0.0.1:$rvp_port (pool $POOL_SIZE, TLS $BENCH_TLS)"
-    "$redveil_bin" --config "$tmp/redveil-policy.toml" 2>"$tmp/redveil-policy.log" &
+    "$redveil_bin" --config "$tmp/redveil-policy.toml" >"$tmp/redveil-policy.log" 2>&1 &
     rv_policy_pid=$!
     pids+=("$rv_policy_pid")
     rv_policy_env=(PGHOST=127.0.0.1 PGPORT="$rvp_port" PGUSER=analyst PGPASSWORD=analyst

@@ -24,6 +24,11 @@
 //! the demo catalog (`[control]`, the demo users with password = name, the data sources) to
 //! PATH, for the bench to append to its proxy config.
 //!
+//! Lines written to its stdin are commands, each answered by one line on stdout:
+//! `stop` (`pg_ctl stop -m fast`: every session ends with 57P01) answers `stopped`, `start`
+//! (same data, same port; returns once it accepts connections) answers `started`; a failure
+//! answers `error=<message>`. `bench/soak.sh` restarts the backend this way.
+//!
 //! The cluster's watchdog removes it even if this process is killed with SIGKILL.
 
 use redveil::cluster::{ClusterOptions, EphemeralCluster};
@@ -71,17 +76,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // signal that matters; stdin EOF covers a parent that dies without a trap.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    let (command_tx, mut command_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 64];
-        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
-        let _ = closed_tx.send(());
+        use std::io::BufRead;
+        // The sender drops at EOF (or a read error), which closes the channel.
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if command_tx.send(line.trim().to_string()).is_err() {
+                break;
+            }
+        }
     });
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = closed_rx => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            command = command_rx.recv() => {
+                let Some(command) = command else { break };
+                let reply = match command.as_str() {
+                    "stop" => cluster.stop_server().await.map(|()| "stopped"),
+                    "start" => cluster.start_server().await.map(|()| "started"),
+                    "" => continue,
+                    other => {
+                        println!("error=unknown command {other}");
+                        continue;
+                    }
+                };
+                match reply {
+                    Ok(reply) => println!("{reply}"),
+                    Err(e) => println!("error={}", e.to_string().replace('\n', " ")),
+                }
+            }
+        }
     }
     cluster.shutdown();
     // The stdin thread may still be blocked in read; do not wait for it.
