@@ -293,3 +293,42 @@ async fn an_exhausted_pool_answers_53300_instead_of_hanging() {
     let rows = waiter.simple_query("SELECT 'served'").await.unwrap();
     assert_eq!(first_row(&rows).get(0), Some("served"));
 }
+
+/// A client that asks for a large result and stops reading holds the pool's only connection;
+/// after `limits.client_write_timeout_s` without taking a byte it is evicted and the next
+/// client is served. Its connection is closed (the backend's, too: its transaction ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_evicted_and_frees_its_backend() {
+    let p = proxy::start(
+        "[pool]\nsize = 1\ncheckout_timeout_ms = 60000\n[limits]\nclient_write_timeout_s = 2\n",
+    )
+    .await;
+    let mut stalled = RawConn::proxy(&p, "analyst", &[]).await;
+    let mut query = BytesMut::new();
+    frontend::query(
+        &mut query,
+        "BEGIN; SELECT repeat('x', 1000) FROM generate_series(1, 200000)",
+    );
+    stalled.send(&query).await;
+    // It reads nothing; another client waits for the only backend connection.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let other = p.connect("analyst").await.expect("login");
+    let rows = tokio::time::timeout(Duration::from_secs(60), other.simple_query("SELECT 1"))
+        .await
+        .expect("served once the stalled client is evicted")
+        .expect("SELECT 1");
+    assert_eq!(first_row(&rows).get(0), Some("1"));
+    // What the stalled client finds when it reads at last: part of its result, then the end.
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match stalled.recv().await {
+                Ok(Some(m)) if m.tag == tag::READY_FOR_QUERY => return false,
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return true,
+            }
+        }
+    })
+    .await
+    .expect("the stalled client's connection ends");
+    assert!(ended, "the stalled client's result did not complete");
+}

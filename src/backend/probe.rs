@@ -1,11 +1,12 @@
 //! What the server makes of a client's startup settings. PostgreSQL checks them at connect
 //! time (an unknown parameter or a bad value ends the login with FATAL) and reports the ones
 //! it reports in its own spelling (`'utf-8'` becomes `UTF8`, `iso` becomes `ISO, MDY`). The
-//! proxy logs in to its pool, not as the client, so it asks a pooled connection: each setting
-//! is SET and read back, then the connection is reset. Answers are kept per database, so a
-//! driver's usual settings cost one round trip per process, not one per login.
+//! proxy logs in to its pool, not as the client, so it asks the cluster on a connection of its
+//! own (outside the pool: a login must not wait for a pool its clients may have filled):
+//! each setting is set and read back. Answers are kept per database, so a driver's usual
+//! settings cost one connection per process, not one per login.
 
-use super::{replay, Affinity, BackendError, BackendPool};
+use super::{BackendConn, BackendError, BackendPool};
 use crate::protocol::{backend::ErrorFields, frontend, tag, BodyReader};
 use bytes::BytesMut;
 use dashmap::DashMap;
@@ -71,20 +72,14 @@ impl SettingsProbe {
     }
 }
 
-/// Sets each setting and reads it back on one pooled connection, then resets it. The
-/// connection goes back to the pool only after the reset is confirmed. `set_config` takes
+/// Sets each setting and reads it back on a new connection, then closes it. `set_config` takes
 /// the value as the server takes a startup parameter, raw (`hr,public` is a list of two
 /// schemas, where `SET search_path = 'hr,public'` names one).
 async fn probe(
     pool: &BackendPool,
     settings: &[&(String, String)],
 ) -> Result<Vec<String>, ProbeError> {
-    let mut conn = pool
-        .checkout(Affinity {
-            client: 0,
-            user: "",
-        })
-        .await?;
+    let mut conn = BackendConn::connect(pool.target()).await?;
     let mut out = BytesMut::new();
     for (name, value) in settings {
         frontend::query(
@@ -96,23 +91,20 @@ async fn probe(
             ),
         );
     }
-    frontend::query(&mut out, replay::RESET_SQL);
-    if let Err(e) = conn.stream.write_all(&out).await {
-        conn.broken = true;
-        return Err(BackendError::Io(e).into());
-    }
-    // One answer per Query: the setting as shown, or the server's refusal; the last one is
-    // the reset's.
+    frontend::put_message(&mut out, tag::TERMINATE, &[]);
+    conn.stream
+        .write_all(&out)
+        .await
+        .map_err(BackendError::Io)?;
+    // One answer per Query: the setting as shown, or the server's refusal.
     let read = tokio::time::timeout(DEADLINE, async {
-        let mut answers = Vec::with_capacity(settings.len() + 1);
-        for _ in 0..=settings.len() {
+        let mut answers = Vec::with_capacity(settings.len());
+        for _ in settings {
             let mut answer = Ok(String::new());
             loop {
                 let (message_tag, raw) = conn.read_message().await?;
                 match message_tag {
-                    tag::DATA_ROW if answer.is_ok() => {
-                        answer = Ok(single_text_column(&raw[5..]).unwrap_or_default())
-                    }
+                    tag::DATA_ROW => answer = Ok(single_text_column(&raw[5..]).unwrap_or_default()),
                     tag::ERROR_RESPONSE => answer = Err(ErrorFields::decode(&raw[5..])?),
                     tag::READY_FOR_QUERY => break,
                     _ => {}
@@ -122,23 +114,9 @@ async fn probe(
         }
         Ok::<_, BackendError>(answers)
     })
-    .await;
-    let mut answers = match read {
-        Ok(Ok(answers)) => answers,
-        Ok(Err(e)) => {
-            conn.broken = true;
-            return Err(e.into());
-        }
-        Err(_) => {
-            conn.broken = true;
-            return Err(BackendError::Timeout("probing startup settings").into());
-        }
-    };
-    if answers.pop().is_some_and(|reset| reset.is_err()) {
-        conn.broken = true;
-    }
-    answers
-        .into_iter()
+    .await
+    .map_err(|_| BackendError::Timeout("probing startup settings"))??;
+    read.into_iter()
         .map(|answer| {
             answer.map_err(|fields| ProbeError::Refused {
                 code: fields.code,

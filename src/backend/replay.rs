@@ -21,7 +21,7 @@ const CLEAN_SQL: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;
 
 /// Back to the login's settings. RESET ALL leaves the role and session authorization alone;
 /// where no table is registered a client may set them (the proxy replays them as settings).
-pub(super) const RESET_SQL: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;";
+const RESET_SQL: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;";
 
 /// SQL that turns a pooled connection's session into `state`.
 #[derive(Debug, PartialEq, Eq)]

@@ -228,6 +228,9 @@ pub struct LimitsConfig {
     pub idle_client_timeout_s: u64,
     /// Close clients idle inside a transaction for this many seconds (0 = off).
     pub idle_in_transaction_timeout_s: u64,
+    /// A client holding a backend connection that takes no reply for this many seconds is
+    /// disconnected (0 = never).
+    pub client_write_timeout_s: u64,
     /// Largest message a client may send, in bytes (PostgreSQL's own limit is 1 GiB).
     pub max_client_message_bytes: usize,
     /// What all clients' large messages held whole (Query, Parse) may take together; one
@@ -243,6 +246,7 @@ impl Default for LimitsConfig {
             startup_timeout_ms: 10_000,
             idle_client_timeout_s: 0,
             idle_in_transaction_timeout_s: 0,
+            client_write_timeout_s: 60,
             max_client_message_bytes: 1 << 30,
             max_buffered_bytes: default_buffer_budget(),
             shutdown_timeout_s: 30,

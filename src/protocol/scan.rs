@@ -259,7 +259,10 @@ mod tests {
         let mut s = Scanner::new(Direction::FromClient, 1 << 30);
         let whole = message(b'Q', 300_000);
         let mut buf = BytesMut::from(&whole[..150_000]);
-        assert!(matches!(s.next(&mut buf).unwrap(), Some(Piece::Large { .. })));
+        assert!(matches!(
+            s.next(&mut buf).unwrap(),
+            Some(Piece::Large { .. })
+        ));
         s.admit();
         assert_eq!(s.next(&mut buf).unwrap(), None);
         buf.extend_from_slice(&whole[150_000..]);

@@ -36,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 pub enum RelayError {
     #[error("client I/O: {0}")]
     ClientIo(std::io::Error),
+    #[error("the client took no reply for {} s while holding a backend connection", .0.as_secs())]
+    ClientStalled(Duration),
     #[error("client protocol violation: {0}")]
     ClientProtocol(#[from] ProtocolError),
     #[error(transparent)]
@@ -60,6 +62,8 @@ pub struct RelaySettings {
     /// Shared by every client: see `budget`.
     pub memory: Arc<budget::MemoryBudget>,
     pub idle_client_timeout: Option<Duration>,
+    /// See `flush_client`.
+    pub client_write_timeout: Option<Duration>,
     pub idle_in_transaction_timeout: Option<Duration>,
 }
 
@@ -275,20 +279,44 @@ impl ClientConnection {
         }
     }
 
-    /// Writes pending replies to the client.
+    /// Writes pending replies to the client. While it holds a backend connection, a client
+    /// that takes none of them for `client_write_timeout` is evicted: it would hold that
+    /// connection (and its transaction's locks) for as long as it likes.
     async fn flush_client(&mut self) -> Result<(), RelayError> {
-        if !self.to_client.is_empty() {
-            metrics::counter!("redveil_bytes_to_client_total")
-                .increment(self.to_client.len() as u64);
-            self.client
-                .write_all(&self.to_client)
-                .await
-                .map_err(RelayError::ClientIo)?;
-            // A TLS write can return with records still in the TLS buffer (the socket was
-            // full); without a flush they would wait for the next write that may never come.
-            self.client.flush().await.map_err(RelayError::ClientIo)?;
-            self.to_client.clear();
+        if self.to_client.is_empty() {
+            return Ok(());
         }
+        metrics::counter!("redveil_bytes_to_client_total").increment(self.to_client.len() as u64);
+        let stall_limit = self
+            .settings
+            .client_write_timeout
+            .filter(|_| self.backend.is_some());
+        let mut written = 0;
+        while written < self.to_client.len() {
+            let write = self.client.write(&self.to_client[written..]);
+            let n = match stall_limit {
+                Some(limit) => tokio::time::timeout(limit, write)
+                    .await
+                    .map_err(|_| RelayError::ClientStalled(limit))?,
+                None => write.await,
+            }
+            .map_err(RelayError::ClientIo)?;
+            if n == 0 {
+                return Err(RelayError::ClientIo(std::io::ErrorKind::WriteZero.into()));
+            }
+            written += n;
+        }
+        // A TLS write can return with records still in the TLS buffer (the socket was full);
+        // without a flush they would wait for the next write that may never come.
+        let flush = self.client.flush();
+        match stall_limit {
+            Some(limit) => tokio::time::timeout(limit, flush)
+                .await
+                .map_err(|_| RelayError::ClientStalled(limit))?,
+            None => flush.await,
+        }
+        .map_err(RelayError::ClientIo)?;
+        self.to_client.clear();
         Ok(())
     }
 
@@ -353,6 +381,10 @@ impl ClientConnection {
     /// A client-visible error for a failure that ended the connection.
     async fn report(&mut self, error: &RelayError) {
         match error {
+            RelayError::ClientStalled(_) => {
+                tracing::warn!(conn = self.id, user = %self.session.effective_user(), reason = %error, "client evicted");
+                metrics::counter!("redveil_clients_evicted_total").increment(1);
+            }
             RelayError::ClientIo(e) => {
                 tracing::debug!(conn = self.id, error = %e, "client connection lost")
             }

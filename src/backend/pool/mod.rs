@@ -55,6 +55,11 @@ impl BackendPool {
         Self { shared }
     }
 
+    /// Where its connections go (for a connection of the proxy's own, outside the pool).
+    pub fn target(&self) -> &BackendTarget {
+        &self.shared.target
+    }
+
     /// A connection for one transaction (or session), chosen for `want` (see `idle::choose`).
     /// Its `last_client` becomes `want.client` when it comes back.
     pub async fn checkout(&self, want: Affinity<'_>) -> Result<Checkout, BackendError> {
