@@ -206,3 +206,46 @@ async fn min_idle_is_kept_and_idle_and_old_connections_are_reaped() {
     })
     .await;
 }
+
+/// When the cluster cannot take a connection now it says why (too many connections, starting
+/// up, shutting down) and clients hear that, with its SQLSTATE, not a generic 08 error. Here
+/// the pool's login has a connection limit of 0.
+#[tokio::test]
+async fn the_clusters_own_reason_for_refusing_a_connection_reaches_the_client() {
+    let su = cluster().connect_superuser("demo").await.unwrap();
+    su.batch_execute(
+        "DROP ROLE IF EXISTS redveil_no_room; \
+         CREATE ROLE redveil_no_room LOGIN PASSWORD 'no-room' CONNECTION LIMIT 0",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = common::demo();
+    let (toml, ca) = proxy::config_text(dir.path(), "");
+    let toml = toml
+        .replace(
+            &format!("user = \"{}\"", demo.query_user),
+            "user = \"redveil_no_room\"",
+        )
+        .replace(
+            &format!("password = \"{}\"", demo.query_password),
+            "password = \"no-room\"",
+        );
+    let config = redveil::config::Config::parse(&toml, std::path::Path::new("test.toml")).unwrap();
+    let server = redveil::server::Server::bind(config).await.unwrap();
+    let addr = server.local_addr();
+    tokio::spawn(server.serve());
+    let error = proxy::connect_tls(
+        &ca,
+        &format!(
+            "host=localhost port={} dbname=demo user=analyst password={}",
+            addr.port(),
+            proxy::PASSWORD_OF("analyst")
+        ),
+    )
+    .await
+    .expect_err("no connection for the pool");
+    let db = error.as_db_error().expect("an ErrorResponse");
+    assert_eq!(db.code().code(), "53300", "{db:?}");
+    assert!(db.message().contains("too many connections"), "{db:?}");
+}

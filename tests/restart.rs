@@ -9,13 +9,16 @@ use common::{cluster, proxy};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 
-/// 57P01 (admin shutdown, relayed from the backend) or connection-exception class 08.
+/// 57P01 (admin shutdown) or 57P03 (starting up), relayed from the backend, or
+/// connection-exception class 08.
 fn assert_clean_error(err: &tokio_postgres::Error, what: &str) {
     let code = err
         .code()
         .unwrap_or_else(|| panic!("{what}: no SQLSTATE in {err:?}"));
     assert!(
-        code == &SqlState::ADMIN_SHUTDOWN || code.code().starts_with("08"),
+        code == &SqlState::ADMIN_SHUTDOWN
+            || code == &SqlState::CANNOT_CONNECT_NOW
+            || code.code().starts_with("08"),
         "{what}: {} {err}",
         code.code()
     );

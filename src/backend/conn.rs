@@ -206,6 +206,19 @@ impl BackendConn {
                 tag::BACKEND_KEY_DATA => self.key = decode_backend_key(body)?,
                 tag::ERROR_RESPONSE => {
                     let fields = ErrorFields::decode(body)?;
+                    // The server is starting up, shutting down, in recovery or full: its own
+                    // words tell a client to retry. A refusal of the pool's login (28xxx,
+                    // 3D000) stays the proxy's 08004: the client's own login was fine.
+                    if matches!(fields.code.as_str(), "57P03" | "53300" | "57P01") {
+                        return Err(BackendError::Unavailable {
+                            code: match fields.code.as_str() {
+                                "57P03" => "57P03",
+                                "53300" => "53300",
+                                _ => "57P01",
+                            },
+                            message: fields.message,
+                        });
+                    }
                     return Err(BackendError::Login(format!(
                         "{} ({})",
                         fields.message, fields.code

@@ -39,6 +39,10 @@ pub enum BackendError {
     PoolTimeout(u64),
     #[error("no backend connection could be reset for this session")]
     ResetFailed,
+    /// The cluster cannot take a connection now (starting up, shutting down, too many
+    /// connections), in its own words.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     #[error("the cluster did not answer in time while {0}")]
     Timeout(&'static str),
 }
@@ -49,6 +53,7 @@ impl BackendError {
         match self {
             BackendError::PoolTimeout(_) => "53300",
             BackendError::Login(_) => "08004",
+            BackendError::Unavailable { code, .. } => code,
             _ => "08006",
         }
     }

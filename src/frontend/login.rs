@@ -24,9 +24,10 @@ pub enum LoginError {
     /// A startup parameter only the proxy may set.
     #[error("the startup parameter \"{0}\" is reserved for redveil")]
     Reserved(String),
-    /// The cluster refused a startup setting, as it would a direct login.
+    /// The cluster's own refusal, as a direct login would get it: a startup setting it does
+    /// not accept, or no room for a connection now (starting up, shutting down, full).
     #[error("{message}")]
-    Setting { code: String, message: String },
+    Cluster { code: String, message: String },
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     #[error("client I/O: {0}")]
@@ -40,7 +41,7 @@ impl LoginError {
             LoginError::Refused(_) => "28000",
             LoginError::Reserved(_) => "42501",
             LoginError::Impersonation { code, .. } => code,
-            LoginError::Setting { code, .. } => code,
+            LoginError::Cluster { code, .. } => code,
             LoginError::Protocol(e) => e.sqlstate(),
             LoginError::Io(_) => "08006",
         }

@@ -297,10 +297,7 @@ async fn login(
     }
     msg::auth_ok(&mut wire.out);
     let pool = shared.pools.get(&database);
-    let template = pool
-        .template()
-        .await
-        .map_err(|e| LoginError::Refused(format!("cannot reach the cluster: {e}")))?;
+    let template = pool.template().await.map_err(cluster_unreachable)?;
     if !params.unsupported_protocol_options.is_empty() || startup.minor > 0 {
         msg::negotiate_protocol_version(&mut wire.out, params.unsupported_protocol_options.clone());
     }
@@ -312,11 +309,9 @@ async fn login(
             .await
             .map_err(|e| match e {
                 crate::backend::ProbeError::Refused { code, message } => {
-                    LoginError::Setting { code, message }
+                    LoginError::Cluster { code, message }
                 }
-                crate::backend::ProbeError::Backend(e) => {
-                    LoginError::Refused(format!("cannot reach the cluster: {e}"))
-                }
+                crate::backend::ProbeError::Backend(e) => cluster_unreachable(e),
             })?,
     };
     let mut text_encoding = Default::default();
@@ -346,4 +341,15 @@ async fn login(
         session.impersonation.commit();
     }
     Ok((session, cancel))
+}
+
+/// A login that needed the cluster and could not have it.
+fn cluster_unreachable(error: crate::backend::BackendError) -> LoginError {
+    match error {
+        crate::backend::BackendError::Unavailable { code, message } => LoginError::Cluster {
+            code: code.to_string(),
+            message,
+        },
+        other => LoginError::Refused(format!("cannot reach the cluster: {other}")),
+    }
 }
