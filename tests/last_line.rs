@@ -456,3 +456,74 @@ async fn a_token_kept_from_an_impersonation_opens_nothing_after_it() {
         assert_eq!(count(&bi, TOTAL).await, 0, "{pool}");
     }
 }
+
+/// The other ways a client can leave a backend mid-protocol: a failing Bind, a COPY FROM
+/// STDIN never finished, a large result half read, a large Bind cut off after its first
+/// bytes, a message whose length swallows what follows. Each time the next client on the
+/// pool's only connection is served at once, on a connection with nothing of the last one's.
+#[tokio::test]
+async fn every_way_of_leaving_mid_protocol_leaves_the_next_client_unharmed() {
+    use common::raw::{self, RawConn};
+    use redveil::protocol::{frontend, tag};
+    let p = start("[pool]\nsize = 1\n").await;
+    let eu = eu_rows().await;
+    let mut failing_bind = bytes::BytesMut::new();
+    raw::parse(&mut failing_bind, "", "SELECT $1::int");
+    raw::bind(&mut failing_bind, "", "", &[Some(b"not a number")], &[]);
+    raw::execute(&mut failing_bind, "", 0);
+    frontend_flush(&mut failing_bind);
+    let mut copy_in = bytes::BytesMut::new();
+    frontend::query(
+        &mut copy_in,
+        "CREATE TEMP TABLE left_open (x int); COPY left_open FROM STDIN",
+    );
+    frontend::put_message(&mut copy_in, tag::COPY_DATA, b"1\n2\n");
+    let mut half_read = bytes::BytesMut::new();
+    frontend::query(
+        &mut half_read,
+        "BEGIN; SELECT pg_advisory_xact_lock(7), repeat('x', 1000) FROM generate_series(1, 100000)",
+    );
+    // A Bind declaring 1 MB of parameters, of which 100 kB arrive.
+    let mut cut_bind = bytes::BytesMut::new();
+    raw::parse(&mut cut_bind, "", "SELECT length($1)");
+    let param = vec![b'p'; 1 << 20];
+    let mut whole_bind = bytes::BytesMut::new();
+    raw::bind(&mut whole_bind, "", "", &[Some(&param)], &[]);
+    cut_bind.extend_from_slice(&whole_bind[..100_000]);
+    // A Query whose declared length swallows the Sync after it.
+    let mut swallowing = bytes::BytesMut::new();
+    raw::parse(&mut swallowing, "", "SELECT 1");
+    swallowing.extend_from_slice(b"Q\0\0\x10\0SELECT 1;");
+    raw::sync(&mut swallowing);
+    for (what, bytes) in [
+        ("a failing Bind", failing_bind),
+        ("an unfinished COPY FROM STDIN", copy_in),
+        ("a large result half read", half_read),
+        ("a large Bind cut off", cut_bind),
+        ("a length that swallows the Sync", swallowing),
+    ] {
+        let mut leaver = RawConn::proxy(&p, "admin", &[]).await;
+        leaver.send(&bytes).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(leaver);
+        let started = std::time::Instant::now();
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let next = p.connect("analyst").await.unwrap();
+            let n = count(&next, TOTAL).await;
+            let left = show(
+                &next,
+                "SELECT (to_regclass('pg_temp.left_open') IS NULL AND NOT EXISTS \
+                 (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()))::text",
+            )
+            .await;
+            (n, left)
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the next client hung after {what}"));
+        assert_eq!(next, (eu, Some("true".into())), "after {what}");
+        println!(
+            "after {what}: next client served in {:?}",
+            started.elapsed()
+        );
+    }
+}
