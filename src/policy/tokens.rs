@@ -94,17 +94,31 @@ pub async fn mint_impersonation_token(
     issuer: &str,
 ) -> Result<String, String> {
     let token = random_hex();
-    let conn = pool.get().await.map_err(|e| e.to_string())?;
-    conn.execute(
-        &format!(
-            "INSERT INTO {} (token, user_name, issuer, impersonation) VALUES ($1, $2, $3, true)",
-            qualified(SYSTEM_SCHEMA, TOKENS_TABLE)
-        ),
-        &[&token, &user, &issuer],
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    within_deadline(async {
+        let conn = pool.get().await.map_err(|e| e.to_string())?;
+        conn.execute(
+            &format!(
+                "INSERT INTO {} (token, user_name, issuer, impersonation) VALUES ($1, $2, $3, true)",
+                qualified(SYSTEM_SCHEMA, TOKENS_TABLE)
+            ),
+            &[&token, &user, &issuer],
+        )
+        .await
+        .map_err(|e| e.to_string())
+    })
+    .await?;
     Ok(token)
+}
+
+/// A client waits on these exchanges: a cluster that does not answer fails them rather than
+/// the client hanging.
+async fn within_deadline<T>(
+    exchange: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    const DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+    tokio::time::timeout(DEADLINE, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer from the cluster within {DEADLINE:?}")))
 }
 
 /// Deletes impersonation tokens: whoever still holds one reads nothing with it.
@@ -112,16 +126,19 @@ pub async fn retire_impersonation_tokens(
     pool: &super::control::ControlPool,
     tokens: &[String],
 ) -> Result<(), String> {
-    let conn = pool.get().await.map_err(|e| e.to_string())?;
-    conn.execute(
-        &format!(
-            "DELETE FROM {} WHERE impersonation AND token = ANY($1)",
-            qualified(SYSTEM_SCHEMA, TOKENS_TABLE)
-        ),
-        &[&tokens],
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    within_deadline(async {
+        let conn = pool.get().await.map_err(|e| e.to_string())?;
+        conn.execute(
+            &format!(
+                "DELETE FROM {} WHERE impersonation AND token = ANY($1)",
+                qualified(SYSTEM_SCHEMA, TOKENS_TABLE)
+            ),
+            &[&tokens],
+        )
+        .await
+        .map_err(|e| e.to_string())
+    })
+    .await?;
     Ok(())
 }
 
