@@ -444,3 +444,36 @@ async fn a_startup_setting_the_server_refuses_ends_the_login_as_it_would_directl
         assert_eq!(through.map(|e| e.code().code()), Some(code));
     }
 }
+
+#[tokio::test]
+async fn in_session_mode_protocol_statements_keep_their_names_for_sql() {
+    let p = proxy::start("[pool]\nmode = \"session\"\n").await;
+    let mut through = RawConn::proxy(&p, "analyst", SETTINGS).await;
+    let mut direct = RawConn::direct(SETTINGS).await;
+    let mut prepare = BytesMut::new();
+    raw::parse(&mut prepare, "by_protocol", "SELECT $1::int + 1 AS next");
+    raw::sync(&mut prepare);
+    exchange(&mut through, &mut direct, &prepare).await;
+    for sql in [
+        "EXECUTE by_protocol(41)",
+        "SELECT name, statement FROM pg_prepared_statements ORDER BY name",
+    ] {
+        exchange(&mut through, &mut direct, &simple(sql)).await;
+    }
+    // Closed by the protocol, the name is free again for SQL.
+    let mut close = BytesMut::new();
+    frontend_close_statement(&mut close, "by_protocol");
+    raw::sync(&mut close);
+    exchange(&mut through, &mut direct, &close).await;
+    for sql in [
+        "PREPARE by_protocol AS SELECT 'sql'",
+        "EXECUTE by_protocol",
+        "DEALLOCATE by_protocol",
+    ] {
+        exchange(&mut through, &mut direct, &simple(sql)).await;
+    }
+}
+
+fn frontend_close_statement(out: &mut BytesMut, name: &str) {
+    redveil::protocol::frontend::close_statement(out, name);
+}

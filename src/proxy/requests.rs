@@ -210,13 +210,29 @@ impl ClientConnection {
                 if self.intercept_close(target.kind, target.name) {
                     return Ok(Flow::Continue);
                 }
-                if target.is_statement() && !target.name.is_empty() {
+                let named = target.is_statement() && !target.name.is_empty();
+                let removed = named
+                    .then(|| self.session.statements.remove(target.name))
+                    .flatten();
+                // Under the client's own name (session mode): closed on the backend, as on a
+                // direct connection, so that SQL can use the name again.
+                let own_name = removed
+                    .as_ref()
+                    .is_some_and(|s| s.backend_name == target.name);
+                if named && !own_name {
                     // The proxy's backend statement may serve other clients; only the client's
                     // name goes away.
-                    self.session.statements.remove(target.name);
                     let mut reply = BytesMut::new();
                     msg::close_complete(&mut reply);
                     self.pipeline.push(Expect::Synthetic(reply.freeze()));
+                } else if own_name {
+                    let backend = self.backend.as_mut().expect("ensure_backend ran");
+                    backend.prepared.doubt(target.name);
+                    self.to_backend.extend_from_slice(&raw);
+                    self.pipeline.push(Expect::CloseComplete {
+                        forward: true,
+                        backend_name: None,
+                    });
                 } else {
                     if target.is_statement() {
                         self.unnamed_prepared = None;
@@ -350,7 +366,14 @@ impl ClientConnection {
             // statement is prepared under the proxy's name once per backend connection, and
             // the client's unnamed statement maps to it (`prepare_for_client`).
         }
-        let statement = named_statement(&parse, command, rewritten_for, ShapeCell::default());
+        let keep_client_name = self.settings.mode == crate::config::PoolMode::Session;
+        let statement = named_statement(
+            &parse,
+            command,
+            rewritten_for,
+            ShapeCell::default(),
+            keep_client_name,
+        );
         self.prepare_for_client(&parse, statement);
         Ok(())
     }

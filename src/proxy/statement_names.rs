@@ -1,6 +1,8 @@
 //! The names the proxy gives the statements it prepares on backend connections: derived from
 //! the statement, so clients sending the same text share one backend statement (as PgBouncer
-//! does), and under a prefix clients may not use.
+//! does), and under a prefix clients may not use. In session mode a statement that reads no
+//! registered table keeps the client's name: the backend serves that client alone, and SQL
+//! such as `EXECUTE name` finds it, as on a direct connection.
 
 use crate::protocol::frontend::Parse;
 use crate::rewrite::SessionCommand;
@@ -9,15 +11,26 @@ use bytes::BytesMut;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-/// The proxy-named form of a client's statement; `shape` is the one the client knows (a new
-/// cell for a new statement).
+/// The backend form of a client's statement; `shape` is the one the client knows (a new cell
+/// for a new statement). `keep_client_name` (session mode) keeps the client's name for a
+/// statement not rewritten, unless it is one of the proxy's.
 pub(super) fn named_statement(
     parse: &Parse<'_>,
     command: Option<SessionCommand>,
     rewritten_for: Option<RewrittenFor>,
     shape: ShapeCell,
+    keep_client_name: bool,
 ) -> Statement {
-    let backend_name = backend_statement_name(&parse.query, parse.param_types, parse.encoding);
+    let keep = keep_client_name
+        && rewritten_for.is_none()
+        && !parse.name.is_empty()
+        && !parse
+            .name
+            .starts_with(crate::rewrite::BACKEND_STATEMENT_PREFIX);
+    let backend_name = match keep {
+        true => parse.name.to_string(),
+        false => backend_statement_name(&parse.query, parse.param_types, parse.encoding),
+    };
     let mut renamed = BytesMut::new();
     parse.encode_as(&mut renamed, &backend_name);
     Statement {

@@ -242,6 +242,7 @@ impl ClientConnection {
             statement.command.clone(),
             Some(rewritten_for),
             statement.shape.clone(),
+            false,
         )))
     }
 }
