@@ -249,3 +249,38 @@ async fn the_clusters_own_reason_for_refusing_a_connection_reaches_the_client() 
     assert_eq!(db.code().code(), "53300", "{db:?}");
     assert!(db.message().contains("too many connections"), "{db:?}");
 }
+
+/// On a direct connection, the sessions that used a database are gone when their clients
+/// are; through the proxy their backend connections idle in its pool. A DROP DATABASE sent
+/// through the proxy closes them first, so it succeeds as it would directly.
+#[tokio::test]
+async fn drop_database_is_not_stopped_by_the_pools_idle_connections() {
+    let su = cluster().connect_superuser("demo").await.unwrap();
+    let demo = common::demo();
+    su.batch_execute("DROP DATABASE IF EXISTS redveil_dropme")
+        .await
+        .unwrap();
+    su.batch_execute(&format!(
+        "CREATE DATABASE redveil_dropme OWNER {}",
+        demo.query_user
+    ))
+    .await
+    .unwrap();
+    let p = proxy::start("[pool]\nmode = \"session\"\n").await;
+    let user = p
+        .connect_with(&format!(
+            "host=localhost port={} dbname=redveil_dropme user=analyst password={}",
+            p.addr.port(),
+            proxy::PASSWORD_OF("analyst")
+        ))
+        .await
+        .unwrap();
+    user.simple_query("SELECT 1").await.unwrap();
+    drop(user);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let admin = p.connect("analyst").await.unwrap();
+    admin
+        .batch_execute("DROP DATABASE redveil_dropme")
+        .await
+        .expect("no session is left in the database");
+}

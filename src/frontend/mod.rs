@@ -104,6 +104,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
         backend_role: shared.config.backend.user.clone(),
         max_message: limits.max_client_message_bytes,
         memory: shared.memory.clone(),
+        pools: shared.pools.clone(),
         idle_client_timeout: secs(limits.idle_client_timeout_s),
         client_write_timeout: secs(limits.client_write_timeout_s),
         idle_in_transaction_timeout: secs(limits.idle_in_transaction_timeout_s),

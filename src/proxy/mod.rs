@@ -59,6 +59,8 @@ pub struct RelaySettings {
     /// The pool's login role: what `$user` in `search_path` means on the backend.
     pub backend_role: String,
     pub max_message: usize,
+    /// Every database's pool, for closing idle connections a DROP DATABASE would find.
+    pub pools: crate::backend::Pools,
     /// Shared by every client: see `budget`.
     pub memory: Arc<budget::MemoryBudget>,
     pub idle_client_timeout: Option<Duration>,

@@ -7,7 +7,9 @@ use crate::protocol::backend as msg;
 use crate::protocol::frontend::{self, BindHead, Parse, Target};
 use crate::protocol::scan::Piece;
 use crate::protocol::{tag, ProtocolError};
-use crate::rewrite::{classify, split_statements, Denial, Outcome, Scope, SessionCommand};
+use crate::rewrite::{
+    classify, database_to_free, split_statements, Denial, Outcome, Scope, SessionCommand,
+};
 use crate::session::{Expect, RewrittenFor, ShapeCell};
 use bytes::{Bytes, BytesMut};
 
@@ -107,6 +109,9 @@ impl ClientConnection {
                 };
                 metrics::counter!("redveil_statements_total", "protocol" => "simple").increment(1);
                 let statements = split_statements(&text);
+                for database in statements.iter().filter_map(|s| database_to_free(s)) {
+                    self.settings.pools.close_idle(&database);
+                }
                 if self.intercept_query(&statements).await? {
                     return Ok(Flow::Continue);
                 }

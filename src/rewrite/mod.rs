@@ -138,6 +138,30 @@ fn rewrite_statement(
     Ok(result.changed.then(|| statement_ast.to_string()))
 }
 
+/// The database a statement needs no other session in: DROP DATABASE, ALTER DATABASE ...
+/// RENAME, CREATE DATABASE ... TEMPLATE.
+pub fn database_to_free(statement: &str) -> Option<String> {
+    let words: Vec<String> = tokens(statement)
+        .filter_map(|t| match t {
+            Token::Word(w) => Some(w.to_ascii_lowercase()),
+            Token::Quoted(q) => Some(q),
+            _ => None,
+        })
+        .collect();
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["drop", "database", "if", "exists", name, ..]
+        | ["drop", "database", name, ..]
+        | ["alter", "database", name, "rename", ..] => Some(name.to_string()),
+        ["create", "database", ..] => w
+            .iter()
+            .position(|word| *word == "template")
+            .and_then(|at| w.get(at + 1))
+            .map(|name| name.to_string()),
+        _ => None,
+    }
+}
+
 /// `EXPLAIN ANALYZE ...` or `EXPLAIN (ANALYZE ...) ...`.
 fn explains_by_running(statement: &sqlparser::ast::Statement) -> bool {
     match statement {

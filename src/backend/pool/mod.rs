@@ -218,11 +218,12 @@ async fn maintain(pool: &Weak<Shared>) -> Option<bool> {
     Some(true)
 }
 
-/// Pools by database name, created on first use.
+/// Pools by database name, created on first use. Clones share the pools.
+#[derive(Clone)]
 pub struct Pools {
     base: BackendTarget,
     settings: crate::config::PoolConfig,
-    pools: DashMap<String, BackendPool>,
+    pools: Arc<DashMap<String, BackendPool>>,
 }
 
 impl Pools {
@@ -230,7 +231,7 @@ impl Pools {
         Self {
             base,
             settings,
-            pools: DashMap::new(),
+            pools: Arc::new(DashMap::new()),
         }
     }
 
@@ -251,5 +252,15 @@ impl Pools {
     /// Where cancel requests for this cluster go.
     pub fn target(&self) -> &BackendTarget {
         &self.base
+    }
+
+    /// Closes the idle connections to `database`, which a DROP DATABASE (or a RENAME, or a
+    /// CREATE DATABASE copying it) would otherwise find in use: on a direct connection the
+    /// sessions that used it are gone. PostgreSQL waits a few seconds for closed sessions to
+    /// end, so the statement that follows succeeds.
+    pub fn close_idle(&self, database: &str) {
+        if let Some(pool) = self.pools.get(database) {
+            pool.shared.close_idle();
+        }
     }
 }

@@ -150,6 +150,17 @@ impl Shared {
         drop(expired);
     }
 
+    /// Closes every idle connection (each leaves a free place).
+    pub fn close_idle(&self) {
+        let closed: Vec<BackendConn> = {
+            let mut state = self.lock();
+            let closed: Vec<BackendConn> = state.idle.drain(..).map(|idle| idle.conn).collect();
+            state.open -= closed.len() as u32;
+            closed
+        };
+        drop(closed);
+    }
+
     /// A checked-out connection came back.
     fn give_back(self: &Arc<Self>, conn: BackendConn) {
         if conn.broken || self.limits.too_old(&conn, Instant::now()) {

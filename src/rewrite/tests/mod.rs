@@ -262,3 +262,21 @@ fn where_nothing_is_registered_only_redveils_own_names_are_refused() {
         assert!(run(sql).is_err(), "{sql} is refused");
     }
 }
+
+#[test]
+fn statements_that_need_a_database_without_sessions() {
+    for (sql, database) in [
+        ("DROP DATABASE testdb", Some("testdb")),
+        (
+            "drop database if exists \"Test DB\" with (force)",
+            Some("Test DB"),
+        ),
+        ("ALTER DATABASE old RENAME TO new", Some("old")),
+        ("CREATE DATABASE copy TEMPLATE = source", Some("source")),
+        ("CREATE DATABASE plain", None),
+        ("ALTER DATABASE d SET work_mem = '1MB'", None),
+        ("SELECT 'drop database x'", None),
+    ] {
+        assert_eq!(database_to_free(sql).as_deref(), database, "{sql}");
+    }
+}
