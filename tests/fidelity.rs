@@ -477,3 +477,29 @@ async fn in_session_mode_protocol_statements_keep_their_names_for_sql() {
 fn frontend_close_statement(out: &mut BytesMut, name: &str) {
     redveil::protocol::frontend::close_statement(out, name);
 }
+
+#[tokio::test]
+async fn in_session_mode_the_client_knows_its_backends_process_id() {
+    let p = proxy::start("[pool]\nmode = \"session\"\n").await;
+    let mut through = RawConn::proxy(&p, "analyst", &[]).await;
+    let key_pid = through
+        .startup
+        .iter()
+        .find(|m| m.tag == tag::BACKEND_KEY_DATA)
+        .map(|m| i32::from_be_bytes(m.body()[..4].try_into().unwrap()))
+        .expect("BackendKeyData");
+    let replies = through
+        .simple("LISTEN fidelity; NOTIFY fidelity, 'hi'; SELECT pg_backend_pid()")
+        .await;
+    let notified_by = replies
+        .iter()
+        .find(|m| m.tag == tag::NOTIFICATION)
+        .map(|m| i32::from_be_bytes(m.body()[..4].try_into().unwrap()))
+        .expect("the notification");
+    let row = replies
+        .iter()
+        .find(|m| m.tag == tag::DATA_ROW)
+        .expect("pg_backend_pid()");
+    let backend_pid: i32 = String::from_utf8_lossy(&row.body()[6..]).parse().unwrap();
+    assert_eq!((key_pid, notified_by), (backend_pid, backend_pid));
+}

@@ -55,15 +55,20 @@ pub struct CancelRegistry {
 }
 
 impl CancelRegistry {
-    /// A fresh random key and its slot; the key is unregistered by dropping the guard.
-    pub fn register(self: &Arc<Self>) -> CancelGuard {
+    /// A fresh key and its slot; the key is unregistered by dropping the guard. `pid` is the
+    /// key's process id when the client has a backend connection of its own (session mode):
+    /// the backend's, which drivers compare with `pg_backend_pid()` and NOTIFY senders; the
+    /// secret stays the proxy's.
+    pub fn register(self: &Arc<Self>, pid: Option<i32>) -> CancelGuard {
         let rng = ring::rand::SystemRandom::new();
         loop {
             let mut bytes = [0u8; 8];
             if ring::rand::SecureRandom::fill(&rng, &mut bytes).is_err() {
                 continue;
             }
-            let pid = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) & 0x7fff_ffff;
+            let pid = pid.unwrap_or(
+                i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) & 0x7fff_ffff,
+            );
             let secret = i32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
             let key = (pid, secret);
             let slot = Arc::new(CancelSlot::default());

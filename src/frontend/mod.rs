@@ -73,7 +73,14 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let _ = socket.set_nodelay(true);
     let limit = Duration::from_millis(shared.config.limits.startup_timeout_ms);
     let started = tokio::time::timeout(limit, start(socket, peer, &shared, id)).await;
-    let (wire, session, cancel) = match started {
+    let (
+        wire,
+        LoggedIn {
+            session,
+            cancel,
+            backend,
+        },
+    ) = match started {
         Ok(Ok(Some(ready))) => ready,
         Ok(Ok(None)) => return,
         Ok(Err((mut wire, e))) => {
@@ -109,7 +116,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
         client_write_timeout: secs(limits.client_write_timeout_s),
         idle_in_transaction_timeout: secs(limits.idle_in_transaction_timeout_s),
     };
-    let connection = ClientConnection::new(
+    let mut connection = ClientConnection::new(
         id,
         wire.stream,
         wire.buf,
@@ -118,6 +125,9 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
         cancel.slot.clone(),
         settings,
     );
+    if let Some(backend) = backend {
+        connection.adopt_backend(backend);
+    }
     connection
         .run(shared.shutdown.clone(), shared.hard_stop.clone())
         .await;
@@ -126,7 +136,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     tracing::debug!(conn = id, "client disconnected");
 }
 
-type Started = Option<(Wire, Session, cancel::CancelGuard)>;
+type Started = Option<(Wire, LoggedIn)>;
 
 /// Startup up to ReadyForQuery. `Ok(None)` for connections that end there (cancel requests).
 async fn start(
@@ -202,8 +212,8 @@ async fn start(
         out: BytesMut::new(),
         scanner: Scanner::new(Direction::FromClient, 16 * 1024),
     };
-    match login(&mut wire, startup, peer, shared).await {
-        Ok(ready) => Ok(Some((wire, ready.0, ready.1))),
+    match login(&mut wire, startup, peer, shared, id).await {
+        Ok(ready) => Ok(Some((wire, ready))),
         Err(e) => Err((wire, e)),
     }
 }
@@ -213,7 +223,8 @@ async fn login(
     startup: StartupMessage,
     peer: SocketAddr,
     shared: &Arc<Shared>,
-) -> Result<(Session, cancel::CancelGuard), LoginError> {
+    id: u64,
+) -> Result<LoggedIn, LoginError> {
     // Users come from the catalog in force, so a reload adds and removes them.
     let policy = shared.policy.current();
     let config = &policy.config;
@@ -328,20 +339,45 @@ async fn login(
         }
         msg::parameter_status(&mut wire.out, &name, &value);
     }
-    let cancel = shared.cancels.register();
-    msg::backend_key_data(&mut wire.out, cancel.key.0, cancel.key.1);
-    msg::ready_for_query(&mut wire.out, b'I');
-    wire.flush().await?;
-    tracing::info!(%peer, user = %user_name, %database, "client logged in");
-    metrics::counter!("redveil_logins_total").increment(1);
-    let mut session = Session::new(user_name, database, settings);
+    let mut session = Session::new(user_name.clone(), database.clone(), settings);
     session.peer = peer.to_string();
     session.text_encoding = text_encoding;
     if let Some(target) = impersonate {
         session.impersonation.set(Some(target));
         session.impersonation.commit();
     }
-    Ok((session, cancel))
+    // In session mode the client's backend connection is its own from now on: it is taken
+    // here, so the key the client is told carries that connection's process id.
+    let backend = match shared.config.pool.mode {
+        crate::config::PoolMode::Session => Some(
+            crate::proxy::checkout_serving(&pool, id, session.effective_user())
+                .await
+                .map_err(cluster_unreachable)?,
+        ),
+        crate::config::PoolMode::Transaction => None,
+    };
+    let cancel = shared.cancels.register(backend.as_ref().map(|b| b.key.0));
+    if let Some(backend) = &backend {
+        cancel.slot.set(backend.peer, backend.key).await;
+    }
+    msg::backend_key_data(&mut wire.out, cancel.key.0, cancel.key.1);
+    msg::ready_for_query(&mut wire.out, b'I');
+    wire.flush().await?;
+    tracing::info!(%peer, user = %user_name, %database, "client logged in");
+    metrics::counter!("redveil_logins_total").increment(1);
+    Ok(LoggedIn {
+        session,
+        cancel,
+        backend,
+    })
+}
+
+/// A client past ReadyForQuery.
+struct LoggedIn {
+    session: Session,
+    cancel: cancel::CancelGuard,
+    /// Its backend connection, in session mode.
+    backend: Option<crate::backend::Checkout>,
 }
 
 /// A login that needed the cluster and could not have it.

@@ -458,23 +458,13 @@ impl ClientConnection {
     }
 
     async fn checkout_for_client(&mut self) -> Result<Checkout, BackendError> {
-        // A reset that fails closes that connection; another is tried, a few times at most.
-        for _ in 0..3 {
-            let want = Affinity {
-                client: self.id,
-                user: self.session.effective_user(),
-            };
-            let mut backend = self.pool.checkout(want).await?;
-            if backend.serves_only(self.session.effective_user()) {
-                return Ok(backend);
-            }
-            metrics::counter!("redveil_backend_resets_total").increment(1);
-            crate::backend::reset_session(&mut backend).await;
-            if !backend.broken {
-                return Ok(backend);
-            }
-        }
-        Err(BackendError::ResetFailed)
+        checkout_serving(&self.pool, self.id, self.session.effective_user()).await
+    }
+
+    /// The backend connection taken for this client at login (session mode); its cancel
+    /// slot is already set.
+    pub fn adopt_backend(&mut self, backend: Checkout) {
+        self.backend = Some(backend);
     }
 
     /// Relays the replies the proxy answered itself that are now next in line.
@@ -549,4 +539,26 @@ impl ClientConnection {
             self.backend = None;
         }
     }
+}
+
+/// A connection for client `client` acting as `user`: one that holds another identity is
+/// reset completely first, and the reset confirmed. A reset that fails closes that connection;
+/// another is tried, a few times at most.
+pub async fn checkout_serving(
+    pool: &BackendPool,
+    client: u64,
+    user: &str,
+) -> Result<Checkout, BackendError> {
+    for _ in 0..3 {
+        let mut backend = pool.checkout(Affinity { client, user }).await?;
+        if backend.serves_only(user) {
+            return Ok(backend);
+        }
+        metrics::counter!("redveil_backend_resets_total").increment(1);
+        crate::backend::reset_session(&mut backend).await;
+        if !backend.broken {
+            return Ok(backend);
+        }
+    }
+    Err(BackendError::ResetFailed)
 }
