@@ -21,7 +21,7 @@
 # redveil (a [[users]] entry of that name; redveil's [backend] user is that superuser too).
 #
 # Downloads, the venv and results live in .peer-suites/ (gitignored); reruns are offline.
-# Results: .peer-suites/results/<target>/<suite>.txt, one failing test (or regression file
+# Results: .peer-suites/results/<target>/<suite>.txt (results-ci/ for --subset ci), one failing test (or regression file
 # whose output differs from the direct run's) per line, `<id><TAB><error>`, sorted, so targets
 # can be diffed; <suite>.time holds the seconds the suite took. --keep also copies the suite
 # runners' logs and the proxy and cluster logs there.
@@ -83,7 +83,9 @@ die() { log "error: $*"; exit 1; }
 
 cache=$repo/.peer-suites
 dl=$cache/dl
-results=$cache/results
+# A subset's results (regression files run without the others before them, too) go to a
+# directory of their own, compared only with the direct run of the same subset.
+results=$cache/results${subset:+-$subset}
 mkdir -p "$dl" "$results"
 here=$repo/scripts/peer_suites
 
@@ -152,7 +154,7 @@ if [[ " ${suites[*]} " == *" node "* ]]; then
     if tar tzf "$dl/pg-$PG_NODE_VERSION.tgz" | grep -q '^package/test/'; then
         node_note="the npm tarball of pg@$PG_NODE_VERSION now ships test/: wire it in"
     else
-        node_note="npm pg@$PG_NODE_VERSION ships no tests (only lib/, esm/): skipped"
+        node_note="npm pg@$PG_NODE_VERSION ships no tests (only lib/, esm/), node skipped"
     fi
     log "node-postgres: $node_note"
 fi
@@ -335,19 +337,19 @@ run_asyncpg() {
 run_regress() {
     local target=$1 out=$2 logf=$3
     env "${su_env[@]}" psql -X -q -c "CREATE DATABASE regression TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'" >/dev/null
-    local only=()
+    local only=() dir=regress
     [ "$subset" = ci ] && only=(--only "$here/regress_ci.txt")
-    rm -rf "$results/$target/regress"
+    rm -rf "${results:?}/$target/$dir"
     env "${client_env[@]}" PGDATABASE=regression "$venv_python" "$here/regress.py" run \
         --sql-dir "$regress_sql" --schedule "$here/regress_schedule" \
-        --out-dir "$results/$target/regress" "${only[@]}" >"$logf.summary" 2>"$logf"
+        --out-dir "$results/$target/$dir" "${only[@]}" >"$logf.summary" 2>"$logf"
     if [ "$target" = direct ]; then
         : >"$out"
         sed -i 's/.*files in.*/& (the reference)/' "$logf.summary"
     else
-        [ -d "$results/direct/regress" ] || { log "regress: no direct run to compare with (run --target direct first)"; return 1; }
-        "$venv_python" "$here/regress.py" compare --ref "$results/direct/regress" \
-            --out-dir "$results/$target/regress" --fails "$out" >>"$logf.summary"
+        [ -d "$results/direct/$dir" ] || { log "regress: no direct run to compare with (add --target direct)"; return 1; }
+        "$venv_python" "$here/regress.py" compare --ref "$results/direct/$dir" \
+            --out-dir "$results/$target/$dir" --fails "$out" >>"$logf.summary"
     fi
 }
 venv_python=$venv/bin/python
@@ -404,6 +406,6 @@ for target in "${targets[@]}"; do
 done
 log "all done in $(($(date +%s) - t_start))s"
 
-report_args=(--results "$results" --suites "${suites[*]}" --targets "${targets[*]}")
+report_args=(--results "$results" --suites "${suites[*]}" --targets "${targets[*]}" --subset "$subset")
 [ "$check" -eq 1 ] && report_args+=(--check "$here/expected.toml")
 python3 "$here/report.py" "${report_args[@]}"

@@ -33,6 +33,8 @@ NORMALISE = [
     (re.compile(r"server process with PID [0-9]+"), "server process with PID N"),
     (re.compile(r"PID [0-9]+"), "PID N"),
     (re.compile(r"(port=?|port )[0-9]{2,5}"), r"\1N"),
+    # Each target's output directory (PG_ABS_BUILDDIR, PG_LIBDIR) appears in file names.
+    (re.compile(r"/results/[a-z-]+/regress"), "/results/TARGET/regress"),
 ]
 
 
@@ -115,8 +117,8 @@ def cmd_compare(args):
                 missing += 1
                 fails.write(f"{ours.stem}\tno direct output to compare with\n")
                 continue
-            a = theirs.read_text().splitlines()
-            b = ours.read_text().splitlines()
+            a = normalise(theirs.read_text()).splitlines()
+            b = normalise(ours.read_text()).splitlines()
             if a == b:
                 same += 1
                 continue
