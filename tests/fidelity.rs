@@ -503,3 +503,42 @@ async fn in_session_mode_the_client_knows_its_backends_process_id() {
     let backend_pid: i32 = String::from_utf8_lossy(&row.body()[6..]).parse().unwrap();
     assert_eq!((key_pid, notified_by), (backend_pid, backend_pid));
 }
+
+/// What a RESET of a setting given at startup does from the next statement on is what it
+/// does directly: the startup value is back. (The ParameterStatus the RESET itself brings
+/// reports the server's default: known and left, see the issue note.)
+#[tokio::test]
+async fn reset_goes_back_to_the_startup_value_as_on_a_direct_connection() {
+    for pool in ["", "[pool]\nmode = \"session\"\n"] {
+        let p = proxy::start(pool).await;
+        let mut through = RawConn::proxy(&p, "analyst", SETTINGS).await;
+        let mut direct = RawConn::direct(SETTINGS).await;
+        for sql in [
+            "SET DateStyle = 'German'",
+            "RESET DateStyle",
+            "SHOW DateStyle",
+            "SELECT '2024-02-29'::date",
+            "SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'",
+            "RESET ALL",
+            "SELECT current_setting('TimeZone'), current_setting('IntervalStyle')",
+            "SET DateStyle TO DEFAULT",
+            "SHOW DateStyle",
+        ] {
+            if sql.starts_with("RESET") || sql.ends_with("DEFAULT") {
+                let without_status = |replies: Vec<Msg>| -> Vec<Msg> {
+                    replies
+                        .into_iter()
+                        .filter(|m| m.tag != tag::PARAMETER_STATUS)
+                        .collect()
+                };
+                through.send(&simple(sql)).await;
+                direct.send(&simple(sql)).await;
+                let via_proxy = without_status(through.until_ready().await);
+                let straight = without_status(direct.until_ready().await);
+                assert_same(&via_proxy, &straight, sql.as_bytes());
+            } else {
+                exchange(&mut through, &mut direct, &simple(sql)).await;
+            }
+        }
+    }
+}

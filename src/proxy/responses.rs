@@ -133,7 +133,10 @@ impl ClientConnection {
                         self.session.impersonation.discard_queued(skipped);
                     }
                     if self.session.ready(status) {
-                        let fingerprint = self.session.state.fingerprint();
+                        let fingerprint = match self.session.take_startup_value_restored() {
+                            true => crate::session::SETTINGS_UNKNOWN,
+                            false => self.session.state.fingerprint(),
+                        };
                         if let Some(backend) = self.backend.as_mut() {
                             backend.settings = fingerprint;
                             // Sticky: a PREPARE whose transaction failed still exists.

@@ -11,7 +11,7 @@ mod state;
 pub use impersonation::Impersonation;
 pub use pipeline::{Expect, Pipeline, Skipped, Substitution};
 pub use shape::{Shape, ShapeCell, CHANGED_MESSAGE, CHANGED_SQLSTATE};
-pub use state::{quote_literal, RewrittenFor, SessionState, Statement};
+pub use state::{quote_literal, RewrittenFor, SessionState, Statement, SETTINGS_UNKNOWN};
 
 use crate::rewrite::{SessionCommand, TransactionCommand};
 use savepoints::Savepoints;
@@ -39,6 +39,8 @@ pub struct Session {
     failed: bool,
     /// `state` changed since the last ReadyForQuery.
     state_changed: bool,
+    /// A committed RESET put a startup value back that the backend connection does not have.
+    startup_value_restored: bool,
     pub tx_status: u8,
     pub impersonation: Impersonation,
     /// The client's address, for audit records.
@@ -59,6 +61,7 @@ impl Session {
             savepoints: Savepoints::default(),
             failed: false,
             state_changed: false,
+            startup_value_restored: false,
             tx_status: IDLE,
             impersonation: Impersonation::default(),
             peer: String::new(),
@@ -133,6 +136,12 @@ impl Session {
         std::mem::take(&mut self.state_changed)
     }
 
+    /// Whether the backend connection's settings are behind the session's since the last
+    /// call (see `startup_value_restored`).
+    pub fn take_startup_value_restored(&mut self) -> bool {
+        std::mem::take(&mut self.startup_value_restored)
+    }
+
     fn end_transaction(&mut self, commit: bool) {
         self.failed = false;
         self.savepoints.clear();
@@ -147,6 +156,7 @@ impl Session {
             if command == SessionCommand::DiscardAll {
                 self.statements.clear();
             }
+            self.startup_value_restored |= self.state.restores_startup_value(&command);
             self.state.apply(command);
             self.search_path.take();
             self.state_changed = true;

@@ -34,6 +34,9 @@ pub struct RewrittenFor {
     pub user: String,
 }
 
+/// A backend connection's settings match no state: the next statement replays them all.
+pub const SETTINGS_UNKNOWN: u64 = u64::MAX;
+
 /// Settings and SQL-prepared statements, in replay order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SessionState {
@@ -77,7 +80,20 @@ impl SessionState {
         }
     }
 
-    /// 0 for a state equal to a fresh pool connection's; otherwise a hash of the state.
+    /// Whether `command` puts a setting back to its startup value, which the server does not
+    /// know: on a pooled connection its RESET goes to the server's default instead.
+    pub fn restores_startup_value(&self, command: &SessionCommand) -> bool {
+        match command {
+            SessionCommand::Reset { name } | SessionCommand::SetDefault { name } => {
+                self.startup.contains_key(name)
+            }
+            SessionCommand::ResetAll | SessionCommand::DiscardAll => !self.startup.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// 0 for a state equal to a fresh pool connection's; otherwise a hash of the state, never
+    /// [`SETTINGS_UNKNOWN`].
     pub fn fingerprint(&self) -> u64 {
         if self.settings.is_empty() && self.prepared.is_empty() {
             return 0;
@@ -85,7 +101,7 @@ impl SessionState {
         let mut h = DefaultHasher::new();
         self.settings.hash(&mut h);
         self.prepared.hash(&mut h);
-        h.finish().max(1)
+        h.finish().clamp(1, SETTINGS_UNKNOWN - 1)
     }
 
     /// The raw startup value of `name` while the session has not changed it since.
