@@ -92,12 +92,24 @@ start_redveil cache true "$cache_port"
 nocache_port=$(free_port)
 start_redveil nocache false "$nocache_port"
 
+# The system role, which is also the catalog's [control] role (examples/bench_cluster.rs).
 raw_env=(PGHOST="$pg_host" PGPORT="$pg_port" PGUSER="${backend[system_user]}"
     PGPASSWORD="${backend[system_password]}" PGDATABASE="$database" PGSSLMODE=disable)
-# The view without the proxy: the query role, with immuta.user pinned as the proxy pins it.
+# The views find their user only by looking the pinned `immuta.token` up in
+# immuta_system.session_tokens (src/policy/tokens.rs), which only the system role reads. The
+# proxies' sync wrote a token per catalog user when they started (one set per proxy instance,
+# valid while it runs); take analyst's own (not an impersonation's) to pin directly.
+analyst_token=$(env "${raw_env[@]}" psql -X -A -t -v ON_ERROR_STOP=1 -c \
+    "SELECT token FROM immuta_system.session_tokens
+     WHERE user_name = 'analyst' AND NOT impersonation ORDER BY token LIMIT 1") ||
+    die "cannot read analyst's token from immuta_system.session_tokens"
+[[ $analyst_token =~ ^[0-9a-f]+$ ]] || die "no token for analyst in immuta_system.session_tokens"
+# The view without the proxy: the query role, with analyst's token pinned for the session
+# (a session-level setting, as the proxy's set_config('immuta.token', $1, false) is), at
+# connect time so the measured statements are the same lookups as before.
 view_env=(PGHOST="$pg_host" PGPORT="$pg_port" PGUSER="${backend[query_user]}"
     PGPASSWORD="${backend[query_password]}" PGDATABASE="$database" PGSSLMODE=disable
-    PGOPTIONS="-c immuta.user=analyst")
+    PGOPTIONS="-c immuta.token=$analyst_token")
 rv_cache_env=(PGHOST=127.0.0.1 PGPORT="$cache_port" PGUSER=analyst PGPASSWORD=analyst
     PGDATABASE="$database" PGSSLMODE="$proxy_sslmode")
 rv_nocache_env=(PGHOST=127.0.0.1 PGPORT="$nocache_port" PGUSER=analyst PGPASSWORD=analyst

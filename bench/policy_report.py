@@ -17,7 +17,7 @@ from report import fmt, median, num  # noqa: E402
 TARGETS = ["raw", "view", "rv_cache", "rv_nocache"]
 LABEL = {
     "raw": "direct PostgreSQL, raw table `hr.employees` (system role)",
-    "view": "direct PostgreSQL, policy view `immuta.hr_employees` (query role, `immuta.user=analyst`)",
+    "view": "direct PostgreSQL, policy view `immuta.hr_employees` (query role, analyst's `immuta.token`)",
     "rv_cache": "redveil as `analyst`, plan cache on",
     "rv_nocache": "redveil as `analyst`, plan cache off",
 }
