@@ -18,6 +18,7 @@
 //!   fails fails the checkout that asked for it at once: a cluster that is down fails
 //!   statements now, not after the timeout.
 
+mod backoff;
 mod idle;
 mod shared;
 

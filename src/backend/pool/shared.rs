@@ -35,6 +35,8 @@ pub(super) struct Shared {
     /// are told at startup (in transaction mode no one backend connection owns the session).
     pub template: OnceLock<Vec<(String, String)>>,
     state: Mutex<State>,
+    /// Keeps connects from hammering a cluster that just refused one.
+    backoff: super::backoff::ConnectBackoff,
     /// Wakes the maintenance task when the idle count may have dropped below `min_idle`.
     pub wake: Arc<Notify>,
     /// Stops the maintenance task when the pool goes.
@@ -88,6 +90,7 @@ impl Shared {
                 waiters: VecDeque::new(),
                 returns: 0,
             }),
+            backoff: Default::default(),
             wake: Arc::new(Notify::new()),
             _stop: stop.drop_guard(),
         }
@@ -350,14 +353,19 @@ impl Drop for Checkout {
 
 /// Opens a connection in `slot`; a failure frees the slot (to the first waiter).
 pub(super) async fn open(pool: &Shared, slot: Slot) -> Result<Checkout, BackendError> {
+    if let Some(refusal) = pool.backoff.refusal(Instant::now()) {
+        return Err(refusal);
+    }
     match BackendConn::connect(&pool.target).await {
         Ok(conn) => {
+            pool.backoff.succeeded();
             let _ = pool.template.set(conn.params.clone());
             metrics::counter!("redveil_backend_connections_opened_total").increment(1);
             Ok(slot.fill(conn))
         }
         Err(error) => {
             tracing::warn!(error = %error, "cannot open a backend connection");
+            pool.backoff.failed(&error, Instant::now());
             Err(error)
         }
     }
