@@ -101,20 +101,8 @@ fi
 
 # ---------------------------------------------------------------- redveil, small pool, /metrics
 
-rv_port=$(free_port)
-metrics_port=$(free_port)
-{
-    echo "# Written by bench/isolation.sh."
-    redveil_config "$rv_port" "$database" "$POOL_SIZE" "
-[metrics]
-listen = \"127.0.0.1:$metrics_port\""
-    # [control], the demo users (password = name) and data sources, exactly as `redveil demo`.
-    cat "$tmp/catalog.toml"
-} >"$tmp/redveil.toml"
-log "starting redveil on 127.0.0.1:$rv_port (pool $POOL_SIZE, TLS $BENCH_TLS, metrics on :$metrics_port)"
-"$redveil_bin" --config "$tmp/redveil.toml" >"$tmp/redveil.log" 2>&1 &
-pids+=("$!")
-rv_pid=$!
+start_redveil_with_metrics isolation.sh
+log "started redveil on 127.0.0.1:$rv_port (pool $POOL_SIZE, TLS $BENCH_TLS, metrics on :$metrics_port)"
 
 # The demo users log in with password = name.
 user_env() {

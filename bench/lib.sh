@@ -119,3 +119,23 @@ level = "warn"
 $extra
 EOT
 }
+
+# Writes $tmp/redveil.toml (the bench cluster's `database`, a pool of POOL_SIZE, /metrics on
+# a free port, the catalog of `start_cluster`) and starts `redveil_bin` on a free port,
+# logging to $tmp/redveil.log (redveil logs to stdout). Sets rv_port, metrics_port, rv_pid.
+start_redveil_with_metrics() {
+    local script=$1
+    rv_port=$(free_port)
+    metrics_port=$(free_port)
+    {
+        echo "# Written by bench/$script."
+        redveil_config "$rv_port" "$database" "$POOL_SIZE" "
+[metrics]
+listen = \"127.0.0.1:$metrics_port\""
+        # [control], the demo users (password = name) and data sources, as `redveil demo`.
+        cat "$tmp/catalog.toml"
+    } >"$tmp/redveil.toml"
+    "$redveil_bin" --config "$tmp/redveil.toml" >"$tmp/redveil.log" 2>&1 &
+    rv_pid=$!
+    pids+=("$rv_pid")
+}

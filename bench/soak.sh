@@ -107,21 +107,8 @@ else
     rv_tls_mode=disable proxy_ssl="sslmode=disable"
 fi
 
-rv_port=$(free_port)
-metrics_port=$(free_port)
-{
-    echo "# Written by bench/soak.sh."
-    redveil_config "$rv_port" "$database" "$POOL_SIZE" "
-[metrics]
-listen = \"127.0.0.1:$metrics_port\""
-    # [control], the demo users (password = name) and data sources, exactly as `redveil demo`.
-    cat "$tmp/catalog.toml"
-} >"$tmp/redveil.toml"
-log "starting redveil on 127.0.0.1:$rv_port (transaction mode, pool $POOL_SIZE, TLS $BENCH_TLS)"
-# redveil logs to stdout.
-"$redveil_bin" --config "$tmp/redveil.toml" >"$tmp/redveil.log" 2>&1 &
-rv_pid=$!
-pids+=("$rv_pid")
+start_redveil_with_metrics soak.sh
+log "started redveil on 127.0.0.1:$rv_port (transaction mode, pool $POOL_SIZE, TLS $BENCH_TLS)"
 wait_sql redveil PGHOST=127.0.0.1 PGPORT="$rv_port" PGUSER=analyst PGPASSWORD=analyst \
     PGDATABASE="$database" PGSSLMODE=require
 

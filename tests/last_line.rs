@@ -385,21 +385,27 @@ async fn a_batch_left_without_sync_never_reaches_the_next_client() {
         // Its replies arrive (the proxy relays them); then it goes without a Sync.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         drop(leaver);
-        let next = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            let next = p.connect("analyst").await.unwrap();
-            let n = count(&next, TOTAL).await;
-            let left = show(
-                &next,
-                "SELECT (to_regclass('pg_temp.left_open') IS NULL AND NOT EXISTS \
-                 (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()))::text",
-            )
-            .await;
-            (n, left)
-        })
-        .await
-        .unwrap_or_else(|_| panic!("the next client hung after {statements:?}"));
-        assert_eq!(next, (eu, Some("true".into())), "{statements:?}");
+        next_client_finds_nothing_left(&p, eu, &format!("{statements:?}")).await;
     }
+}
+
+/// The next client on the pool's only connection is served at once, reads what its user
+/// may, and finds nothing the last client left there (a temp table, an advisory lock).
+async fn next_client_finds_nothing_left(p: &common::proxy::TestProxy, eu: i64, after: &str) {
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let next = p.connect("analyst").await.unwrap();
+        let n = count(&next, TOTAL).await;
+        let left = show(
+            &next,
+            "SELECT (to_regclass('pg_temp.left_open') IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()))::text",
+        )
+        .await;
+        (n, left)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the next client hung after {after}"));
+    assert_eq!(next, (eu, Some("true".into())), "after {after}");
 }
 
 fn frontend_flush(out: &mut bytes::BytesMut) {
@@ -507,20 +513,7 @@ async fn every_way_of_leaving_mid_protocol_leaves_the_next_client_unharmed() {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         drop(leaver);
         let started = std::time::Instant::now();
-        let next = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            let next = p.connect("analyst").await.unwrap();
-            let n = count(&next, TOTAL).await;
-            let left = show(
-                &next,
-                "SELECT (to_regclass('pg_temp.left_open') IS NULL AND NOT EXISTS \
-                 (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()))::text",
-            )
-            .await;
-            (n, left)
-        })
-        .await
-        .unwrap_or_else(|_| panic!("the next client hung after {what}"));
-        assert_eq!(next, (eu, Some("true".into())), "after {what}");
+        next_client_finds_nothing_left(&p, eu, what).await;
         println!(
             "after {what}: next client served in {:?}",
             started.elapsed()

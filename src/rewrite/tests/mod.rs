@@ -29,12 +29,15 @@ fn registry() -> Registry {
 }
 
 fn run(sql: &str, search_path: &str) -> Result<Rewritten, Denial> {
-    let registry = registry();
+    run_with(&registry(), sql, search_path)
+}
+
+fn run_with(registry: &Registry, sql: &str, search_path: &str) -> Result<Rewritten, Denial> {
     let path = parse_search_path_list(search_path, "redveil_query");
     rewrite(
         sql,
         Scope {
-            registry: &registry,
+            registry,
             database: "demo",
             search_path: &path,
             backend_role: "redveil_query",
@@ -219,18 +222,7 @@ fn function_set_clauses_cannot_forge_identity_settings() {
 #[test]
 fn where_nothing_is_registered_only_redveils_own_names_are_refused() {
     let registry = Registry::new("immuta", []);
-    let path = parse_search_path_list("public", "redveil_query");
-    let run = |sql: &str| {
-        rewrite(
-            sql,
-            Scope {
-                registry: &registry,
-                database: "demo",
-                search_path: &path,
-                backend_role: "redveil_query",
-            },
-        )
-    };
+    let run = |sql: &str| run_with(&registry, sql, "public");
     for sql in [
         "SET ROLE regress_user",
         "RESET ROLE",
