@@ -57,7 +57,7 @@ for target in "${targets[@]}"; do
         echo "!! $target failed; log: $log"
         if [ -n "$reproducer" ]; then
             echo "!! reproducer: $reproducer"
-            echo "!! replay: RUSTC_BOOTSTRAP=1 $tools/bin/cargo-fuzz run ${build_flags[*]} $target $reproducer"
+            echo "!! replay: PATH=$tools/bin:\$PATH RUSTC_BOOTSTRAP=1 cargo fuzz run ${build_flags[*]} $target $reproducer"
         fi
         failed+=("$target")
     fi
