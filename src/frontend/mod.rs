@@ -3,7 +3,8 @@
 
 pub mod cancel;
 pub mod login;
-mod startup_params;
+#[doc(hidden)] // Public for the fuzz targets (fuzz/).
+pub mod startup_params;
 
 use crate::config::{AuthMethod, TlsMode};
 use crate::net::Stream;

@@ -124,13 +124,15 @@ impl<'a> BindValues<'a> {
     /// Decodes the part of a Bind body after [`BindHead::rest_offset`].
     pub fn decode(rest: &'a [u8]) -> Result<Self, ProtocolError> {
         let mut r = BodyReader::new(rest);
+        // Counts are only claims: reserve no more than the bytes left can hold, so a short
+        // Bind declaring 32767 parameters cannot make us allocate 800 kB (found by fuzzing).
         let format_count = r.i16()?.max(0) as usize;
-        let mut formats = Vec::with_capacity(format_count);
+        let mut formats = Vec::with_capacity(format_count.min(r.remaining().len() / 2));
         for _ in 0..format_count {
             formats.push(r.i16()? == 1);
         }
         let count = r.i16()?.max(0) as usize;
-        let mut params = Vec::with_capacity(count);
+        let mut params = Vec::with_capacity(count.min(r.remaining().len() / 4));
         for i in 0..count {
             let len = r.i32()?;
             let value = if len < 0 {
@@ -327,6 +329,20 @@ mod tests {
         let again = BindHead::decode(body(&out)).unwrap();
         assert_eq!(again.statement, "rv_x");
         assert_eq!(&body(&out)[again.rest_offset..], rest);
+    }
+
+    /// Counts beyond what the body holds are an error, and reserve nothing for the missing
+    /// values (the allocation itself is checked by fuzz/regressions/decoder).
+    #[test]
+    fn bind_counts_beyond_the_body() {
+        let values = BindValues::decode(
+            b"\x00\x01\x00\x01\x00\x02\x00\x00\x00\x01x\xff\xff\xff\xff\x00\x00",
+        )
+        .unwrap();
+        assert_eq!(values.params, [(Some(&b"x"[..]), true), (None, true)]);
+        assert!(values.params.capacity() <= 2);
+        let claims = b"\x00\x00\x7f\xff\x00\x00\x00\x02hi";
+        assert_eq!(BindValues::decode(claims), Err(ProtocolError::Truncated));
     }
 
     #[test]

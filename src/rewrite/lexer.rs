@@ -26,7 +26,7 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
             return out;
         }
         Some(at)
-            if sql[at + 1..].trim().is_empty()
+            if trim(&sql[at + 1..]).is_empty()
                 && !sql[..at].contains(['\'', '"', '$', '-', '/']) =>
         {
             let mut out = Vec::with_capacity(1);
@@ -53,10 +53,31 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
     out
 }
 
+/// Joins statements into one simple query string that [`split_statements`] cuts back into
+/// the same statements. A statement forwarded as the client wrote it may end in a `--`
+/// comment, which would swallow a `;` written right after it, so that one gets a newline first.
+pub fn join_statements<S: AsRef<str>>(statements: &[S]) -> String {
+    let mut out = String::new();
+    for (i, statement) in statements.iter().enumerate() {
+        if i > 0 {
+            let comment = statements[i - 1].as_ref().contains("--");
+            out.push_str(if comment { "\n;\n" } else { ";\n" });
+        }
+        out.push_str(statement.as_ref());
+    }
+    out
+}
+
 fn push_trimmed<'a>(out: &mut Vec<&'a str>, statement: &'a str) {
     if tokens(statement).next().is_some() {
-        out.push(statement.trim());
+        out.push(trim(statement));
     }
+}
+
+/// `str::trim` would also strip Unicode spaces, which PostgreSQL reads as identifier characters
+/// (`x\u{a0}` is not `x`): only the whitespace the lexer skips goes (found by fuzzing).
+fn trim(statement: &str) -> &str {
+    statement.trim_matches(|c: char| c.is_ascii_whitespace())
 }
 
 /// The tokens of one statement, comments and whitespace skipped.
@@ -120,7 +141,14 @@ fn skip_token(sql: &str, i: usize) -> (Option<Token<'_>>, usize) {
     }
     if c == b'"' {
         let end = string_end(b, i + 1, false);
-        let inner = &sql[i + 1..end.saturating_sub(1).max(i + 1)];
+        // Unterminated, the identifier runs to the end of the text, which may close on a
+        // multi-byte character: drop a last byte only when it is the closing quote.
+        let close = if end > i + 1 && b[end - 1] == b'"' {
+            end - 1
+        } else {
+            end
+        };
+        let inner = &sql[i + 1..close];
         return (Some(Token::Quoted(inner.replace("\"\"", "\""))), end);
     }
     if c == b'$' {
@@ -210,6 +238,29 @@ mod tests {
         assert!(split_statements(" ; -- nothing\n").is_empty());
     }
 
+    /// The rewriter joined with `;\n` and sent `SELECT 1 -- x;\nSELECT ...`: one statement
+    /// where the client wrote two (the rewriter fuzz target's statement-count property).
+    #[test]
+    fn joined_statements_split_back() {
+        let statements = ["SELECT 1 -- x", "SELECT 2", "/* -- */ SELECT 3", "SELECT 4"];
+        let joined = join_statements(&statements);
+        assert_eq!(split_statements(&joined), statements);
+        assert_eq!(
+            join_statements(&["SELECT 1", "SELECT 2"]),
+            "SELECT 1;\nSELECT 2"
+        );
+    }
+
+    #[test]
+    fn only_ascii_whitespace_is_trimmed() {
+        assert_eq!(
+            split_statements(" SELECT 1 AS x\u{a0} \n"),
+            ["SELECT 1 AS x\u{a0}"]
+        );
+        assert_eq!(split_statements("SELECT 1;\u{a0}"), ["SELECT 1", "\u{a0}"]);
+        assert_eq!(split_statements("\u{b}SELECT 1"), ["\u{b}SELECT 1"]);
+    }
+
     #[test]
     fn tokens_skip_comments() {
         let got: Vec<_> = tokens("/* c */ SET -- x\n \"Search\" = 'a''b'").collect();
@@ -226,7 +277,10 @@ mod tests {
 
     #[test]
     fn unterminated_input_does_not_panic() {
-        for sql in ["'abc", "\"abc", "$a$ abc", "/* abc", "E'\\", "$", "é'"] {
+        // `"abc€` and `U&"☃` panicked (found by the splitter and rewriter fuzz targets).
+        for sql in [
+            "'abc", "\"abc", "$a$ abc", "/* abc", "E'\\", "$", "é'", "\"abc€", "U&\"☃", "\"",
+        ] {
             let _ = split_statements(sql);
             let _ = tokens(sql).count();
         }

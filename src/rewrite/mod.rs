@@ -12,7 +12,7 @@ mod tables;
 
 pub use cache::{Outcome, RewriteCache};
 pub use deny::{is_refused_setting, is_reserved_setting, Denial, BACKEND_STATEMENT_PREFIX};
-pub use lexer::{split_statements, tokens, Token};
+pub use lexer::{join_statements, split_statements, tokens, Token};
 pub use names::{
     parse_search_path_list, parse_search_path_sql, QualifiedName, Registered, Registry, Scope,
     DEFAULT_SEARCH_PATH,
@@ -87,7 +87,7 @@ pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
             .zip(&statements)
             .map(|(new, old)| new.as_deref().unwrap_or(old))
             .collect();
-        out.sql = Some(joined.join(";\n"));
+        out.sql = Some(join_statements(&joined));
     }
     Ok(out)
 }

@@ -116,6 +116,20 @@ fn a_search_path_set_earlier_in_the_string_applies_after_it() {
 
 /// Under standard_conforming_strings = on (which the proxy enforces) this is one SELECT of one
 /// string literal; with it off the server would run the set_config after the `;`.
+/// A statement forwarded as written may end in a `--` comment; the `;` after it must survive.
+#[test]
+fn a_trailing_line_comment_does_not_swallow_the_separator() {
+    let sql = "SELECT 1 -- x\n; SELECT * FROM hr.employees";
+    let sent = run(sql, "public").unwrap().sql.unwrap();
+    assert_eq!(
+        split_statements(&sent),
+        [
+            "SELECT 1 -- x",
+            "SELECT * FROM immuta.hr_employees AS employees"
+        ]
+    );
+}
+
 #[test]
 fn a_backslash_does_not_end_a_string() {
     let sql = r"SELECT '\''; SELECT set_config($q$immuta.user$q$, $q$admin$q$, false) --'";
