@@ -942,3 +942,27 @@ async fn savepoints_and_impersonations_pipelined_together() {
     );
     assert_eq!(count(&bi, ROWS).await, eu);
 }
+
+/// A statement ending in a line comment before an impersonation in the same string: the
+/// proxy rejoins the string around its pin without the comment swallowing the separator.
+#[tokio::test]
+async fn an_impersonation_after_a_line_comment_in_one_string() {
+    let p = start("").await;
+    let eu = eu_rows().await;
+    let admin = p.connect("admin").await.unwrap();
+    let replies = admin
+        .simple_query(
+            "SELECT 1 -- a note\n; CALL immuta_procedures.impersonate_user('analyst'); \
+             SELECT count(*) FROM hr.employees",
+        )
+        .await
+        .expect("the string runs");
+    let counts: Vec<String> = replies
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, ["1".to_string(), eu.to_string()]);
+}

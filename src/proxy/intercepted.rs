@@ -140,7 +140,7 @@ impl ClientConnection {
             .collect();
         // Rewritten whole (a SET search_path early in the string applies further on), once per
         // identity the string runs under; each statement takes its own identity's version.
-        let whole = placeholders.join(";\n");
+        let whole = crate::rewrite::join_statements(&placeholders);
         let mut passes: Vec<(&str, Vec<String>)> = Vec::new();
         for user in &users {
             if passes.iter().any(|(u, _)| u == user) {
@@ -192,7 +192,7 @@ impl ClientConnection {
         backend.pinned = Some((policy.generation, pinned));
         frontend::query_in(
             &mut self.to_backend,
-            &sql.join(";\n"),
+            &crate::rewrite::join_statements(&sql),
             self.session.text_encoding,
         );
         // Session and transaction commands as sent, as for any simple query.
