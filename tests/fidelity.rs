@@ -460,6 +460,13 @@ async fn in_session_mode_protocol_statements_keep_their_names_for_sql() {
     ] {
         exchange(&mut through, &mut direct, &simple(sql)).await;
     }
+    // The name is taken, for the protocol as for SQL, until it is deallocated.
+    through.send(&prepare).await;
+    direct.send(&prepare).await;
+    let (via_proxy, straight) = (through.until_ready().await, direct.until_ready().await);
+    assert_eq!(error_of(&via_proxy), error_of(&straight));
+    exchange(&mut through, &mut direct, &simple("DEALLOCATE by_protocol")).await;
+    exchange(&mut through, &mut direct, &prepare).await;
     // Closed by the protocol, the name is free again for SQL.
     let mut close = BytesMut::new();
     frontend_close_statement(&mut close, "by_protocol");

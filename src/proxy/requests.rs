@@ -324,6 +324,14 @@ impl ClientConnection {
             }
             other => other?,
         };
+        let session_mode = self.settings.mode == crate::config::PoolMode::Session;
+        if session_mode && self.session.statements.contains_key(original.name) {
+            // As the server answers (in transaction mode the proxy's backend names are its
+            // own, and a name given again simply replaces the statement).
+            let message = format!("prepared statement \"{}\" already exists", original.name);
+            self.refuse_with("42P05", &message, tag::PARSE);
+            return Ok(());
+        }
         let outcome = self.rewrite(&original.query);
         let rewritten = match outcome.as_ref() {
             Ok(rewritten) => rewritten,
@@ -371,13 +379,12 @@ impl ClientConnection {
             // statement is prepared under the proxy's name once per backend connection, and
             // the client's unnamed statement maps to it (`prepare_for_client`).
         }
-        let keep_client_name = self.settings.mode == crate::config::PoolMode::Session;
         let statement = named_statement(
             &parse,
             command,
             rewritten_for,
             ShapeCell::default(),
-            keep_client_name,
+            session_mode,
         );
         self.prepare_for_client(&parse, statement);
         Ok(())

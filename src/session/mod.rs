@@ -152,9 +152,16 @@ impl Session {
         }
         self.impersonation.commit();
         for command in pending {
-            // DISCARD ALL deallocates protocol-level statements too.
-            if command == SessionCommand::DiscardAll {
-                self.statements.clear();
+            // DISCARD ALL and DEALLOCATE deallocate protocol-level statements too: SQL and
+            // the protocol share one namespace.
+            match &command {
+                SessionCommand::DiscardAll | SessionCommand::DeallocateAll => {
+                    self.statements.clear()
+                }
+                SessionCommand::Deallocate { name } => {
+                    self.statements.remove(name);
+                }
+                _ => {}
             }
             self.startup_value_restored |= self.state.restores_startup_value(&command);
             self.state.apply(command);
