@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: dependencies, formatting, lints, then every test target.
+# The whole test suite: dependencies, formatting, lints, every test target, then other
+# projects' client suites through the proxy (a subset, see scripts/peer-suites.sh) and each
+# fuzz target for a short fixed time (scripts/fuzz.sh).
 # The integration tests start their own PostgreSQL on a free port (see src/cluster).
 # tests/clients.rs runs real clients (psql, pgjdbc, psqlODBC, Python and Node drivers,
 # redshift_connector), installed here by scripts/install-clients.sh; REDVEIL_SKIP_CLIENTS=1
@@ -14,3 +16,9 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+# psycopg2's encoding tests, asyncpg's prepared-statement and type-cache tests and the
+# regression files that differed: direct, and through redveil in both pool modes. Fails on a
+# test that passes directly and fails through redveil unless expected.toml names it.
+./scripts/peer-suites.sh --subset ci --check \
+    --target direct --target redveil-session --target redveil-transaction
+./scripts/fuzz.sh --seconds 20
