@@ -1,7 +1,7 @@
 //! The registry the rewriter target runs against: the tables of the rewrite unit tests
 //! (src/rewrite/tests), and the search paths a fuzz input chooses from with its first byte.
 
-use redveil::rewrite::{parse_search_path_list, QualifiedName, Registered, Registry};
+use redveil::rewrite::{parse_search_path_list, Registry};
 
 /// Search paths as the server would hold them; the input's first byte picks one.
 pub const SEARCH_PATHS: [&str; 8] = [
@@ -18,29 +18,9 @@ pub const SEARCH_PATHS: [&str; 8] = [
 pub const DATABASE: &str = "demo";
 pub const BACKEND_ROLE: &str = "redveil_query";
 
-/// `hr.employees`, `public.orders`, `"Sales"."Deals"` (read-only) and `ops.tickets`
-/// (writable), read through `immuta.<schema>_<table>`.
+/// The registry of the rewrite unit tests.
 pub fn registry() -> Registry {
-    let entry = |schema: &str, table: &str, writable: bool| {
-        (
-            QualifiedName::new(schema, table),
-            Registered {
-                data_source: format!("{schema}.{table}"),
-                view: QualifiedName::new("immuta", format!("{schema}_{table}")),
-                prepared_view: QualifiedName::new("immuta", format!("{schema}_{table}")),
-                writable,
-            },
-        )
-    };
-    Registry::new(
-        "immuta",
-        [
-            entry("hr", "employees", false),
-            entry("public", "orders", false),
-            entry("Sales", "Deals", false),
-            entry("ops", "tickets", true),
-        ],
-    )
+    redveil::rewrite::sample_registry()
 }
 
 /// The search path chosen by `selector`, `$user` resolved as the backend role.

@@ -11,6 +11,7 @@
 
 use bytes::BytesMut;
 use redveil::protocol::backend::{self, ErrorFields};
+use redveil::protocol::encoding::TextEncoding;
 use redveil::protocol::frontend::{self, BindHead, BindValues, Parse, Target};
 use redveil::protocol::scan::{Direction, Piece, Scanner};
 use redveil::protocol::{startup, tag};
@@ -35,7 +36,9 @@ pub fn check(data: &[u8]) {
         usize::from(*read_size)
     };
     crate::alloc::reset();
-    let mut relay = Relay::new(direction, limit);
+    // The proxy admits a large whole message only within its memory budget; here the budget
+    // is the input itself, so an admitted message's buffer is bounded as below.
+    let mut relay = Relay::new(direction, limit, data.len());
     let mut buf = BytesMut::new();
     for chunk in stream.chunks(read_size) {
         buf.extend_from_slice(chunk);
@@ -59,15 +62,17 @@ struct Relay {
     direction: Direction,
     limit: usize,
     streaming: usize,
+    budget: usize,
 }
 
 impl Relay {
-    fn new(direction: Direction, limit: usize) -> Self {
+    fn new(direction: Direction, limit: usize, budget: usize) -> Self {
         Self {
             scanner: Scanner::new(direction, limit),
             direction,
             limit,
             streaming: 0,
+            budget,
         }
     }
 
@@ -81,6 +86,17 @@ impl Relay {
                     assert_eq!(buf.len(), before, "no piece, yet bytes were taken");
                     return true;
                 }
+                Ok(Some(Piece::Large { tag, len })) => {
+                    assert_eq!(self.streaming, 0, "a message announced inside another");
+                    assert_eq!(self.direction, Direction::FromClient);
+                    assert_eq!(buf[0], tag);
+                    assert!(len - 5 <= self.limit);
+                    if len <= self.budget {
+                        self.scanner.admit();
+                    } else {
+                        self.scanner.discard(buf, len);
+                    }
+                }
                 Ok(Some(piece)) => self.piece(piece),
             }
             assert_eq!(self.scanner.mid_message(), self.streaming > 0);
@@ -89,6 +105,7 @@ impl Relay {
 
     fn piece(&mut self, piece: Piece) {
         match piece {
+            Piece::Large { .. } => unreachable!("decided in drain"),
             Piece::Chunk(bytes) => {
                 assert!(!bytes.is_empty() && bytes.len() <= self.streaming);
                 self.streaming -= bytes.len();
@@ -127,14 +144,21 @@ fn client_message(message_tag: u8, raw: &[u8]) {
     let body = &raw[5..];
     match message_tag {
         tag::QUERY => {
-            if let Ok(sql) = frontend::query_text(body) {
+            if let Ok(sql) = frontend::query_text(body, TextEncoding::Utf8) {
                 let mut out = BytesMut::new();
-                frontend::query(&mut out, sql);
-                assert_eq!(frontend::query_text(&out[5..]), Ok(sql));
+                frontend::query(&mut out, &sql);
+                assert_eq!(frontend::query_text(&out[5..], TextEncoding::Utf8), Ok(sql));
+            }
+            // Read one char per byte (a LATIN1 client), written back byte for byte.
+            let latin1 = TextEncoding::of("LATIN1");
+            if let Ok(sql) = frontend::query_text(body, latin1) {
+                let mut out = BytesMut::new();
+                frontend::query_in(&mut out, &sql, latin1);
+                assert_eq!(&out[..], raw, "a LATIN1 query re-encodes differently");
             }
         }
         tag::PARSE => {
-            if let Ok(parse) = Parse::decode(body) {
+            if let Ok(parse) = Parse::decode(body, TextEncoding::Utf8) {
                 let mut out = BytesMut::new();
                 parse.encode_as(&mut out, parse.name);
                 assert_eq!(&out[..], raw, "Parse re-encodes differently");

@@ -166,7 +166,7 @@ fn login(message: &StartupMessage, tls: bool, tls_mode: TlsMode) -> Result<(), &
     }
     if settings
         .iter()
-        .any(|(n, v)| redveil::rewrite::is_refused_setting(n, v))
+        .any(|(n, v)| redveil::rewrite::is_refused_setting(n, v, true))
     {
         return Err("reserved setting");
     }
@@ -181,7 +181,14 @@ fn login(message: &StartupMessage, tls: bool, tls_mode: TlsMode) -> Result<(), &
         ),
         ("client_encoding".to_string(), "UTF8".to_string()),
     ];
-    for (name, value) in startup_params::reported(&template, &params, None) {
+    let redshift_protocol = params.client_protocol_version.is_some();
+    for (name, value) in startup_params::reported(
+        &template,
+        &params.settings,
+        params.redshift_driver,
+        redshift_protocol,
+        None,
+    ) {
         msg::parameter_status(&mut out, &name, &value);
     }
     Ok(())

@@ -84,9 +84,10 @@ impl Scanner {
         }
     }
 
-    /// True while a streamed message is only partly relayed.
+    /// True while a streamed message is only partly relayed (a discarded one is never
+    /// relayed at all).
     pub fn mid_message(&self) -> bool {
-        self.remaining > 0
+        self.remaining > 0 && !self.discarding
     }
 
     /// The next piece from `buf`, or `None` when more bytes are needed.

@@ -7,6 +7,7 @@ mod cache;
 mod deny;
 mod lexer;
 mod names;
+mod sample;
 mod session_commands;
 mod tables;
 
@@ -17,6 +18,8 @@ pub use names::{
     parse_search_path_list, parse_search_path_sql, QualifiedName, Registered, Registry, Scope,
     DEFAULT_SEARCH_PATH,
 };
+#[doc(hidden)]
+pub use sample::sample_registry;
 pub use session_commands::{classify, SessionCommand, TransactionCommand};
 
 use sqlparser::dialect::PostgreSqlDialect;

@@ -6,26 +6,7 @@ use cases::{Case, Expect::*, GROUPS};
 mod cases;
 
 fn registry() -> Registry {
-    let entry = |schema: &str, table: &str, writable: bool| {
-        (
-            QualifiedName::new(schema, table),
-            Registered {
-                data_source: format!("{schema}.{table}"),
-                view: QualifiedName::new("immuta", format!("{schema}_{table}")),
-                prepared_view: QualifiedName::new("immuta", format!("{schema}_{table}")),
-                writable,
-            },
-        )
-    };
-    Registry::new(
-        "immuta",
-        [
-            entry("hr", "employees", false),
-            entry("public", "orders", false),
-            entry("Sales", "Deals", false),
-            entry("ops", "tickets", true),
-        ],
-    )
+    sample_registry()
 }
 
 fn run(sql: &str, search_path: &str) -> Result<Rewritten, Denial> {
