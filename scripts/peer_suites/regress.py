@@ -34,7 +34,8 @@ NORMALISE = [
     (re.compile(r"PID [0-9]+"), "PID N"),
     (re.compile(r"(port=?|port )[0-9]{2,5}"), r"\1N"),
     # Each target's output directory (PG_ABS_BUILDDIR, PG_LIBDIR) appears in file names.
-    (re.compile(r"/results/[a-z-]+/regress"), "/results/TARGET/regress"),
+    # (results/ for a full run, results-ci/ for the CI subset).
+    (re.compile(r"/results(-[a-z]+)?/[a-z-]+/regress"), "/results/TARGET/regress"),
 ]
 
 
