@@ -530,6 +530,9 @@ async fn reset_goes_back_to_the_startup_value_as_on_a_direct_connection() {
             "SELECT current_setting('TimeZone'), current_setting('IntervalStyle')",
             "SET DateStyle TO DEFAULT",
             "SHOW DateStyle",
+            "SET TIME ZONE 'UTC'",
+            "RESET TIME ZONE",
+            "SHOW TimeZone",
         ] {
             if sql.starts_with("RESET") || sql.ends_with("DEFAULT") {
                 let without_status = |replies: Vec<Msg>| -> Vec<Msg> {

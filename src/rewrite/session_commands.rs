@@ -119,11 +119,20 @@ pub fn classify(statement: &str) -> Option<SessionCommand> {
         "set" => Some(classify_set(statement, &toks)),
         "reset" => Some(match toks.get(1) {
             Some(t) if word(Some(t)).as_deref() == Some("all") => SessionCommand::ResetAll,
-            Some(t) => match ident(t) {
-                Some(name) => SessionCommand::Reset {
-                    name: normalise_name(&name, &toks[2..]),
+            // The two-word names, as SET spells them.
+            Some(t) => match (word(Some(t)).as_deref(), word(toks.get(2)).as_deref()) {
+                (Some("time"), Some("zone")) => SessionCommand::Reset {
+                    name: "timezone".into(),
                 },
-                None => SessionCommand::Untracked { tag: "RESET" },
+                (Some("session"), Some("authorization")) => SessionCommand::Reset {
+                    name: "session_authorization".into(),
+                },
+                _ => match ident(t) {
+                    Some(name) => SessionCommand::Reset {
+                        name: normalise_name(&name, &toks[2..]),
+                    },
+                    None => SessionCommand::Untracked { tag: "RESET" },
+                },
             },
             None => SessionCommand::Untracked { tag: "RESET" },
         }),
@@ -441,6 +450,15 @@ mod tests {
             Some(Untracked { tag: "SET" })
         );
         assert_eq!(classify("set role bob"), set("role", "bob"));
+    }
+
+    #[test]
+    fn two_word_names_reset_as_they_are_set() {
+        let reset = |name: &str| Some(Reset { name: name.into() });
+        assert_eq!(classify("RESET TIME ZONE"), reset("timezone"));
+        assert_eq!(classify("reset session authorization"), reset("session_authorization"));
+        assert_eq!(classify("RESET timezone"), reset("timezone"));
+        assert_eq!(classify("RESET ROLE"), reset("role"));
     }
 
     #[test]
