@@ -62,6 +62,11 @@ impl Scanner {
         }
     }
 
+    /// True while a refused message's bytes are being dropped.
+    pub fn discarding(&self) -> bool {
+        self.discarding
+    }
+
     /// Lets the large message announced by [`Piece::Large`] be buffered whole.
     pub fn admit(&mut self) {
         self.admitted = true;

@@ -456,7 +456,10 @@ mod tests {
     fn two_word_names_reset_as_they_are_set() {
         let reset = |name: &str| Some(Reset { name: name.into() });
         assert_eq!(classify("RESET TIME ZONE"), reset("timezone"));
-        assert_eq!(classify("reset session authorization"), reset("session_authorization"));
+        assert_eq!(
+            classify("reset session authorization"),
+            reset("session_authorization")
+        );
         assert_eq!(classify("RESET timezone"), reset("timezone"));
         assert_eq!(classify("RESET ROLE"), reset("role"));
     }
