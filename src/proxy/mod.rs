@@ -6,6 +6,7 @@
 pub mod budget;
 mod intercepted;
 mod pins;
+mod refusals;
 mod requests;
 mod responses;
 mod statement_names;
