@@ -144,6 +144,14 @@ fn rewrite_statement(
 /// The database a statement needs no other session in: DROP DATABASE, ALTER DATABASE ...
 /// RENAME, CREATE DATABASE ... TEMPLATE.
 pub fn database_to_free(statement: &str) -> Option<String> {
+    // Runs on every statement of every simple query: only these three heads go further.
+    match tokens(statement).next() {
+        Some(Token::Word(w))
+            if ["drop", "alter", "create"]
+                .iter()
+                .any(|head| w.eq_ignore_ascii_case(head)) => {}
+        _ => return None,
+    }
     let words: Vec<String> = tokens(statement)
         .filter_map(|t| match t {
             Token::Word(w) => Some(w.to_ascii_lowercase()),
