@@ -145,6 +145,11 @@ impl EphemeralCluster {
         self.data_dir.join(setup::LOG_FILE)
     }
 
+    /// The last few kilobytes of the server's log, for a failure report.
+    pub fn log_tail(&self) -> String {
+        setup::log_tail(&self.layout())
+    }
+
     /// The bootstrap superuser's name.
     pub fn superuser(&self) -> &str {
         SUPERUSER

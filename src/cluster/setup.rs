@@ -116,7 +116,10 @@ pub(crate) async fn write_port(
         ("full_page_writes", "off".into()),
         // pg_ctl -l sends the server's output to the log file in the data directory.
         ("logging_collector", "off".into()),
-        ("log_min_messages", "warning".into()),
+        // LOG, not WARNING: a backend that crashed or was killed is reported at LOG, and that
+        // line is what a failing test needs; checkpoints would only be noise.
+        ("log_min_messages", "log".into()),
+        ("log_checkpoints", "off".into()),
     ];
     let body: String = settings
         .iter()

@@ -32,6 +32,7 @@ pub fn demo() -> &'static DemoBackend {
 
 fn test_cluster() -> &'static TestCluster {
     CLUSTER.get_or_init(|| {
+        report_server_log_on_panic();
         // A fresh thread: block_on would panic inside a test's own runtime.
         std::thread::spawn(|| {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -51,6 +52,21 @@ fn test_cluster() -> &'static TestCluster {
         .join()
         .expect("the harness thread panicked")
     })
+}
+
+/// A test that fails because the server went away (a crash, a full disk) says why: every
+/// panic in the binary prints the end of the test cluster's log after the usual message.
+fn report_server_log_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        if let Some(test) = CLUSTER.get() {
+            eprintln!(
+                "--- end of the test cluster's log ---\n{}",
+                test.cluster.log_tail()
+            );
+        }
+    }));
 }
 
 /// An error with its chain of causes, for panic messages.
