@@ -70,6 +70,8 @@ fn bench(c: &mut Criterion) {
         database: "demo",
         search_path: &search_path,
         backend_role: "redveil_query",
+        dialect: redveil::dialect::Dialect::Postgres,
+        lexing: redveil::dialect::Lexing::Standard,
     };
     let cache = RewriteCache::new(1024);
     let mut uncached = c.benchmark_group("uncached");

@@ -8,6 +8,7 @@
 //! - `net`: a TCP stream that may be TLS.
 //! - `backend`: raw backend connections, their login, and the pool that chooses among them.
 //! - `session`: per-client state (statements, settings, transaction status, pipeline).
+//! - `dialect`: every spelling that differs between Redshift and PostgreSQL.
 //! - `rewrite`: SQL understanding on the query path, no I/O.
 //! - `intercept`: impersonation statements the proxy answers itself.
 //! - `policy`: the catalog model, the view compiler and the sync of views and profile.
@@ -27,6 +28,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod devcert;
+pub mod dialect;
 pub mod frontend;
 pub mod intercept;
 pub mod net;

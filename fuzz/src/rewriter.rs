@@ -41,6 +41,8 @@ pub fn check(data: &[u8]) {
         database: DATABASE,
         search_path: &path,
         backend_role: BACKEND_ROLE,
+        dialect: redveil::dialect::Dialect::Postgres,
+        lexing: redveil::dialect::Lexing::Standard,
     };
     let Ok(rewritten) = rewrite(&sql, scope) else {
         return;

@@ -126,6 +126,37 @@ async fn probe(
         .collect()
 }
 
+/// The cluster's `version()`, read on a connection of the proxy's own (how `backend.dialect =
+/// "auto"` learns which engine it fronts).
+pub async fn cluster_version(target: &super::BackendTarget) -> Result<String, ProbeError> {
+    let mut conn = BackendConn::connect(target).await?;
+    let mut out = BytesMut::new();
+    frontend::query(&mut out, "SELECT version()");
+    frontend::put_message(&mut out, tag::TERMINATE, &[]);
+    conn.stream
+        .write_all(&out)
+        .await
+        .map_err(BackendError::Io)?;
+    let answer = tokio::time::timeout(DEADLINE, async {
+        let mut answer = Ok(String::new());
+        loop {
+            let (message_tag, raw) = conn.read_message().await?;
+            match message_tag {
+                tag::DATA_ROW => answer = Ok(single_text_column(&raw[5..]).unwrap_or_default()),
+                tag::ERROR_RESPONSE => answer = Err(ErrorFields::decode(&raw[5..])?),
+                tag::READY_FOR_QUERY => return Ok::<_, BackendError>(answer),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| BackendError::Timeout("reading version()"))??;
+    answer.map_err(|fields| ProbeError::Refused {
+        code: fields.code,
+        message: fields.message,
+    })
+}
+
 /// The text of a DataRow's only column (`None` for NULL or a malformed row).
 fn single_text_column(body: &[u8]) -> Option<String> {
     let mut r = BodyReader::new(body);

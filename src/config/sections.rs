@@ -132,6 +132,8 @@ pub struct BackendConfig {
     pub server_version: Option<String>,
     /// Seconds to wait for a TCP connection and login to the cluster.
     pub connect_timeout_s: u64,
+    /// `auto`, `postgres` or `redshift`: the SQL the proxy writes and how it reads clients'.
+    pub dialect: crate::dialect::DialectSetting,
 }
 
 impl Default for BackendConfig {
@@ -147,6 +149,7 @@ impl Default for BackendConfig {
             ca_cert: None,
             server_version: None,
             connect_timeout_s: 10,
+            dialect: Default::default(),
         }
     }
 }

@@ -110,6 +110,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
         rewrites: shared.rewrites.clone(),
         control: shared.control.clone(),
         backend_role: shared.config.backend.user.clone(),
+        dialect: shared.dialect,
         max_message: limits.max_client_message_bytes,
         memory: shared.memory.clone(),
         pools: shared.pools.clone(),
@@ -328,6 +329,7 @@ async fn login(
             })?,
     };
     let mut text_encoding = Default::default();
+    let mut standard_conforming_strings = None;
     for (name, value) in startup_params::reported(
         &template,
         &shown,
@@ -338,11 +340,17 @@ async fn login(
         if name == "client_encoding" {
             text_encoding = crate::protocol::encoding::TextEncoding::of(&value);
         }
+        if name == "standard_conforming_strings" {
+            standard_conforming_strings = Some(value.clone());
+        }
         msg::parameter_status(&mut wire.out, &name, &value);
     }
     let mut session = Session::new(user_name.clone(), database.clone(), settings);
     session.peer = peer.to_string();
     session.text_encoding = text_encoding;
+    session.lexing = shared
+        .dialect
+        .lexing(standard_conforming_strings.as_deref());
     if let Some(target) = impersonate {
         session.impersonation.set(Some(target));
         session.impersonation.commit();

@@ -59,6 +59,8 @@ pub struct RelaySettings {
     pub control: Arc<crate::policy::control::ControlPools>,
     /// The pool's login role: what `$user` in `search_path` means on the backend.
     pub backend_role: String,
+    /// The engine behind the proxy.
+    pub dialect: crate::dialect::Dialect,
     pub max_message: usize,
     /// Every database's pool, for closing idle connections a DROP DATABASE would find.
     pub pools: crate::backend::Pools,

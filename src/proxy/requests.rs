@@ -409,6 +409,8 @@ impl ClientConnection {
                 database: &self.session.database,
                 search_path,
                 backend_role: &self.settings.backend_role,
+                dialect: self.settings.dialect,
+                lexing: self.session.lexing,
             },
         );
         // Subscription is the effective user's, so it is checked on every use, cached or not.

@@ -99,6 +99,9 @@ impl ClientConnection {
                     self.session.text_encoding =
                         crate::protocol::encoding::TextEncoding::of(&value);
                 }
+                if name == "standard_conforming_strings" {
+                    self.session.lexing = self.settings.dialect.lexing(Some(&value));
+                }
             }
             tag::ERROR_RESPONSE => {
                 let fields = ErrorFields::decode(body)?;

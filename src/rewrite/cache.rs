@@ -18,6 +18,8 @@ struct Key {
     database: Box<str>,
     search_path: Vec<String>,
     catalog_version: u64,
+    /// The same text reads differently when backslashes escape.
+    lexing: crate::dialect::Lexing,
 }
 
 /// A bounded map shared by all connections; evicts the least recently used quarter when full.
@@ -53,6 +55,7 @@ impl RewriteCache {
             database: scope.database.into(),
             search_path: scope.search_path.to_vec(),
             catalog_version: scope.registry.version(),
+            lexing: scope.lexing,
         };
         let now = self.tick.fetch_add(1, Ordering::Relaxed);
         if let Some((outcome, used)) = self.lock().get_mut(&key) {
@@ -135,6 +138,8 @@ mod tests {
             database: "demo",
             search_path,
             backend_role: "redveil_query",
+            dialect: crate::dialect::Dialect::Postgres,
+            lexing: crate::dialect::Lexing::Standard,
         };
         let first = cache.rewrite("SELECT * FROM employees", scope(&old, &hr));
         let again = cache.rewrite("SELECT * FROM employees", scope(&old, &hr));
@@ -155,6 +160,8 @@ mod tests {
             database: "demo",
             search_path: &[],
             backend_role: "redveil_query",
+            dialect: crate::dialect::Dialect::Postgres,
+            lexing: crate::dialect::Lexing::Standard,
         };
         for i in 0..100 {
             cache.rewrite(&format!("SELECT {i}"), scope);

@@ -2,6 +2,8 @@
 //! it honours quotes, E'' escapes, dollar quoting and nested comments, so a `;` inside any of
 //! them never splits a statement.
 
+use crate::dialect::Lexing;
+
 /// A token of a statement's head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Token<'a> {
@@ -101,6 +103,11 @@ pub fn tokens(sql: &str) -> impl Iterator<Item = Token<'_>> {
 
 /// Reads one token at `i`; returns it (None for whitespace/comments) and the next offset.
 fn skip_token(sql: &str, i: usize) -> (Option<Token<'_>>, usize) {
+    skip_token_in(sql, i, Lexing::Standard)
+}
+
+/// [`skip_token`], with plain literals read as `lexing` says.
+pub(super) fn skip_token_in(sql: &str, i: usize, lexing: Lexing) -> (Option<Token<'_>>, usize) {
     let b = sql.as_bytes();
     let c = b[i];
     let rest = &b[i..];
@@ -134,8 +141,8 @@ fn skip_token(sql: &str, i: usize) -> (Option<Token<'_>>, usize) {
         return (None, j.min(b.len()));
     }
     if c == b'\'' || ((c == b'E' || c == b'e') && rest.get(1) == Some(&b'\'')) {
-        let escapes = c != b'\'';
-        let open = if escapes { i + 2 } else { i + 1 };
+        let open = if c == b'\'' { i + 1 } else { i + 2 };
+        let escapes = c != b'\'' || lexing.backslash_escapes();
         let end = string_end(b, open, escapes);
         return (Some(Token::Literal(&sql[i..end])), end);
     }

@@ -6,6 +6,7 @@
 mod cache;
 mod deny;
 mod lexer;
+mod literals;
 mod names;
 mod sample;
 mod session_commands;
@@ -48,6 +49,18 @@ pub struct Rewritten {
 /// Rewrites a simple query string (one or more statements) or a Parse message's statement.
 /// On refusal nothing of the text may be sent.
 pub fn rewrite(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
+    if !scope.guarded() {
+        return rewrite_text(sql, scope);
+    }
+    let read = literals::as_the_cluster_reads(sql, scope.lexing, scope.dialect)?;
+    let mut out = rewrite_text(&read, scope)?;
+    if let (std::borrow::Cow::Owned(read), None) = (read, &out.sql) {
+        out.sql = Some(read);
+    }
+    Ok(out)
+}
+
+fn rewrite_text(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
     let statements = split_statements(sql);
     let mut out = Rewritten::default();
     let mut texts = Vec::with_capacity(statements.len());

@@ -244,6 +244,10 @@ pub struct Scope<'a> {
     pub search_path: &'a [String],
     /// The pool's login role, what `$user` means when a statement sets the search path.
     pub backend_role: &'a str,
+    /// The engine behind the proxy.
+    pub dialect: crate::dialect::Dialect,
+    /// How the session's backend connection reads plain string literals.
+    pub lexing: crate::dialect::Lexing,
 }
 
 impl Scope<'_> {

@@ -47,6 +47,9 @@ pub struct Session {
     pub peer: String,
     /// How the client's SQL text is read: follows the server's `client_encoding`.
     pub text_encoding: crate::protocol::encoding::TextEncoding,
+    /// How the backend reads plain string literals: the `standard_conforming_strings` it
+    /// reported last (at login, then after each change).
+    pub lexing: crate::dialect::Lexing,
 }
 
 impl Session {
@@ -66,6 +69,7 @@ impl Session {
             impersonation: Impersonation::default(),
             peer: String::new(),
             text_encoding: Default::default(),
+            lexing: Default::default(),
         }
     }
 
