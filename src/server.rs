@@ -22,8 +22,8 @@ use tracing::Instrument;
 /// State every connection task shares; read-only apart from the concurrent maps inside.
 pub struct Shared {
     pub config: Arc<Config>,
-    /// The engine behind the proxy, settled at start.
-    pub dialect: crate::dialect::Dialect,
+    /// The engine behind the proxy (see `backend.dialect`).
+    pub engine: crate::backend::EngineCell,
     pub tls: Option<ServerTls>,
     pub pools: Pools,
     pub cancels: Arc<CancelRegistry>,
@@ -50,8 +50,6 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Dialect(#[from] crate::dialect::DialectMismatch),
-    #[error("backend.dialect = \"auto\" reads version() from the cluster at start, and that failed: {0}; start the cluster first or set backend.dialect")]
-    DialectUnknown(crate::backend::ProbeError),
     #[error("policy sync at start: {0}")]
     Policy(#[from] crate::policy::PolicyError),
     #[error("cannot open the audit log {}: {source}", path.display())]
@@ -64,29 +62,6 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// The engine behind the proxy: what `version()` says, which a configured dialect must match.
-/// A configured dialect stands on its own when the cluster cannot be reached at start.
-async fn resolve_dialect(
-    setting: crate::dialect::DialectSetting,
-    target: &BackendTarget,
-) -> Result<crate::dialect::Dialect, ServerError> {
-    use crate::dialect::{Dialect, DialectSetting};
-    match crate::backend::cluster_version(target).await {
-        Ok(version) => Ok(Dialect::resolve(setting, &version)?),
-        Err(error) => match setting {
-            DialectSetting::Auto => Err(ServerError::DialectUnknown(error)),
-            DialectSetting::Postgres | DialectSetting::Redshift => {
-                tracing::warn!(%error, "backend.dialect could not be checked against the cluster at start");
-                Ok(if setting == DialectSetting::Redshift {
-                    Dialect::Redshift
-                } else {
-                    Dialect::Postgres
-                })
-            }
-        },
-    }
 }
 
 /// Distinct statement texts whose rewrite is remembered, across all clients.
@@ -125,8 +100,16 @@ impl Server {
             connect_timeout: Duration::from_secs(config.backend.connect_timeout_s.max(1)),
             prepared_capacity: config.pool.prepared_statements_per_connection,
         };
-        let dialect = resolve_dialect(config.backend.dialect, &target).await?;
-        tracing::debug!(dialect = dialect.name(), "backend dialect");
+        // A dialect the cluster contradicts stops start-up; a cluster that cannot be reached
+        // now is asked again at the next client login.
+        let engine = crate::backend::EngineCell::new(config.backend.dialect);
+        match engine.get(&target).await {
+            Ok(dialect) => tracing::debug!(dialect = dialect.name(), "backend dialect"),
+            Err(crate::backend::EngineError::Mismatch(e)) => return Err(e.into()),
+            Err(crate::backend::EngineError::Probe(error)) => {
+                tracing::warn!(%error, "cannot ask the cluster which engine it is yet; asking again at the first client login")
+            }
+        }
         // Config::load validated it already; a config built another way is checked here.
         let catalog = Catalog::from_config(&config)
             .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?;
@@ -158,7 +141,7 @@ impl Server {
         };
         let config = Arc::new(config);
         let shared = Arc::new(Shared {
-            dialect,
+            engine,
             audit,
             pools: Pools::new(target, config.pool.clone()),
             config: config.clone(),

@@ -10,7 +10,7 @@ mod replay;
 pub use conn::{BackendConn, BackendTarget};
 pub use pool::{Affinity, BackendPool, Checkout, Pools};
 pub use prepared::{Preparation, PreparedSet};
-pub use probe::{cluster_version, ProbeError, SettingsProbe};
+pub use probe::{cluster_version, EngineCell, EngineError, ProbeError, SettingsProbe};
 pub use replay::{replay_sql, reset_session, rollback, Replay};
 
 use crate::protocol::ProtocolError;

@@ -7,6 +7,7 @@
 //! settings cost one connection per process, not one per login.
 
 use super::{BackendConn, BackendError, BackendPool};
+use crate::dialect::{Dialect, DialectMismatch, DialectSetting};
 use crate::protocol::{backend::ErrorFields, frontend, tag, BodyReader};
 use bytes::BytesMut;
 use dashmap::DashMap;
@@ -124,6 +125,41 @@ async fn probe(
             })
         })
         .collect()
+}
+
+/// The engine behind the proxy, known from the first successful `version()`: at start, or, if
+/// the cluster could not be reached then, at the next client login.
+pub struct EngineCell {
+    setting: DialectSetting,
+    known: std::sync::OnceLock<Result<Dialect, DialectMismatch>>,
+}
+
+/// Why the engine is not known.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Mismatch(#[from] DialectMismatch),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+}
+
+impl EngineCell {
+    pub fn new(setting: DialectSetting) -> Self {
+        Self {
+            setting,
+            known: Default::default(),
+        }
+    }
+
+    /// The engine, asking the cluster if it is not known yet.
+    pub async fn get(&self, target: &super::BackendTarget) -> Result<Dialect, EngineError> {
+        if let Some(known) = self.known.get() {
+            return Ok(known.clone()?);
+        }
+        let version = cluster_version(target).await?;
+        let resolved = Dialect::resolve(self.setting, &version);
+        Ok(self.known.get_or_init(|| resolved).clone()?)
+    }
 }
 
 /// The cluster's `version()`, read on a connection of the proxy's own (how `backend.dialect =

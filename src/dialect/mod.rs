@@ -113,6 +113,48 @@ impl Dialect {
     }
 }
 
+/// Redshift's system views that keep the statements of every session of a user (STL_QUERY,
+/// STL_QUERYTEXT, SVL_STATEMENTTEXT, STV_RECENTS, STV_INFLIGHT, SYS_QUERY_HISTORY,
+/// SVV_QUERY_INFLIGHT, ...). Every redveil client is one cluster user, so these show one
+/// client the SQL, literals and pins of all the others.
+const REDSHIFT_QUERY_LOGS: [&str; 6] = ["stl_", "stv_", "svl_", "svcs_", "sys_", "svv_query"];
+
+/// Redshift's setting for its query result cache, which is shared across users of one login:
+/// two redveil users of one class send the same text to the same view and differ only in
+/// their pins (r_enable_result_cache_for_session.html).
+const RESULT_CACHE_SETTING: &str = "enable_result_cache_for_session";
+
+impl Dialect {
+    /// Whether a system relation (unqualified or in pg_catalog) shows other sessions'
+    /// statements on this engine, beyond PostgreSQL's own (which the rewrite room lists).
+    pub fn logs_other_sessions(self, relation: &str) -> bool {
+        self == Dialect::Redshift
+            && REDSHIFT_QUERY_LOGS
+                .iter()
+                .any(|prefix| relation.to_ascii_lowercase().starts_with(prefix))
+    }
+
+    /// Whether a client may not define functions: Redshift's views have no security barrier, so
+    /// a client's function in a predicate could be evaluated on rows a view hides.
+    pub fn refuses_client_functions(self) -> bool {
+        self == Dialect::Redshift
+    }
+
+    /// A setting the proxy keeps at its own value on this engine.
+    pub fn owns_setting(self, name: &str) -> bool {
+        self == Dialect::Redshift && name.trim().eq_ignore_ascii_case(RESULT_CACHE_SETTING)
+    }
+
+    /// What every pooled connection runs after login and after anything that resets its
+    /// settings (RESET ALL turns the result cache back on).
+    pub fn session_setup(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => None,
+            Dialect::Redshift => Some("SET enable_result_cache_for_session TO off"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +184,22 @@ mod tests {
             Dialect::resolve(DialectSetting::Postgres, POSTGRES_VERSION),
             Ok(Dialect::Postgres)
         );
+    }
+
+    #[test]
+    fn redshift_query_logs_are_known_by_prefix() {
+        for view in [
+            "stl_querytext",
+            "STV_RECENTS",
+            "svl_statementtext",
+            "sys_query_history",
+            "svv_query_inflight",
+            "svcs_query_summary",
+        ] {
+            assert!(Dialect::Redshift.logs_other_sessions(view), "{view}");
+            assert!(!Dialect::Postgres.logs_other_sessions(view), "{view}");
+        }
+        assert!(!Dialect::Redshift.logs_other_sessions("svv_tables"));
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
         wire,
         LoggedIn {
             session,
+            dialect,
             cancel,
             backend,
         },
@@ -110,7 +111,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
         rewrites: shared.rewrites.clone(),
         control: shared.control.clone(),
         backend_role: shared.config.backend.user.clone(),
-        dialect: shared.dialect,
+        dialect,
         max_message: limits.max_client_message_bytes,
         memory: shared.memory.clone(),
         pools: shared.pools.clone(),
@@ -312,6 +313,14 @@ async fn login(
     msg::auth_ok(&mut wire.out);
     let pool = shared.pools.get(&database);
     let template = pool.template().await.map_err(cluster_unreachable)?;
+    let dialect = match shared.engine.get(pool.target()).await {
+        Ok(dialect) => dialect,
+        Err(crate::backend::EngineError::Mismatch(e)) => {
+            tracing::error!("{e}");
+            return Err(LoginError::Refused(e.to_string()));
+        }
+        Err(crate::backend::EngineError::Probe(e)) => return Err(probe_refused(e)),
+    };
     if !params.unsupported_protocol_options.is_empty() || startup.minor > 0 {
         msg::negotiate_protocol_version(&mut wire.out, params.unsupported_protocol_options.clone());
     }
@@ -321,12 +330,7 @@ async fn login(
             .settings_probe
             .shown(&pool, &database, &settings)
             .await
-            .map_err(|e| match e {
-                crate::backend::ProbeError::Refused { code, message } => {
-                    LoginError::Cluster { code, message }
-                }
-                crate::backend::ProbeError::Backend(e) => cluster_unreachable(e),
-            })?,
+            .map_err(probe_refused)?,
     };
     let mut text_encoding = Default::default();
     let mut standard_conforming_strings = None;
@@ -348,9 +352,7 @@ async fn login(
     let mut session = Session::new(user_name.clone(), database.clone(), settings);
     session.peer = peer.to_string();
     session.text_encoding = text_encoding;
-    session.lexing = shared
-        .dialect
-        .lexing(standard_conforming_strings.as_deref());
+    session.lexing = dialect.lexing(standard_conforming_strings.as_deref());
     if let Some(target) = impersonate {
         session.impersonation.set(Some(target));
         session.impersonation.commit();
@@ -375,6 +377,7 @@ async fn login(
     tracing::info!(%peer, user = %user_name, %database, "client logged in");
     metrics::counter!("redveil_logins_total").increment(1);
     Ok(LoggedIn {
+        dialect,
         session,
         cancel,
         backend,
@@ -384,12 +387,23 @@ async fn login(
 /// A client past ReadyForQuery.
 struct LoggedIn {
     session: Session,
+    /// The engine behind the proxy, known once a login succeeded.
+    dialect: crate::dialect::Dialect,
     cancel: cancel::CancelGuard,
     /// Its backend connection, in session mode.
     backend: Option<crate::backend::Checkout>,
 }
 
 /// A login that needed the cluster and could not have it.
+fn probe_refused(error: crate::backend::ProbeError) -> LoginError {
+    match error {
+        crate::backend::ProbeError::Refused { code, message } => {
+            LoginError::Cluster { code, message }
+        }
+        crate::backend::ProbeError::Backend(e) => cluster_unreachable(e),
+    }
+}
+
 fn cluster_unreachable(error: crate::backend::BackendError) -> LoginError {
     match error {
         crate::backend::BackendError::Unavailable { code, message } => LoginError::Cluster {

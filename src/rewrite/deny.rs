@@ -239,7 +239,13 @@ pub fn check_call(name: &ObjectName, args: &[&Expr], scope: Scope<'_>) -> Result
                     .any(|n| s.trim().eq_ignore_ascii_case(n))
             };
             return match first_literal {
-                Some(setting) if !is_reserved_setting(setting) && !tracked_elsewhere(setting) => Ok(()),
+                Some(setting)
+                    if !is_reserved_setting(setting)
+                        && !tracked_elsewhere(setting)
+                        && !scope.dialect.owns_setting(setting) =>
+                {
+                    Ok(())
+                }
                 Some(setting) => Err(Denial::new(format!(
                     "set_config('{setting}', ...) is not allowed through redveil; use SET for settings the proxy may track"
                 ))),
@@ -354,6 +360,44 @@ pub fn explains_by_running(statement: &str, lowercase: &str) -> bool {
                 && (lowercase.contains("analyze") || lowercase.contains("analyse"))
         }
         _ => false,
+    }
+}
+
+/// The rules of the engine behind the proxy (see `Dialect`), while registered data can be
+/// reached.
+pub(super) fn check_engine(statement: &str, scope: Scope<'_>) -> Result<(), Denial> {
+    let dialect = scope.dialect;
+    if !scope.guarded() || dialect == crate::dialect::Dialect::Postgres {
+        return Ok(());
+    }
+    let words: Vec<String> = tokens(statement)
+        .take(5)
+        .map_while(|t| match t {
+            Token::Word(w) => Some(w.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    let defines_function = matches!(
+        w.as_slice(),
+        ["create", "function" | "external", ..]
+            | ["create", "or", "replace", "function" | "external", ..]
+    );
+    if defines_function && dialect.refuses_client_functions() {
+        return Err(Denial::new(format!(
+            "CREATE FUNCTION is not allowed through redveil on {}: its views have no security barrier, so a function in a predicate could see rows a policy hides",
+            dialect.name()
+        )));
+    }
+    match classify(statement) {
+        Some(
+            SessionCommand::Set { name, .. }
+            | SessionCommand::Reset { name }
+            | SessionCommand::SetDefault { name },
+        ) if dialect.owns_setting(&name) => Err(Denial::new(format!(
+            "{name} is kept by redveil (the result cache is shared by every user of one login) and cannot be changed"
+        ))),
+        _ => Ok(()),
     }
 }
 

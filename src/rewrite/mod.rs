@@ -23,7 +23,6 @@ pub use names::{
 pub use sample::sample_registry;
 pub use session_commands::{classify, SessionCommand, TransactionCommand};
 
-use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use std::collections::BTreeSet;
 
@@ -75,6 +74,7 @@ fn rewrite_text(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
         if deny::check_head(statement, &lowercase, scope.guarded())? == deny::Head::ResetsSession {
             out.resets_session = true;
         }
+        deny::check_engine(statement, scope)?;
         if !scope.registry.is_empty() && deny::explains_by_running(statement, &lowercase) {
             return Err(Denial::new(EXPLAIN_ANALYZE_REFUSED));
         }
@@ -114,7 +114,7 @@ fn rewrite_statement(
     scope: Scope<'_>,
     data_sources: &mut BTreeSet<String>,
 ) -> Result<Option<String>, Denial> {
-    let parsed = Parser::new(&PostgreSqlDialect {})
+    let parsed = Parser::new(scope.dialect.parser())
         .with_recursion_limit(RECURSION_LIMIT)
         .try_with_sql(statement)
         .and_then(|mut p| p.parse_statements());

@@ -69,7 +69,7 @@ pub struct Registry {
 
 /// Words that call for a full parse even when no registered table is mentioned: functions
 /// the deny rules judge call by call.
-const GUARDED_WORDS: [&str; 12] = [
+const GUARDED_WORDS: [&str; 18] = [
     "set_config",
     "current_setting",
     "settings",
@@ -83,6 +83,13 @@ const GUARDED_WORDS: [&str; 12] = [
     // deny::OTHER_SESSIONS.
     "pg_stat_",
     "pg_prepared_statement",
+    // Redshift's query logs (`Dialect::logs_other_sessions`).
+    "stl_",
+    "stv_",
+    "svl_",
+    "svcs_",
+    "sys_",
+    "svv_query",
 ];
 
 /// Schemas that belong to the proxy; clients reach them only through rewritten views.

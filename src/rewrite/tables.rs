@@ -344,6 +344,13 @@ fn check_reserved(name: &ObjectName, scope: Scope<'_>) -> Result<(), Denial> {
     {
         return Err(super::deny::shows_other_sessions(view));
     }
+    let system = Scope::schema_of(name).is_none_or(|s| s.eq_ignore_ascii_case("pg_catalog"));
+    if let Some(view) = last
+        .as_deref()
+        .filter(|v| scope.guarded() && system && scope.dialect.logs_other_sessions(v))
+    {
+        return Err(super::deny::shows_other_sessions(view));
+    }
     if let Some(view @ ("pg_settings" | "pg_file_settings")) =
         last.as_deref().filter(|_| scope.guarded())
     {
@@ -449,7 +456,10 @@ pub fn check_unrewritable(statement: &str, scope: Scope<'_>) -> Result<(), Denia
         // Setting and function names are matched case-insensitively even when quoted
         // (`SET "IMMUTA.USER"` is `immuta.user`); schema names below are not.
         let folded = name.to_ascii_lowercase();
-        if scope.guarded() && super::deny::OTHER_SESSIONS.contains(&folded.as_str()) {
+        if scope.guarded()
+            && (super::deny::OTHER_SESSIONS.contains(&folded.as_str())
+                || scope.dialect.logs_other_sessions(&folded))
+        {
             return Err(super::deny::shows_other_sessions(&name));
         }
         if scope.guarded() && super::deny::IDENTITY_WORDS.contains(&folded.as_str()) {

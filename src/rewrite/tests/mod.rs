@@ -4,6 +4,7 @@ use super::*;
 use cases::{Case, Expect::*, GROUPS};
 
 mod cases;
+mod redshift;
 
 fn registry() -> Registry {
     sample_registry()
