@@ -50,6 +50,8 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Dialect(#[from] crate::dialect::DialectMismatch),
+    #[error("cannot tell which engine the cluster is: {0}")]
+    Engine(#[from] crate::backend::EngineError),
     #[error("policy sync at start: {0}")]
     Policy(#[from] crate::policy::PolicyError),
     #[error("cannot open the audit log {}: {source}", path.display())]
@@ -103,13 +105,14 @@ impl Server {
         // A dialect the cluster contradicts stops start-up; a cluster that cannot be reached
         // now is asked again at the next client login.
         let engine = crate::backend::EngineCell::new(config.backend.dialect);
-        match engine.get(&target).await {
-            Ok(dialect) => tracing::debug!(dialect = dialect.name(), "backend dialect"),
+        let dialect = match engine.get(&target).await {
+            Ok(dialect) => Some(dialect),
             Err(crate::backend::EngineError::Mismatch(e)) => return Err(e.into()),
             Err(crate::backend::EngineError::Probe(error)) => {
-                tracing::warn!(%error, "cannot ask the cluster which engine it is yet; asking again at the first client login")
+                tracing::warn!(%error, "cannot ask the cluster which engine it is yet; asking again at the first client login");
+                None
             }
-        }
+        };
         // Config::load validated it already; a config built another way is checked here.
         let catalog = Catalog::from_config(&config)
             .map_err(|p| ServerError::Policy(crate::policy::PolicyError::Catalog(p)))?;
@@ -122,7 +125,12 @@ impl Server {
             previous: None,
         };
         if !config.data_sources.is_empty() {
-            for report in crate::policy::sync_configured(&config, &tokens).await? {
+            // The views are written for the engine: without it, no sync.
+            let dialect = match dialect {
+                Some(dialect) => dialect,
+                None => engine.get(&target).await?,
+            };
+            for report in crate::policy::sync_configured(&config, &tokens, dialect).await? {
                 tracing::info!("{report}");
             }
         }
@@ -269,7 +277,8 @@ impl Reloader {
         let reports = if config.data_sources.is_empty() {
             Vec::new()
         } else {
-            match crate::policy::sync_configured(&config, &tokens).await {
+            let dialect = self.0.engine.get(self.0.pools.target()).await?;
+            match crate::policy::sync_configured(&config, &tokens, dialect).await {
                 Ok(reports) => reports,
                 Err(error) => {
                     self.restore_running_catalog(&config, &error).await;
@@ -304,8 +313,17 @@ impl Reloader {
             .into_iter()
             .filter(|name| error.database().is_none_or(|failed| name.as_str() < failed))
             .collect();
+        let dialect = match self.0.engine.get(self.0.pools.target()).await {
+            Ok(dialect) => dialect,
+            Err(error) => {
+                tracing::error!(
+                    "reload failed, and the running catalog cannot be synced back: {error}"
+                );
+                return;
+            }
+        };
         for database in names {
-            match crate::policy::sync_configured_into(&running, vec![database.clone()], &tokens).await {
+            match crate::policy::sync_configured_into(&running, vec![database.clone()], &tokens, dialect).await {
                 Ok(reports) => {
                     for report in reports.iter().filter(|r| !r.is_unchanged()) {
                         tracing::warn!(

@@ -369,8 +369,12 @@ async fn explain_policy_prints_the_rules_and_the_view() {
     let columns = redveil::policy::table_columns(&pol::system().await, ds)
         .await
         .unwrap();
-    let view = redveil::policy::compile(ds, "immuta", &columns).unwrap();
-    let class = redveil::policy::compile_class(ds, "0", &columns).unwrap();
+    let view =
+        redveil::policy::compile(redveil::dialect::Dialect::Postgres, ds, "immuta", &columns)
+            .unwrap();
+    let class =
+        redveil::policy::compile_class(redveil::dialect::Dialect::Postgres, ds, "0", &columns)
+            .unwrap();
     assert_eq!(
         sql,
         format!(

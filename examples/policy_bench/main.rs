@@ -89,6 +89,7 @@ async fn main() -> Result<(), Error> {
                 current: std::sync::Arc::new(tokens.clone()),
                 previous: None,
             },
+            redveil::dialect::Dialect::Postgres,
         )
         .await?;
         let ds = &catalog.data_sources[0];
@@ -100,7 +101,12 @@ async fn main() -> Result<(), Error> {
                 .user(user)
                 .and_then(|u| AccessPlan::of(ds).row_for(ds, u))
                 .ok_or("the demo user may query hr.employees")?;
-            let view = policy::compile_class(ds, &row.flags, &columns)?;
+            let view = policy::compile_class(
+                redveil::dialect::Dialect::Postgres,
+                ds,
+                &row.flags,
+                &columns,
+            )?;
             class_sql.insert(user.to_string(), view.sql);
         }
         let pins = Pins {

@@ -64,6 +64,7 @@ pub async fn sync_scale(
             database: backend.database.clone(),
             default_database: backend.database.clone(),
             query_role: backend.query_user.clone(),
+            dialect: redveil::dialect::Dialect::Postgres,
             tokens: policy::TokenSync {
                 current: std::sync::Arc::new(policy::Tokens::issue(&catalog, "bench")),
                 previous: None,

@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+mod spelling;
+
 /// `backend.dialect`: which engine the cluster is, or `auto` to ask it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

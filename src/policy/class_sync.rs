@@ -36,7 +36,7 @@ impl Run<'_> {
         for ds in sources {
             let key = ds.table.key();
             for flags in classes::realized_classes(catalog, ds) {
-                let view = compile_class(ds, &flags, &columns[&key])?;
+                let view = compile_class(self.dialect, ds, &flags, &columns[&key])?;
                 let name = classes::class_view_name(ds, &flags);
                 let digest = classes::hex_sha256(&view.sql);
                 let existing = relations.get(&name).copied();

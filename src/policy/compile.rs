@@ -33,6 +33,7 @@ use super::masks::{self, Column, Context};
 use super::model::{DataSource, MaskMethod, RowFilter};
 use super::sql::{ident, literal, qualified};
 use super::tokens;
+use crate::dialect::Dialect;
 use std::fmt;
 
 /// A compiled view.
@@ -98,12 +99,13 @@ struct Body {
 
 /// Compiles the view of `ds` over `columns` (the table's, in order).
 pub fn compile(
+    dialect: Dialect,
     ds: &DataSource,
     view_schema: &str,
     columns: &[Column],
 ) -> Result<CompiledView, CompileError> {
     let plan = AccessPlan::of(ds);
-    let body = body(ds, &plan, columns, &Entitlements::Joined)?;
+    let body = body(dialect, ds, &plan, columns, &Entitlements::Joined)?;
     let alias = ident(&ds.table.table);
     let view = qualified(view_schema, &ds.view_name());
     let mut sql = format!(
@@ -125,6 +127,7 @@ pub fn compile(
 /// condition already decided, so no CASE; only the masks and row rules that apply to the
 /// class remain, and the entitlement join admits only the class's users.
 pub fn compile_class(
+    dialect: Dialect,
     ds: &DataSource,
     flags: &str,
     columns: &[Column],
@@ -140,7 +143,7 @@ pub fn compile_class(
             ),
         });
     }
-    let body = body(ds, &plan, columns, &Entitlements::Fixed { flags })?;
+    let body = body(dialect, ds, &plan, columns, &Entitlements::Fixed { flags })?;
     let alias = ident(&ds.table.table);
     let view = qualified(
         classes::CLASSES_SCHEMA,
@@ -169,6 +172,7 @@ fn push_filters(sql: &mut String, filters: &[String]) {
 }
 
 fn body(
+    dialect: Dialect,
     ds: &DataSource,
     plan: &AccessPlan,
     columns: &[Column],
@@ -231,13 +235,13 @@ fn body(
         let mask = ds.masks.iter().find(|m| m.column == column.name);
         body.columns.push((
             column.name.clone(),
-            masks::view_type(mask.map(|m| &m.method), column),
+            masks::view_type(dialect, mask.map(|m| &m.method), column),
         ));
         let Some(mask) = mask else {
             body.select.push(raw_column);
             continue;
         };
-        let exempt = || masks::exempt_expression(&mask.method, &raw_column, column);
+        let exempt = || masks::exempt_expression(dialect, &mask.method, &raw_column, column);
         let masked = || {
             let key = match &mask.method {
                 MaskMethod::RandomizedResponse { key, .. } => {
@@ -246,6 +250,7 @@ fn body(
                 _ => None,
             };
             let cx = Context {
+                dialect,
                 raw: &raw_column,
                 column,
                 salt,
@@ -364,7 +369,7 @@ mod tests {
                 },
             ],
         );
-        let class = compile_class(&ds, "0", &columns()).unwrap();
+        let class = compile_class(Dialect::Postgres, &ds, "0", &columns()).unwrap();
         assert_eq!(
             class.sql,
             "CREATE VIEW \"immuta_classes\".\"hr_employees__c0\" WITH (security_barrier) AS\n\
@@ -378,7 +383,7 @@ mod tests {
              WHERE strpos(immuta_access.immuta_values, chr(31) || 'region' || chr(30) || CAST(\"employees\".\"region\" AS text) || chr(31)) > 0\n  \
              AND (id > 10)"
         );
-        let view = compile(&ds, "immuta", &columns()).unwrap();
+        let view = compile(Dialect::Postgres, &ds, "immuta", &columns()).unwrap();
         assert_eq!(view.view, "\"immuta\".\"hr_employees\"");
         assert_eq!(
             view.sql,
@@ -413,6 +418,7 @@ mod tests {
             unless: Exceptions::default(),
         };
         let err = compile(
+            Dialect::Postgres,
             &source(vec![mask("idd", MaskMethod::Null)], vec![]),
             "immuta",
             &columns(),
@@ -423,6 +429,7 @@ mod tests {
             "data_sources[0].masks[3] (hr.employees): column \"idd\" does not exist in hr.employees (columns: id, email, region)"
         );
         let err = compile(
+            Dialect::Postgres,
             &source(
                 vec![mask(
                     "id",

@@ -7,16 +7,18 @@ use super::compile::{compile, compile_class, CompileError};
 use super::entitle::AccessPlan;
 use super::masks::Column;
 use super::model::{Catalog, DataSource, Subscription, User};
+use crate::dialect::Dialect;
 use std::fmt::Write;
 
 /// The explanation, ending with the view's `CREATE VIEW` statement.
 pub fn explain(
+    dialect: Dialect,
     catalog: &Catalog,
     user: &User,
     ds: &DataSource,
     columns: &[Column],
 ) -> Result<String, CompileError> {
-    let view = compile(ds, &catalog.view_schema, columns)?;
+    let view = compile(dialect, ds, &catalog.view_schema, columns)?;
     let plan = AccessPlan::of(ds);
     let row = plan.row_for(ds, user);
     let mut out = String::new();
@@ -114,7 +116,7 @@ pub fn explain(
     // what a session with the user's token pinned reads (and SQL-level PREPARE).
     match &row {
         Some(row) => {
-            let class = compile_class(ds, &row.flags, columns)?;
+            let class = compile_class(dialect, ds, &row.flags, columns)?;
             let _ = writeln!(
                 out,
                 "\nthrough redveil: class view {}.{} (flags {}; it admits only sessions whose pinned token is of a user with these flags):\n{};",
@@ -180,6 +182,10 @@ pub enum ExplainError {
     Sync(#[from] super::report::SyncError),
     #[error(transparent)]
     Compile(#[from] CompileError),
+    #[error(transparent)]
+    Dialect(#[from] crate::dialect::DialectMismatch),
+    #[error("reading version(): {0}")]
+    Version(String),
 }
 
 /// Explains with the configuration's catalog, reading the table's columns from the cluster
@@ -207,5 +213,12 @@ pub async fn explain_configured(
         .await
         .map_err(|e| ExplainError::Checkout(e.to_string()))?;
     let columns = super::sync::table_columns(&*conn, ds).await?;
-    Ok(explain(&catalog, user, ds, &columns)?)
+    // The SQL of the engine behind the proxy, as sync would write it there.
+    let version: String = conn
+        .query_one("SELECT version()", &[])
+        .await
+        .map_err(|e| ExplainError::Version(e.to_string()))?
+        .get(0);
+    let dialect = Dialect::resolve(config.backend.dialect, &version)?;
+    Ok(explain(dialect, &catalog, user, ds, &columns)?)
 }

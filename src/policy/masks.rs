@@ -1,9 +1,8 @@
 //! Masking methods as SQL expressions over one column, with the type checks each needs.
 //!
 //! Every expression is plain SQL (no extensions, no UDFs) and keeps the column's type by
-//! casting back to it, except `hash`, whose result is text. PostgreSQL spellings are
-//! generated; where Amazon Redshift spells something differently the doc of the function
-//! says so (see also the module doc of `policy`).
+//! casting back to it, except `hash`, whose result is text. Where the engines spell a
+//! function differently, the `dialect` room writes it.
 //!
 //! Randomized response (DESIGN.md decision 7): over a declared domain of k values, the true
 //! value is shown with probability p = e^ε / (e^ε + k − 1), otherwise one of the k − 1 other
@@ -23,7 +22,7 @@
 //! for powers of ten).
 
 use super::model::MaskMethod;
-use super::sql::literal;
+use crate::dialect::Dialect;
 
 /// Largest randomized-response domain; the expression grows linearly with k.
 pub const MAX_DOMAIN: usize = 256;
@@ -91,6 +90,8 @@ impl ColumnKind {
 
 /// SQL the masks need from the view: the raw column and the salt.
 pub struct Context<'a> {
+    /// The engine the expression is written for.
+    pub dialect: Dialect,
     /// `"employees"."salary"`.
     pub raw: &'a str,
     pub column: &'a Column,
@@ -102,7 +103,7 @@ pub struct Context<'a> {
 
 /// The masked expression, or why the method does not fit the column.
 pub fn masked_expression(method: &MaskMethod, cx: &Context<'_>) -> Result<String, String> {
-    let (raw, column) = (cx.raw, cx.column);
+    let (raw, column, dialect) = (cx.raw, cx.column, cx.dialect);
     let typed = |expr: String| format!("CAST({expr} AS {})", column.sql_type);
     let need = |kinds: &[ColumnKind], what: &str| {
         if kinds.contains(&column.kind) {
@@ -118,31 +119,36 @@ pub fn masked_expression(method: &MaskMethod, cx: &Context<'_>) -> Result<String
     };
     Ok(match method {
         MaskMethod::Null => typed("NULL".into()),
-        MaskMethod::Constant(value) => typed(literal(value)),
+        MaskMethod::Constant(value) => typed(dialect.literal(value)),
         MaskMethod::Hash { cast_to_text } => {
             if !cast_to_text {
                 need(&[ColumnKind::Text], "text").map_err(|e| {
                     format!("{e} (hash yields text; set cast_to_text = true to hash its text form)")
                 })?;
             }
-            sha256_hex(&format!("{} || {}", cx.salt, as_text(raw, column)))
+            dialect.sha256_hex(&format!(
+                "{} || {}",
+                cx.salt,
+                dialect.as_text(raw, &column.sql_type)
+            ))
         }
         MaskMethod::Regex {
             pattern,
             replacement,
         } => {
             need(&[ColumnKind::Text], "text")?;
-            typed(format!(
-                "regexp_replace({raw}, {}, {}, 'g')",
-                literal(pattern),
-                literal(replacement)
+            typed(dialect.replace_every_match(
+                raw,
+                &dialect.literal(pattern),
+                &dialect.literal(replacement),
             ))
         }
         MaskMethod::Round { step } => {
             need(&[ColumnKind::Number], "numeric")?;
+            let exact = dialect.exact_number(raw, scale_of(&column.sql_type).max(decimals(step)));
             typed(match power_of_ten(step) {
-                Some(exponent) => format!("round(CAST({raw} AS numeric), {})", -exponent),
-                None => format!("round(CAST({raw} AS numeric) / {step}) * {step}"),
+                Some(exponent) => format!("round({exact}, {})", -exponent),
+                None => format!("round({exact} / {step}) * {step}"),
             })
         }
         MaskMethod::Truncate { unit } => {
@@ -157,7 +163,10 @@ pub fn masked_expression(method: &MaskMethod, cx: &Context<'_>) -> Result<String
                     column.name
                 ));
             }
-            typed(format!("date_trunc({}, {raw})", literal(unit.as_str())))
+            typed(format!(
+                "date_trunc({}, {raw})",
+                dialect.literal(unit.as_str())
+            ))
         }
         MaskMethod::RandomizedResponse {
             epsilon, domain, ..
@@ -171,32 +180,39 @@ pub fn masked_expression(method: &MaskMethod, cx: &Context<'_>) -> Result<String
 
 /// The raw value as the view shows it to exempt users: unchanged, except that a hashed
 /// column is text for everyone so the view's column has one type.
-pub fn exempt_expression(method: &MaskMethod, raw: &str, column: &Column) -> String {
+pub fn exempt_expression(
+    dialect: Dialect,
+    method: &MaskMethod,
+    raw: &str,
+    column: &Column,
+) -> String {
     match method {
-        MaskMethod::Hash { .. } => as_text(raw, column),
+        MaskMethod::Hash { .. } => dialect.as_text(raw, &column.sql_type),
         _ => raw.to_string(),
     }
 }
 
 /// The type the view's column has.
-pub fn view_type(method: Option<&MaskMethod>, column: &Column) -> String {
+pub fn view_type(dialect: Dialect, method: Option<&MaskMethod>, column: &Column) -> String {
     match method {
-        Some(MaskMethod::Hash { .. }) => "text".into(),
+        Some(MaskMethod::Hash { .. }) => dialect.text_type().into(),
         _ => column.sql_type.clone(),
     }
 }
 
-fn as_text(raw: &str, column: &Column) -> String {
-    if column.sql_type == "text" {
-        raw.to_string()
-    } else {
-        format!("CAST({raw} AS text)")
-    }
+/// The scale of a `numeric(p,s)` column; 0 for other types.
+fn scale_of(sql_type: &str) -> u32 {
+    sql_type
+        .strip_prefix("numeric(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|ps| ps.split(',').nth(1))
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
-/// Hex SHA-256 of a text expression. Redshift: `sha2(<expr>, 256)`.
-fn sha256_hex(expr: &str) -> String {
-    format!("encode(sha256(convert_to({expr}, 'UTF8')), 'hex')")
+/// Digits after the point in a step written as a decimal (`0.05` has 2).
+fn decimals(step: &str) -> u32 {
+    step.split_once('.').map_or(0, |(_, f)| f.len() as u32)
 }
 
 /// n when `step` is 10ⁿ written plainly (`10000`, `1`, `0.01`), so one `round(x, -n)` does
@@ -217,17 +233,15 @@ fn power_of_ten(step: &str) -> Option<i32> {
 }
 
 /// A 32-bit draw from the first 8 hex digits of SHA-256 of (salt, column, key).
-/// Redshift: `strtol(substring(sha2(<input>, 256), 1, 8), 16)`.
 fn draw(cx: &Context<'_>, key: &str) -> String {
+    let dialect = cx.dialect;
     let input = format!(
-        "{} || {} || CAST({key} AS text)",
+        "{} || {} || CAST({key} AS {})",
         cx.salt,
-        literal(&format!(":{}:", cx.column.name)),
+        dialect.literal(&format!(":{}:", cx.column.name)),
+        dialect.text_type(),
     );
-    format!(
-        "CAST(CAST('x' || substr({}, 1, 8) AS bit(32)) AS bigint)",
-        sha256_hex(&input)
-    )
+    dialect.first_32_bits(&dialect.sha256_hex(&input))
 }
 
 /// The separator of the domain list; load refuses domain values containing it.
@@ -241,7 +255,7 @@ fn randomized_response(cx: &Context<'_>, epsilon: f64, domain: &[String], key: &
     let separated = |values: &[String]| -> String {
         values
             .iter()
-            .map(|v| format!("chr(31) || {}", literal(v)))
+            .map(|v| format!("chr(31) || {}", cx.dialect.literal(v)))
             .collect::<Vec<_>>()
             .join(" || ")
     };
@@ -286,6 +300,7 @@ mod tests {
 
     fn cx<'a>(raw: &'a str, column: &'a Column) -> Context<'a> {
         Context {
+            dialect: Dialect::Postgres,
             raw,
             column,
             salt: "s",

@@ -119,10 +119,11 @@ pub struct TokenSync {
 pub async fn sync_configured(
     config: &Config,
     tokens: &TokenSync,
+    dialect: crate::dialect::Dialect,
 ) -> Result<Vec<SyncReport>, PolicyError> {
     let catalog = Catalog::from_config(config).map_err(PolicyError::Catalog)?;
     let all = databases(&catalog, &config.backend.database);
-    sync_into(config, &catalog, all, tokens).await
+    sync_into(config, &catalog, all, tokens, dialect).await
 }
 
 /// Syncs the configured catalog into `database_names` (also ones where it has no data
@@ -131,9 +132,10 @@ pub async fn sync_configured_into(
     config: &Config,
     database_names: Vec<String>,
     tokens: &TokenSync,
+    dialect: crate::dialect::Dialect,
 ) -> Result<Vec<SyncReport>, PolicyError> {
     let catalog = Catalog::from_config(config).map_err(PolicyError::Catalog)?;
-    sync_into(config, &catalog, database_names, tokens).await
+    sync_into(config, &catalog, database_names, tokens, dialect).await
 }
 
 async fn sync_into(
@@ -141,6 +143,7 @@ async fn sync_into(
     catalog: &Catalog,
     database_names: Vec<String>,
     tokens: &TokenSync,
+    dialect: crate::dialect::Dialect,
 ) -> Result<Vec<SyncReport>, PolicyError> {
     let mut reports = Vec::new();
     for database in database_names {
@@ -154,6 +157,7 @@ async fn sync_into(
             default_database: config.backend.database.clone(),
             query_role: config.backend.user.clone(),
             tokens: tokens.clone(),
+            dialect,
         };
         let report =
             sync(&mut conn, catalog, &options)

@@ -31,6 +31,8 @@ pub struct SyncOptions {
     pub query_role: String,
     /// The identity tokens to store (see tokens.rs).
     pub tokens: super::TokenSync,
+    /// The engine the views are written for.
+    pub dialect: crate::dialect::Dialect,
 }
 /// Syncs the data sources of `options.database`. The client must be logged in as the system
 /// role and connected to that database.
@@ -63,6 +65,7 @@ pub async fn sync(
         tx: &tx,
         role: &options.query_role,
         changes: Vec::new(),
+        dialect: options.dialect,
     };
     run.check_role_and_raw_tables(&sources).await?;
     run.install_fixed(&catalog.view_schema).await?;
@@ -153,6 +156,8 @@ pub(super) struct Run<'a> {
     pub(super) tx: &'a Transaction<'a>,
     pub(super) role: &'a str,
     pub(super) changes: Vec<Change>,
+    /// The engine the views are written for.
+    pub(super) dialect: crate::dialect::Dialect,
 }
 
 impl Run<'_> {
@@ -416,7 +421,7 @@ impl Run<'_> {
         for ds in sources {
             let key = ds.table.key();
             let columns = table_columns(self.tx, ds).await?;
-            let view = compile(ds, view_schema, &columns)?;
+            let view = compile(self.dialect, ds, view_schema, &columns)?;
             let digest = sha256_hex(&view.sql);
             let previous = registry.remove(&key);
             let salt = ds
