@@ -66,6 +66,9 @@ pub struct BackendConn {
     /// opened or last reset completely. It may serve a client only when this is empty or
     /// holds exactly that client's effective user; otherwise it is reset first.
     pub identities: Vec<String>,
+    /// The engine's own session settings (`Dialect::session_setup`) are in force: false on a
+    /// new connection and after anything that reset its settings.
+    pub engine_ready: bool,
 }
 
 impl BackendConn {
@@ -117,6 +120,7 @@ impl BackendConn {
             created: Instant::now(),
             last_client: None,
             identities: Vec::new(),
+            engine_ready: false,
         };
         conn.login(target).await?;
         Ok(conn)

@@ -2,26 +2,11 @@
 //! when a client leaves.
 
 use super::BackendConn;
+use crate::dialect::Dialect;
 use crate::protocol::{frontend, tag};
 use crate::session::{quote_literal, SessionState};
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-
-/// What another client of the same identity may have left on a connection and that the
-/// proxy does not track: cursors WITH HOLD, LISTENs, temporary objects (created with or
-/// without the word TEMP: a `search_path` starting with `pg_temp` makes any CREATE one),
-/// sequence state, session advisory locks, and every setting changed behind the proxy's back
-/// (`set_config`, SET inside a function, session characteristics). The reset comes first, so
-/// that no setting the last client left (a `statement_timeout` of 1 ms, say) cuts the rest
-/// short. (A client of another identity gets a complete, confirmed reset instead, see
-/// `reset_session`.)
-const CLEAN_SQL: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;CLOSE ALL;\
-                         UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;\
-                         SELECT pg_catalog.pg_advisory_unlock_all();";
-
-/// Back to the login's settings. RESET ALL leaves the role and session authorization alone;
-/// where no table is registered a client may set them (the proxy replays them as settings).
-const RESET_SQL: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;";
 
 /// SQL that turns a pooled connection's session into `state`.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,10 +26,20 @@ impl Replay {
     }
 }
 
-pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool, other_client: bool) -> Replay {
-    let mut reset = String::from(if other_client { CLEAN_SQL } else { RESET_SQL });
+/// `None` when the engine cannot clean what the connection may hold (see
+/// `Dialect::clean_sql`): it is then closed and another one serves the client.
+pub fn replay_sql(
+    state: &SessionState,
+    drop_sql_prepared: bool,
+    other_client: bool,
+    dialect: Dialect,
+) -> Option<Replay> {
+    let mut reset = String::from(match other_client {
+        true => dialect.clean_sql()?,
+        false => dialect.reset_sql(),
+    });
     if drop_sql_prepared {
-        reset.push_str("DEALLOCATE ALL;");
+        reset.push_str(dialect.deallocate_all()?);
     }
     let mut session = String::new();
     for (name, value) in state.settings() {
@@ -64,7 +59,7 @@ pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool, other_client: b
             }
             None => {
                 sql.push_str("SET ");
-                sql.push_str(&quote_setting_name(name));
+                sql.push_str(&dialect.setting_name(name)?);
                 sql.push_str(" = ");
                 end_statement(sql, value);
             }
@@ -73,7 +68,7 @@ pub fn replay_sql(state: &SessionState, drop_sql_prepared: bool, other_client: b
     for prepare in state.prepared() {
         end_statement(&mut session, prepare);
     }
-    Replay { reset, session }
+    Some(Replay { reset, session })
 }
 
 /// Appends a statement's `text` as the client wrote it and ends it; a line comment at its end
@@ -84,14 +79,6 @@ fn end_statement(sql: &mut String, text: &str) {
         sql.push('\n');
     }
     sql.push(';');
-}
-
-/// Setting names are identifiers, possibly dotted (custom settings): quote each part.
-fn quote_setting_name(name: &str) -> String {
-    name.split('.')
-        .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// Runs simple queries, pipelined, whose replies are discarded; marks the connection broken
@@ -135,15 +122,20 @@ async fn run_quietly(conn: &mut BackendConn, queries: &[&str]) {
 /// confirmed before anything else is sent: the connection then serves any identity. RESET ALL
 /// first, so no setting the last client left (a `statement_timeout` of 1 ms, say) can make
 /// DISCARD ALL fail; DISCARD ALL cannot share a string with it (no transaction block). On
-/// failure the connection is `broken`, never reused.
-pub async fn reset_session(conn: &mut BackendConn) {
-    run_quietly(conn, &["RESET ALL", "DISCARD ALL"]).await;
+/// failure, or on an engine that cannot discard a session, the connection is `broken`, never
+/// reused.
+pub async fn reset_session(conn: &mut BackendConn, dialect: Dialect) {
+    match dialect.discard_all() {
+        Some(queries) => run_quietly(conn, &queries).await,
+        None => conn.broken = true,
+    }
     conn.pinned = None;
     conn.prepared.clear();
     conn.settings = 0;
     conn.has_sql_prepared = false;
     conn.identities.clear();
     conn.last_client = None;
+    conn.engine_ready = false;
 }
 
 /// A client left inside a transaction: end it so the connection is idle again.
@@ -171,7 +163,7 @@ mod tests {
             sql: "PREPARE q AS select 1".into(),
         });
         assert_eq!(
-            replay_sql(&state, true, false).joined(),
+            replay_sql(&state, true, false, Dialect::Postgres).unwrap().joined(),
             "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;DEALLOCATE ALL;SELECT pg_catalog.set_config('application_name', 'psql', false);SET \"my\".\"x\" = '1';PREPARE q AS select 1;"
         );
     }
@@ -188,9 +180,24 @@ mod tests {
             state.apply(crate::rewrite::classify(sql).expect(sql));
         }
         assert_eq!(
-            replay_sql(&state, false, true).joined(),
+            replay_sql(&state, false, true, Dialect::Postgres).unwrap().joined(),
             "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;CLOSE ALL;UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;SELECT pg_catalog.pg_advisory_unlock_all();SET \"default_transaction_isolation\" = 'serializable';SET \"work_mem\" = '8MB' -- more\n;"
         );
+    }
+
+    #[test]
+    fn redshift_replays_what_it_can_and_closes_the_rest() {
+        let mut state = SessionState::default();
+        state.apply(crate::rewrite::classify("SET my.x = '1'").expect("a SET"));
+        assert_eq!(
+            replay_sql(&state, false, false, Dialect::Redshift).map(|r| r.joined()),
+            Some("RESET ALL;SET enable_result_cache_for_session TO off;SET my.x = '1';".into())
+        );
+        // Another client's leftovers, or SQL-prepared statements of unknown names: closed.
+        assert_eq!(replay_sql(&state, false, true, Dialect::Redshift), None);
+        assert_eq!(replay_sql(&state, true, false, Dialect::Redshift), None);
+        state.apply(crate::rewrite::classify("SET \"a b\".c = '1'").expect("a SET"));
+        assert_eq!(replay_sql(&state, false, false, Dialect::Redshift), None);
     }
 
     #[test]
@@ -199,10 +206,13 @@ mod tests {
         for sql in ["SET application_name = 'caf\u{e9}'", "SET NAMES 'LATIN1'"] {
             state.apply(crate::rewrite::classify(sql).expect(sql));
         }
-        let replay = replay_sql(&state, false, false);
+        let replay = replay_sql(&state, false, false, Dialect::Postgres).unwrap();
         assert_eq!(
             replay.reset,
-            format!("{RESET_SQL}SET \"client_encoding\" = 'LATIN1';")
+            format!(
+                "{}SET \"client_encoding\" = 'LATIN1';",
+                Dialect::Postgres.reset_sql()
+            )
         );
         assert_eq!(replay.session, "SET \"application_name\" = 'caf\u{e9}';");
     }

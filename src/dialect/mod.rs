@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+mod session;
 mod spelling;
 
 /// `backend.dialect`: which engine the cluster is, or `auto` to ask it.

@@ -361,7 +361,7 @@ async fn login(
     // here, so the key the client is told carries that connection's process id.
     let backend = match shared.config.pool.mode {
         crate::config::PoolMode::Session => Some(
-            crate::proxy::checkout_serving(&pool, id, session.effective_user())
+            crate::proxy::checkout_serving(&pool, id, session.effective_user(), dialect)
                 .await
                 .map_err(cluster_unreachable)?,
         ),

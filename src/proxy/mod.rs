@@ -433,7 +433,7 @@ impl ClientConnection {
                 && !self.in_batch
                 && !self.discard_until_sync;
             if clean && self.settings.mode == PoolMode::Session {
-                crate::backend::reset_session(&mut backend).await;
+                crate::backend::reset_session(&mut backend, self.settings.dialect).await;
             } else if clean && self.session.tx_status != crate::session::IDLE {
                 crate::backend::rollback(&mut backend).await;
             } else if !clean {
@@ -450,18 +450,38 @@ impl ClientConnection {
     /// pin) reaches this one, whatever its statements said; one another client of the same
     /// identity used last is cleaned ahead of the statement (see `replay_session_state`).
     async fn ensure_backend(&mut self) -> Result<(), BackendError> {
-        if self.backend.is_none() {
-            let backend = self.checkout_for_client().await?;
-            self.cancel.set(backend.peer, backend.key).await;
-            self.backend = Some(backend);
+        // A connection the engine cannot clean (`Dialect::clean_sql`) is closed and another
+        // taken, until one is fresh.
+        let attempts = match self.settings.dialect.clean_sql() {
+            Some(_) => 1,
+            None => self.pool.size() + 1,
+        };
+        for _ in 0..attempts {
+            if self.backend.is_none() {
+                let backend = self.checkout_for_client().await?;
+                self.cancel.set(backend.peer, backend.key).await;
+                self.backend = Some(backend);
+            }
+            if self.replay_session_state() {
+                self.pin_identity().await;
+                return Ok(());
+            }
+            if let Some(mut backend) = self.backend.take() {
+                backend.broken = true;
+                self.cancel.clear().await;
+            }
         }
-        self.replay_session_state();
-        self.pin_identity().await;
-        Ok(())
+        Err(BackendError::ResetFailed)
     }
 
     async fn checkout_for_client(&mut self) -> Result<Checkout, BackendError> {
-        checkout_serving(&self.pool, self.id, self.session.effective_user()).await
+        checkout_serving(
+            &self.pool,
+            self.id,
+            self.session.effective_user(),
+            self.settings.dialect,
+        )
+        .await
     }
 
     /// The backend connection taken for this client at login (session mode); its cancel
@@ -484,24 +504,35 @@ impl ClientConnection {
     /// of what that client left (always: no cleanup rests on the words of its statements),
     /// and whenever the connection's settings differ from the client's, replays the client's
     /// settings and SQL-prepared statements, pipelined ahead of the statement; its replies
-    /// are dropped. If the clean fails the connection is closed afterwards.
-    fn replay_session_state(&mut self) {
+    /// are dropped. If the clean fails the connection is closed afterwards. False when the
+    /// engine cannot bring this connection to the client's state: it must be replaced.
+    fn replay_session_state(&mut self) -> bool {
         if !self.pipeline.is_empty() || self.session.tx_status != crate::session::IDLE {
-            return;
+            return true;
         }
         let fingerprint = self.session.state.fingerprint();
+        let dialect = self.settings.dialect;
         let Some(backend) = self.backend.as_mut() else {
-            return;
+            return true;
         };
+        let ready = backend.engine_ready || dialect.session_setup().is_none();
         let other_client = backend.last_client.is_some_and(|last| last != self.id);
         let fresh = backend.last_client.is_none() && fingerprint == 0 && backend.settings == 0;
         let unchanged = backend.last_client == Some(self.id) && backend.settings == fingerprint;
-        backend.last_client = Some(self.id);
-        if fresh || unchanged {
-            return;
+        if ready && (fresh || unchanged) {
+            backend.last_client = Some(self.id);
+            return true;
         }
-        let replay =
-            crate::backend::replay_sql(&self.session.state, backend.has_sql_prepared, other_client);
+        let Some(replay) = crate::backend::replay_sql(
+            &self.session.state,
+            backend.has_sql_prepared,
+            other_client,
+            dialect,
+        ) else {
+            return false;
+        };
+        backend.last_client = Some(self.id);
+        backend.engine_ready = true;
         // RESET ALL clears the pinned identity too.
         backend.pinned = None;
         if backend.has_sql_prepared {
@@ -522,6 +553,7 @@ impl ClientConnection {
                 substitutions: Default::default(),
             });
         }
+        true
     }
 
     /// Gives the backend connection back at a transaction boundary (transaction mode).
@@ -551,14 +583,20 @@ pub async fn checkout_serving(
     pool: &BackendPool,
     client: u64,
     user: &str,
+    dialect: crate::dialect::Dialect,
 ) -> Result<Checkout, BackendError> {
-    for _ in 0..3 {
+    // Where a reset is a close (`Dialect::discard_all`), every idle connection may need one.
+    let attempts = match dialect.discard_all() {
+        Some(_) => 3,
+        None => pool.size() + 1,
+    };
+    for _ in 0..attempts {
         let mut backend = pool.checkout(Affinity { client, user }).await?;
         if backend.serves_only(user) {
             return Ok(backend);
         }
         metrics::counter!("redveil_backend_resets_total").increment(1);
-        crate::backend::reset_session(&mut backend).await;
+        crate::backend::reset_session(&mut backend, dialect).await;
         if !backend.broken {
             return Ok(backend);
         }

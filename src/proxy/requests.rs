@@ -147,6 +147,7 @@ impl ClientConnection {
                 let backend = self.backend.as_mut().expect("ensure_backend ran");
                 if rewritten.resets_session {
                     backend.pinned = None;
+                    backend.engine_ready = false;
                 }
                 if drops_statements {
                     backend.forget_statements();

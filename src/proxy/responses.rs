@@ -162,6 +162,7 @@ impl ClientConnection {
                     {
                         if let Some(backend) = self.backend.as_mut() {
                             backend.pinned = None;
+                            backend.engine_ready = false;
                         }
                     }
                 }

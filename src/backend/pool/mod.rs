@@ -56,6 +56,11 @@ impl BackendPool {
         Self { shared }
     }
 
+    /// How many connections it may hold.
+    pub fn size(&self) -> usize {
+        self.shared.limits.size as usize
+    }
+
     /// Where its connections go (for a connection of the proxy's own, outside the pool).
     pub fn target(&self) -> &BackendTarget {
         &self.shared.target

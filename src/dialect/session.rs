@@ -1,0 +1,115 @@
+//! How a pooled connection's session is brought back between clients, in each engine's SQL.
+//! Where Redshift has no command to clean something (CLOSE ALL, UNLISTEN, DISCARD, DEALLOCATE
+//! ALL: none is in its command list, c_SQL_commands.html), the answer is `None`: the
+//! connection is closed instead of cleaned, and a fresh one serves the client.
+
+use super::Dialect;
+
+/// What another client of the same identity may have left and the proxy does not track:
+/// cursors WITH HOLD, LISTENs, temporary objects, sequence state, session advisory locks, and
+/// every setting changed behind the proxy's back. The reset comes first, so that no setting
+/// the last client left (a `statement_timeout` of 1 ms, say) cuts the rest short.
+const POSTGRES_CLEAN: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;CLOSE ALL;\
+                              UNLISTEN *;DISCARD TEMP;DISCARD SEQUENCES;\
+                              SELECT pg_catalog.pg_advisory_unlock_all();";
+
+/// Back to the login's settings. RESET ALL leaves the role and session authorization alone;
+/// where no table is registered a client may set them (the proxy replays them as settings).
+const POSTGRES_RESET: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;";
+
+/// RESET ALL also clears session context variables and turns the result cache back on
+/// (r_RESET.html), so the cache is turned off again at once. Redshift's SET SESSION
+/// AUTHORIZATION needs a superuser (r_SET_SESSION_AUTHORIZATION.html); no client can have
+/// used it through the pool's login.
+const REDSHIFT_RESET: &str = "RESET ALL;SET enable_result_cache_for_session TO off;";
+
+impl Dialect {
+    /// Statements that bring a connection back to its login's settings.
+    pub fn reset_sql(self) -> &'static str {
+        match self {
+            Dialect::Postgres => POSTGRES_RESET,
+            Dialect::Redshift => REDSHIFT_RESET,
+        }
+    }
+
+    /// Statements that also clean what another client left; `None`: close the connection.
+    pub fn clean_sql(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => Some(POSTGRES_CLEAN),
+            Dialect::Redshift => None,
+        }
+    }
+
+    /// Drops every SQL-level prepared statement; `None`: Redshift deallocates by name only
+    /// (r_DEALLOCATE.html), and the names another client used are not known.
+    pub fn deallocate_all(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => Some("DEALLOCATE ALL;"),
+            Dialect::Redshift => None,
+        }
+    }
+
+    /// The complete reset of a connection given back by a client (session mode), each its
+    /// own query; `None`: close the connection.
+    pub fn discard_all(self) -> Option<[&'static str; 2]> {
+        match self {
+            Dialect::Postgres => Some(["RESET ALL", "DISCARD ALL"]),
+            Dialect::Redshift => None,
+        }
+    }
+
+    /// A setting's name as SET takes it, or `None` if this engine cannot take it. PostgreSQL:
+    /// each dotted part quoted. Redshift refuses delimited identifiers in session variable
+    /// names and allows one dot (r_SET.html), so the parts must be plain identifiers.
+    pub fn setting_name(self, name: &str) -> Option<String> {
+        match self {
+            Dialect::Postgres => Some(
+                name.split('.')
+                    .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+                    .collect::<Vec<_>>()
+                    .join("."),
+            ),
+            Dialect::Redshift => {
+                let parts: Vec<&str> = name.split('.').collect();
+                let plain = |part: &&str| {
+                    part.chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+                };
+                (parts.len() <= 2 && parts.iter().all(plain)).then(|| name.to_ascii_lowercase())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redshift_closes_what_it_cannot_clean() {
+        assert_eq!(Dialect::Redshift.clean_sql(), None);
+        assert_eq!(Dialect::Redshift.deallocate_all(), None);
+        assert_eq!(Dialect::Redshift.discard_all(), None);
+        assert!(Dialect::Postgres
+            .clean_sql()
+            .is_some_and(|sql| sql.contains("DISCARD TEMP")));
+    }
+
+    #[test]
+    fn setting_names_as_each_engine_takes_them() {
+        assert_eq!(
+            Dialect::Postgres.setting_name("my.x").as_deref(),
+            Some("\"my\".\"x\"")
+        );
+        assert_eq!(
+            Dialect::Redshift.setting_name("App.User_1").as_deref(),
+            Some("app.user_1")
+        );
+        assert_eq!(Dialect::Redshift.setting_name("a.b.c"), None);
+        assert_eq!(Dialect::Redshift.setting_name("a.\"b c\""), None);
+    }
+}
