@@ -147,15 +147,6 @@ impl Dialect {
     pub fn owns_setting(self, name: &str) -> bool {
         self == Dialect::Redshift && name.trim().eq_ignore_ascii_case(RESULT_CACHE_SETTING)
     }
-
-    /// What every pooled connection runs after login and after anything that resets its
-    /// settings (RESET ALL turns the result cache back on).
-    pub fn session_setup(self) -> Option<&'static str> {
-        match self {
-            Dialect::Postgres => None,
-            Dialect::Redshift => Some("SET enable_result_cache_for_session TO off"),
-        }
-    }
 }
 
 #[cfg(test)]

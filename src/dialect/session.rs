@@ -24,6 +24,68 @@ const POSTGRES_RESET: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET 
 const REDSHIFT_RESET: &str = "RESET ALL;SET enable_result_cache_for_session TO off;";
 
 impl Dialect {
+    /// A setting's value, or NULL where it was never set. The second argument of
+    /// `current_setting` is `missing_ok` on PostgreSQL and `error_if_undefined` on Redshift
+    /// (r_CURRENT_SETTING.html).
+    pub fn current_setting_or_null(self, name: &str) -> String {
+        let missing = match self {
+            Dialect::Postgres => "true",
+            Dialect::Redshift => "false",
+        };
+        format!(
+            "{}current_setting({}, {missing})",
+            self.catalog_prefix(),
+            self.literal(name)
+        )
+    }
+
+    /// Built-in functions are called qualified on PostgreSQL, where a client's schema earlier
+    /// in its search_path could otherwise hold a function of the same name. Redshift's pages
+    /// call them bare, and clients cannot create functions there (`refuses_client_functions`).
+    fn catalog_prefix(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "pg_catalog.",
+            Dialect::Redshift => "",
+        }
+    }
+
+    /// One statement that sets each of `names` for the session to the bound parameters `$1`,
+    /// `$2`, ... (r_SET_CONFIG.html: session context variables on Redshift).
+    pub fn set_bound_settings(self, names: &[&str]) -> String {
+        let calls: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                format!(
+                    "{}set_config({}, ${}, false)",
+                    self.catalog_prefix(),
+                    self.literal(name),
+                    i + 1
+                )
+            })
+            .collect();
+        format!("SELECT {}", calls.join(", "))
+    }
+
+    /// Copies the setting `from` into `to` (a staged identity made current).
+    pub fn copy_setting(self, to: &str, from: &str) -> String {
+        format!(
+            "SELECT {}set_config({}, {}, false)",
+            self.catalog_prefix(),
+            self.literal(to),
+            self.current_setting_or_null(from)
+        )
+    }
+
+    /// What every pooled connection runs after login and after anything that resets its
+    /// settings (RESET ALL turns Redshift's result cache back on).
+    pub fn session_setup(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => None,
+            Dialect::Redshift => Some("SET enable_result_cache_for_session TO off"),
+        }
+    }
+
     /// Statements that bring a connection back to its login's settings.
     pub fn reset_sql(self) -> &'static str {
         match self {

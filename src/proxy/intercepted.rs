@@ -121,7 +121,10 @@ impl ClientConnection {
                     }
                     predicted.set(target);
                     switches.push(self.session.effective_user().to_string());
-                    texts.push(super::pins::staged_pin_sql(switches.len()));
+                    texts.push(super::pins::staged_pin_sql(
+                        self.settings.dialect,
+                        switches.len(),
+                    ));
                 }
             }
             msg::command_complete(&mut reply, intercept.tag());

@@ -137,18 +137,8 @@ impl ClientConnection {
 
     /// Sends `set_config(name, value, false)` for each pair, values bound.
     fn send_settings(&mut self, pairs: &[(&str, &str)], user: &str) {
-        let calls: Vec<String> = pairs
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| {
-                format!(
-                    "pg_catalog.set_config({}, ${}, false)",
-                    crate::session::quote_literal(name),
-                    i + 1
-                )
-            })
-            .collect();
-        let sql = format!("SELECT {}", calls.join(", "));
+        let names: Vec<&str> = pairs.iter().map(|(name, _)| *name).collect();
+        let sql = self.settings.dialect.set_bound_settings(&names);
         let values: Vec<&str> = pairs.iter().map(|(_, value)| *value).collect();
         self.note_identity(user);
         if self.in_batch {
@@ -184,9 +174,6 @@ fn staged_setting(slot: usize) -> String {
 
 /// The statement a string runs at its `slot`-th identity switch (1-based, in the order the
 /// users were given to `stage_tokens`).
-pub(super) fn staged_pin_sql(slot: usize) -> String {
-    format!(
-        "SELECT pg_catalog.set_config('{TOKEN_SETTING}', pg_catalog.current_setting('{}', true), false)",
-        staged_setting(slot)
-    )
+pub(super) fn staged_pin_sql(dialect: crate::dialect::Dialect, slot: usize) -> String {
+    dialect.copy_setting(TOKEN_SETTING, &staged_setting(slot))
 }
