@@ -8,7 +8,12 @@ use redveil::demo::dataset;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keep = std::env::args().any(|a| a == "--keep");
-    let mut cluster = EphemeralCluster::start(ClusterOptions { port: None, keep }).await?;
+    let mut cluster = EphemeralCluster::start(ClusterOptions {
+        port: None,
+        keep,
+        ..Default::default()
+    })
+    .await?;
     let demo = dataset::load(&cluster).await?;
     println!("pid {}", std::process::id());
     println!("data dir {}", cluster.data_dir().display());

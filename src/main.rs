@@ -46,6 +46,10 @@ enum Command {
         /// Keep the cluster's data directory afterwards.
         #[arg(long)]
         keep: bool,
+        /// `redshift`: a PostgreSQL made to read and answer like Redshift where redveil
+        /// depends on it, and the proxy speaking Redshift to it.
+        #[arg(long, default_value = "postgres", value_parser = ["postgres", "redshift"])]
+        dialect: String,
     },
 }
 
@@ -59,9 +63,17 @@ fn main() -> ExitCode {
             user,
             data_source,
         }) => explain_policy(&config, &user, &data_source),
-        Some(Command::Demo { listen, keep }) => {
+        Some(Command::Demo {
+            listen,
+            keep,
+            dialect,
+        }) => {
             init_logging("info");
-            runtime(|| async move { redveil::demo::run::run(listen, keep).await })
+            let dialect = match dialect.as_str() {
+                "redshift" => redveil::dialect::Dialect::Redshift,
+                _ => redveil::dialect::Dialect::Postgres,
+            };
+            runtime(|| async move { redveil::demo::run::run(listen, keep, dialect).await })
         }
         None => match cli.config {
             Some(path) => run(&path),
@@ -208,7 +220,14 @@ where
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // tokio-postgres logs every NOTICE of the control path at INFO, sync's own DDL included
+    // ("view ... does not exist, skipping"): not for a human unless asked for.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},tokio_postgres::connection=warn"))
+    });
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
 }

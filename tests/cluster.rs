@@ -176,6 +176,7 @@ async fn keep_leaves_the_directory_load_is_idempotent_taken_port_is_reported() {
     let err = EphemeralCluster::start(ClusterOptions {
         port: Some(port),
         keep: false,
+        ..Default::default()
     })
     .await
     .expect_err("the port is taken");
@@ -185,6 +186,7 @@ async fn keep_leaves_the_directory_load_is_idempotent_taken_port_is_reported() {
     let mut cluster = EphemeralCluster::start(ClusterOptions {
         port: None,
         keep: true,
+        ..Default::default()
     })
     .await
     .unwrap_or_else(|e| panic!("{}", common::report(&e)));

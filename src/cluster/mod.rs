@@ -8,6 +8,7 @@
 
 mod binaries;
 mod error;
+mod redshift_like;
 mod setup;
 mod watchdog;
 
@@ -37,6 +38,8 @@ pub struct ClusterOptions {
     pub port: Option<u16>,
     /// Keep the data directory when the cluster is shut down (for debugging).
     pub keep: bool,
+    /// Read and answer like Redshift where redveil depends on it (see `redshift_like`).
+    pub redshift_like: bool,
 }
 
 /// A running (or stopped, see [`EphemeralCluster::stop_server`]) private PostgreSQL server.
@@ -52,6 +55,8 @@ pub struct EphemeralCluster {
     binaries: PgBinaries,
     runner: Runner,
     watchdog: Option<Watchdog>,
+    /// Settings beyond the harness's own (a Redshift-like cluster's).
+    extra_settings: Vec<(&'static str, String)>,
 }
 
 impl EphemeralCluster {
@@ -79,7 +84,12 @@ impl EphemeralCluster {
             binaries,
             runner,
             watchdog: Some(watchdog),
+            extra_settings: Vec::new(),
         };
+        if opts.redshift_like {
+            let module = redshift_like::build_module(&cluster.root_path).await?;
+            cluster.extra_settings = redshift_like::settings(&module);
+        }
         setup::init(
             &cluster.layout(),
             &cluster.binaries,
@@ -88,6 +98,16 @@ impl EphemeralCluster {
         )
         .await?;
         cluster.start_on_port(opts.port).await?;
+        if opts.redshift_like {
+            for database in ["template1", "postgres"] {
+                cluster
+                    .connect_superuser(database)
+                    .await?
+                    .batch_execute(redshift_like::FUNCTIONS_SQL)
+                    .await
+                    .map_err(ClusterError::postgres("installing the Redshift functions"))?;
+            }
+        }
         Ok(cluster)
     }
 
@@ -102,13 +122,13 @@ impl EphemeralCluster {
     async fn start_on_port(&mut self, port: Option<u16>) -> Result<(), ClusterError> {
         if let Some(port) = port {
             self.port = port;
-            setup::write_port(&self.layout(), self.runner, port).await?;
+            setup::write_port(&self.layout(), self.runner, port, &self.extra_settings).await?;
             return self.start_server().await;
         }
         let mut last = None;
         for _ in 0..PORT_ATTEMPTS {
             self.port = setup::free_port()?;
-            setup::write_port(&self.layout(), self.runner, self.port).await?;
+            setup::write_port(&self.layout(), self.runner, self.port, &self.extra_settings).await?;
             match self.start_server().await {
                 Ok(()) => return Ok(()),
                 // Someone took the port between our probe and the server's bind.

@@ -98,6 +98,7 @@ pub(crate) async fn write_port(
     layout: &Layout,
     runner: Runner,
     port: u16,
+    extra: &[(&'static str, String)],
 ) -> Result<(), ClusterError> {
     let socket_dir = layout.root.join(SOCKET_DIR);
     let settings = [
@@ -123,6 +124,7 @@ pub(crate) async fn write_port(
     ];
     let body: String = settings
         .iter()
+        .chain(extra)
         .map(|(key, value)| format!("{key} = {value}\n"))
         .collect();
     let path = layout.data.join(CONF_FILE);

@@ -86,12 +86,18 @@ pub fn catalog_toml(backend: &DemoBackend, verifier_of: impl Fn(&str) -> String)
 }
 
 /// A proxy.toml for the demo cluster.
-pub fn proxy_toml(listen: SocketAddr, backend: &DemoBackend, cert: &Path, key: &Path) -> String {
+pub fn proxy_toml(
+    listen: SocketAddr,
+    backend: &DemoBackend,
+    cert: &Path,
+    key: &Path,
+    dialect: crate::dialect::Dialect,
+) -> String {
     let mut toml = format!(
         "# Written by `redveil demo`; demo passwords equal the user names.\n\
          [listen]\naddress = \"{listen}\"\n\n\
          [tls]\nmode = \"require\"\ncert = \"{}\"\nkey = \"{}\"\n\n\
-         [backend]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n\n\
+         [backend]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\ndialect = \"{}\"\n\n\
          [pool]\nmode = \"transaction\"\nsize = 10\n",
         cert.display(),
         key.display(),
@@ -100,6 +106,7 @@ pub fn proxy_toml(listen: SocketAddr, backend: &DemoBackend, cert: &Path, key: &
         backend.database,
         backend.query_user,
         backend.query_password,
+        dialect.name(),
     );
     toml.push_str(&catalog_toml(backend, |user| {
         ScramVerifier::generate(user).to_string()

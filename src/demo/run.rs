@@ -8,8 +8,19 @@ use crate::server::Server;
 use std::net::SocketAddr;
 
 /// Runs the demo; returns when interrupted, after removing the cluster (unless `keep`).
-pub async fn run(listen: SocketAddr, keep: bool) -> Result<(), Box<dyn std::error::Error>> {
-    let mut cluster = EphemeralCluster::start(ClusterOptions { port: None, keep }).await?;
+/// With `Dialect::Redshift` the cluster is PostgreSQL made to read and answer like Redshift
+/// where redveil depends on it (see `cluster::redshift_like`), and the proxy speaks Redshift.
+pub async fn run(
+    listen: SocketAddr,
+    keep: bool,
+    dialect: crate::dialect::Dialect,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut cluster = EphemeralCluster::start(ClusterOptions {
+        port: None,
+        keep,
+        redshift_like: dialect == crate::dialect::Dialect::Redshift,
+    })
+    .await?;
     let backend = dataset::load(&cluster).await?;
     dataset::revoke_raw_access(&cluster).await?;
     let dir = cluster
@@ -22,7 +33,13 @@ pub async fn run(listen: SocketAddr, keep: bool) -> Result<(), Box<dyn std::erro
     let config_path = dir.join("proxy.toml");
     std::fs::write(
         &config_path,
-        catalog::proxy_toml(listen, &backend, &certs.server_cert, &certs.server_key),
+        catalog::proxy_toml(
+            listen,
+            &backend,
+            &certs.server_cert,
+            &certs.server_key,
+            dialect,
+        ),
     )?;
     let config = Config::load(&config_path)?;
     let server = Server::bind(config).await?;

@@ -24,6 +24,29 @@ const POSTGRES_RESET: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET 
 const REDSHIFT_RESET: &str = "RESET ALL;SET enable_result_cache_for_session TO off;";
 
 impl Dialect {
+    /// What opens sync's transaction. PostgreSQL: standard-conforming strings for the
+    /// literals it writes (`Dialect::literal` relies on it), and an advisory lock on `key`
+    /// that serializes syncs of one database. Redshift has neither (its literals always
+    /// escape, and advisory locks are unsupported: c_unsupported-postgresql-functions.html):
+    /// it locks the registry table once it exists (`sync_lock`).
+    pub fn sync_preamble(self, key: i64) -> Option<String> {
+        match self {
+            Dialect::Postgres => Some(format!(
+                "SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock({key})"
+            )),
+            Dialect::Redshift => None,
+        }
+    }
+
+    /// The lock that serializes syncs once `registry` (a table sync keeps) exists
+    /// (r_LOCK.html); `None` where the preamble took one.
+    pub fn sync_lock(self, registry: &str) -> Option<String> {
+        match self {
+            Dialect::Postgres => None,
+            Dialect::Redshift => Some(format!("LOCK {registry}")),
+        }
+    }
+
     /// A setting's value, or NULL where it was never set. The second argument of
     /// `current_setting` is `missing_ok` on PostgreSQL and `error_if_undefined` on Redshift
     /// (r_CURRENT_SETTING.html).

@@ -45,11 +45,11 @@ pub async fn sync(
         .transaction()
         .await
         .map_err(SyncError::db("starting the sync transaction"))?;
-    tx.batch_execute(&format!(
-        "SET LOCAL standard_conforming_strings = on; SELECT pg_advisory_xact_lock({ADVISORY_LOCK})"
-    ))
-    .await
-    .map_err(SyncError::db("locking for sync"))?;
+    if let Some(preamble) = options.dialect.sync_preamble(ADVISORY_LOCK) {
+        tx.batch_execute(&preamble)
+            .await
+            .map_err(SyncError::db("locking for sync"))?;
+    }
     let sources: Vec<&DataSource> = catalog
         .data_sources
         .iter()
@@ -69,6 +69,10 @@ pub async fn sync(
     };
     run.check_role_and_raw_tables(&sources).await?;
     run.install_fixed(&catalog.view_schema).await?;
+    let registry = qualified(SYSTEM_SCHEMA, "data_sources");
+    if let Some(lock) = options.dialect.sync_lock(&registry) {
+        run.exec(&lock, "locking for sync").await?;
+    }
     let (salts, columns) = run.sync_views(&sources, &catalog.view_schema).await?;
     run.sync_classes(catalog, &sources, &columns).await?;
     run.sync_profile(catalog, &sources, &salts).await?;
