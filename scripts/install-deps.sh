@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what redveil's tests and demo need, when it is missing (Debian/Ubuntu, apt-get):
 #   PostgreSQL server binaries (initdb, postgres, pg_ctl) and the psql client;
+#   the server headers and gcc, to build the Redshift-like test cluster's module;
 #   with --bench also PgBouncer, pgbench, python3 and valgrind (for bench/run.sh).
 # Idempotent and silent when everything is present. Runs apt-get update only when a
 # package must be installed. Never creates or starts a system PostgreSQL cluster: the
@@ -53,6 +54,19 @@ have_server() {
 missing=()
 have_server || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# The Redshift-like cluster (src/cluster/redshift_like.rs) compiles a small server module.
+has_server_headers() {
+    command -v pg_config >/dev/null 2>&1 &&
+        [ -f "$(pg_config --includedir-server 2>/dev/null)/postgres.h" ]
+}
+if ! has_server_headers; then
+    major=""
+    for dir in /usr/lib/postgresql/*/bin; do
+        [ -x "$dir/postgres" ] && major=$(basename "$(dirname "$dir")")
+    done
+    missing+=("postgresql-server-dev-${major:-all}")
+fi
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 if [ "$bench" -eq 1 ]; then
     command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
     # pgbench ships in Debian's postgresql-client-NN (postgresql-contrib on older releases).

@@ -5,10 +5,12 @@
 //! `SELECT 'x\' ; SET immuta.user TO admin; --'` is one statement to a reader of the first kind
 //! and two to the second, and `'imm\x75ta.user'` names `immuta.user` only to the second. While
 //! policies apply, the proxy (1) refuses a text whose literals end in different places under the
-//! two readings, and (2) on PostgreSQL sends every plain literal holding a backslash in the
-//! `E'...'` form, which every server reads alike: what the proxy checked is what runs, even if
-//! its idea of the connection's setting were stale. A text without a backslash reads the same
-//! either way and is left alone.
+//! two readings, and (2) sends every plain literal holding a backslash in a form whose reading
+//! does not depend on the server: `E'...'` on PostgreSQL (what the proxy checked is what runs,
+//! even if its idea of the connection's setting were stale), and on Redshift, which has no
+//! `E''`, the value re-quoted without backslashes (escapes whose meaning there is not
+//! documented are refused). A text without a backslash reads the same either way and is left
+//! alone.
 
 use super::lexer::{skip_token_in, Token};
 use super::Denial;
@@ -17,7 +19,7 @@ use std::borrow::Cow;
 
 const READ_TWO_WAYS: &str = "redveil refuses this text: a string literal in it ends in a different place depending on whether backslashes escape quotes (standard_conforming_strings), so the proxy cannot be sure how the cluster reads it; write a quote inside a literal as '' and a backslash in an E'...' literal or a dollar-quoted string";
 const NATIONAL_WITH_BACKSLASH: &str = "redveil refuses this text: an N'...' literal holds a backslash, which the cluster may read as an escape; write it as E'...' or as a dollar-quoted string";
-const REDSHIFT_BACKSLASH: &str = "redveil refuses this text: a string literal holds a backslash, which Redshift reads as an escape; redveil does not yet check such literals on Redshift while data sources are registered";
+const REDSHIFT_UNCLEAR_ESCAPE: &str = "redveil refuses this text: a string literal holds a backslash escape whose meaning on Redshift is not documented (two backslashes, octal, \\x, \\u, or a letter other than b, f, n, r, t); write the character itself";
 
 /// The text to check and send for a client's `sql`, given how its backend connection reads
 /// literals; borrowed when it needs no change.
@@ -53,10 +55,12 @@ pub fn as_the_cluster_reads(
             "n" => return Err(Denial::new(NATIONAL_WITH_BACKSLASH)),
             _ => {}
         }
-        if !dialect.has_escape_strings() {
-            return Err(Denial::new(REDSHIFT_BACKSLASH));
-        }
         out.push_str(&sql[copied..start]);
+        if !dialect.has_escape_strings() {
+            out.push_str(&without_backslashes(text)?);
+            copied = end;
+            continue;
+        }
         // `text'...'` stays a typed literal as `text E'...'`.
         out.push_str(if prefix.is_empty() { "E" } else { " E" });
         match lexing {
@@ -70,6 +74,37 @@ pub fn as_the_cluster_reads(
     }
     out.push_str(&sql[copied..]);
     Ok(Cow::Owned(out))
+}
+
+/// A backslash-escaping literal (quotes included) as a plain one without backslashes that
+/// reads as the same value.
+fn without_backslashes(literal: &str) -> Result<String, Denial> {
+    let inner = literal
+        .strip_prefix('\'')
+        .and_then(|l| l.strip_suffix('\''))
+        .unwrap_or(literal);
+    let mut value = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => value.push(match chars.next() {
+                Some('b') => '\u{8}',
+                Some('f') => '\u{c}',
+                Some('n') => '\n',
+                Some('r') => '\r',
+                Some('t') => '\t',
+                Some(c) if !c.is_alphanumeric() && c != '\\' => c,
+                _ => return Err(Denial::new(REDSHIFT_UNCLEAR_ESCAPE)),
+            }),
+            // A doubled quote inside the literal.
+            '\'' => {
+                chars.next();
+                value.push('\'');
+            }
+            c => value.push(c),
+        }
+    }
+    Ok(format!("'{}'", value.replace('\'', "''")))
 }
 
 /// Byte ranges of every literal token (quoted, escaped or dollar-quoted).
@@ -171,13 +206,22 @@ mod tests {
     }
 
     #[test]
-    fn redshift_refuses_literals_with_backslashes() {
-        assert!(
-            as_the_cluster_reads("SELECT 'a\\\\b'", Lexing::Backslash, Dialect::Redshift).is_err()
+    fn redshift_literals_are_sent_without_backslashes() {
+        let read = |sql| as_the_cluster_reads(sql, Lexing::Backslash, Dialect::Redshift);
+        assert_eq!(
+            read(r"SELECT 'it''s a \ tab\t', text'\%'").unwrap(),
+            "SELECT 'it''s a  tab\t', text'%'"
         );
-        assert!(
-            as_the_cluster_reads("SELECT $$a\\b$$", Lexing::Backslash, Dialect::Redshift).is_ok()
-        );
+        for unclear in [
+            r"SELECT 'a\\b'",
+            r"SELECT 'imm\x75ta'",
+            r"SELECT '\151'",
+            r"SELECT '\u0069'",
+            r"SELECT '\q'",
+        ] {
+            assert!(read(unclear).is_err(), "{unclear}");
+        }
+        assert!(read(r"SELECT $$a\b$$").is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use redveil::cluster::{ClusterOptions, EphemeralCluster};
 use redveil::demo::dataset::{self, DemoBackend};
+use redveil::dialect::Dialect;
 
 /// The cluster and what `dataset::load` reported about it.
 pub struct TestCluster {
@@ -23,6 +24,16 @@ static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
 /// The test binary's cluster, started on first use.
 pub fn cluster() -> &'static EphemeralCluster {
     &test_cluster().cluster
+}
+
+/// The engine the tests speak to: `REDVEIL_TEST_DIALECT=redshift` runs them against a
+/// Redshift-like PostgreSQL (see `cluster::redshift_like`) with `backend.dialect = "redshift"`.
+pub fn dialect() -> Dialect {
+    match std::env::var("REDVEIL_TEST_DIALECT").as_deref() {
+        Ok("redshift") => Dialect::Redshift,
+        Ok("postgres") | Err(_) => Dialect::Postgres,
+        Ok(other) => panic!("REDVEIL_TEST_DIALECT={other}: use postgres or redshift"),
+    }
 }
 
 /// The demo backend of [`cluster`].
@@ -40,9 +51,12 @@ fn test_cluster() -> &'static TestCluster {
                 .build()
                 .expect("building the harness runtime");
             runtime.block_on(async {
-                let cluster = EphemeralCluster::start(ClusterOptions::default())
-                    .await
-                    .unwrap_or_else(|e| panic!("starting the test cluster: {}", report(&e)));
+                let cluster = EphemeralCluster::start(ClusterOptions {
+                    redshift_like: dialect() == Dialect::Redshift,
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("starting the test cluster: {}", report(&e)));
                 let demo = dataset::load(&cluster)
                     .await
                     .unwrap_or_else(|e| panic!("loading the demo dataset: {}", report(&e)));

@@ -22,14 +22,15 @@ pub fn config_text(dir: &std::path::Path, extra: &str) -> (String, PathBuf) {
     let demo = super::demo();
     let certs = redveil::devcert::generate(dir).expect("dev certs");
     let mut toml = format!(
-        "[listen]\naddress = \"127.0.0.1:0\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[backend]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n[auth]\nfailure_delay_ms = 50\nfailure_backoff_ms = 0\n",
+        "[listen]\naddress = \"127.0.0.1:0\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[backend]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\ndialect = \"{}\"\n[auth]\nfailure_delay_ms = 50\nfailure_backoff_ms = 0\n",
         certs.server_cert.display(),
         certs.server_key.display(),
         demo.host,
         demo.port,
         demo.database,
         demo.query_user,
-        demo.query_password
+        demo.query_password,
+        super::dialect().name()
     );
     toml.push_str(extra);
     // The demo catalog's groups and permissions (see src/demo/catalog.rs).
