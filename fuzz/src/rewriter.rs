@@ -12,8 +12,10 @@
 //! counts), so this misses a CTE scoping mistake but never flags a correct rewrite.
 
 use crate::catalog::{registry, search_path, BACKEND_ROLE, DATABASE};
+use redveil::dialect::{Dialect, Lexing};
 use redveil::rewrite::{
-    classify, parse_search_path_sql, rewrite, split_statements, Registry, Scope, SessionCommand,
+    as_the_cluster_reads, classify, parse_search_path_sql, rewrite, split_statements, Registry,
+    Scope, SessionCommand,
 };
 use sqlparser::ast::{Ident, ObjectName, Query, SetExpr, Statement, TableFactor, Visit, Visitor};
 use sqlparser::dialect::PostgreSqlDialect;
@@ -36,13 +38,18 @@ pub fn check(data: &[u8]) {
     };
     let sql = String::from_utf8_lossy(text);
     let path = search_path(*selector);
+    // The high bit reads literals as a server with standard_conforming_strings off does.
+    let lexing = match selector & 0x80 {
+        0 => Lexing::Standard,
+        _ => Lexing::Backslash,
+    };
     let scope = Scope {
         registry: shared_registry(),
         database: DATABASE,
         search_path: &path,
         backend_role: BACKEND_ROLE,
-        dialect: redveil::dialect::Dialect::Postgres,
-        lexing: redveil::dialect::Lexing::Standard,
+        dialect: Dialect::Postgres,
+        lexing,
     };
     let Ok(rewritten) = rewrite(&sql, scope) else {
         return;
@@ -54,7 +61,11 @@ pub fn check(data: &[u8]) {
         );
         return check_sent(&sql, &split_statements(&sql), scope);
     };
-    let before = split_statements(&sql);
+    // Literals holding a backslash are sent as E'' (see `as_the_cluster_reads`): a statement
+    // changed only by that need not parse.
+    let read = as_the_cluster_reads(&sql, lexing, Dialect::Postgres)
+        .expect("a text the rewriter accepted reads one way");
+    let before = split_statements(&read);
     let after = split_statements(sent);
     assert_eq!(
         before.len(),

@@ -15,6 +15,7 @@ mod tables;
 pub use cache::{Outcome, RewriteCache};
 pub use deny::{is_refused_setting, is_reserved_setting, Denial, BACKEND_STATEMENT_PREFIX};
 pub use lexer::{join_statements, split_statements, tokens, Token};
+pub use literals::as_the_cluster_reads;
 pub use names::{
     parse_search_path_list, parse_search_path_sql, QualifiedName, Registered, Registry, Scope,
     DEFAULT_SEARCH_PATH,
