@@ -80,27 +80,40 @@ async fn probe(
     pool: &BackendPool,
     settings: &[&(String, String)],
 ) -> Result<Vec<String>, ProbeError> {
-    let mut conn = BackendConn::connect(pool.target()).await?;
-    let mut out = BytesMut::new();
-    for (name, value) in settings {
-        frontend::query(
-            &mut out,
-            &format!(
+    let queries: Vec<String> = settings
+        .iter()
+        .map(|(name, value)| {
+            format!(
                 "SELECT pg_catalog.set_config({name}, {value}, false)",
                 name = crate::session::quote_literal(name),
                 value = crate::session::quote_literal(value),
-            ),
-        );
+            )
+        })
+        .collect();
+    answers(pool.target(), &queries, "probing startup settings").await
+}
+
+/// Runs each query, a single value each, on a new connection of the proxy's own, then closes
+/// it: the value, or the server's refusal.
+async fn answers(
+    target: &super::BackendTarget,
+    queries: &[String],
+    doing: &'static str,
+) -> Result<Vec<String>, ProbeError> {
+    let mut conn = BackendConn::connect(target).await?;
+    let mut out = BytesMut::new();
+    for sql in queries {
+        frontend::query(&mut out, sql);
     }
     frontend::put_message(&mut out, tag::TERMINATE, &[]);
     conn.stream
         .write_all(&out)
         .await
         .map_err(BackendError::Io)?;
-    // One answer per Query: the setting as shown, or the server's refusal.
+    // One answer per Query: its value, or the server's refusal.
     let read = tokio::time::timeout(DEADLINE, async {
-        let mut answers = Vec::with_capacity(settings.len());
-        for _ in settings {
+        let mut answers = Vec::with_capacity(queries.len());
+        for _ in queries {
             let mut answer = Ok(String::new());
             loop {
                 let (message_tag, raw) = conn.read_message().await?;
@@ -116,7 +129,7 @@ async fn probe(
         Ok::<_, BackendError>(answers)
     })
     .await
-    .map_err(|_| BackendError::Timeout("probing startup settings"))??;
+    .map_err(|_| BackendError::Timeout(doing))??;
     read.into_iter()
         .map(|answer| {
             answer.map_err(|fields| ProbeError::Refused {
@@ -165,32 +178,13 @@ impl EngineCell {
 /// The cluster's `version()`, read on a connection of the proxy's own (how `backend.dialect =
 /// "auto"` learns which engine it fronts).
 pub async fn cluster_version(target: &super::BackendTarget) -> Result<String, ProbeError> {
-    let mut conn = BackendConn::connect(target).await?;
-    let mut out = BytesMut::new();
-    frontend::query(&mut out, "SELECT version()");
-    frontend::put_message(&mut out, tag::TERMINATE, &[]);
-    conn.stream
-        .write_all(&out)
-        .await
-        .map_err(BackendError::Io)?;
-    let answer = tokio::time::timeout(DEADLINE, async {
-        let mut answer = Ok(String::new());
-        loop {
-            let (message_tag, raw) = conn.read_message().await?;
-            match message_tag {
-                tag::DATA_ROW => answer = Ok(single_text_column(&raw[5..]).unwrap_or_default()),
-                tag::ERROR_RESPONSE => answer = Err(ErrorFields::decode(&raw[5..])?),
-                tag::READY_FOR_QUERY => return Ok::<_, BackendError>(answer),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .map_err(|_| BackendError::Timeout("reading version()"))??;
-    answer.map_err(|fields| ProbeError::Refused {
-        code: fields.code,
-        message: fields.message,
-    })
+    let mut answers = answers(
+        target,
+        &["SELECT version()".to_string()],
+        "reading version()",
+    )
+    .await?;
+    Ok(answers.remove(0))
 }
 
 /// The text of a DataRow's only column (`None` for NULL or a malformed row).
