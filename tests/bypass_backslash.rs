@@ -15,6 +15,12 @@ fn attempts() -> Vec<Attempt> {
     let tried = |name: &'static str, sql: &'static str, expect: Expect| {
         steps(name, vec![s(Analyst, sql, expect), own()])
     };
+    // Two backslashes are one backslash on both engines, but Redshift does not document it:
+    // refused there (see rewrite/literals.rs).
+    let harmless = match common::dialect() {
+        redveil::dialect::Dialect::Postgres => Own,
+        redveil::dialect::Dialect::Redshift => Denied,
+    };
     let both_tried = |name: &'static str, sql: &'static str, expect: Expect| {
         steps(
             name,
@@ -208,12 +214,12 @@ fn attempts() -> Vec<Attempt> {
         tried(
             "a LIKE escape",
             r"SELECT count(*) FROM hr.employees WHERE email NOT LIKE '%\\%%'",
-            Own,
+            harmless,
         ),
         tried(
             "two backslashes in a predicate",
             r"SELECT count(*) FROM hr.employees WHERE email <> '\\'",
-            Own,
+            harmless,
         ),
     ]
 }
