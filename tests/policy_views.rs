@@ -15,7 +15,7 @@ async fn rows(client: &Client, sql: &str) -> Rows {
     let mut out: Rows = client
         .simple_query(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .iter()
         .filter_map(|m| match m {
             SimpleQueryMessage::Row(r) => {

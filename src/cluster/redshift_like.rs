@@ -3,7 +3,8 @@
 //! (`standard_conforming_strings = off`), `version()` names Redshift, Redshift's session
 //! setting `enable_result_cache_for_session` exists (a small module, built here), and SQL
 //! versions of the Redshift functions the dialect writes (SHA2, STRTOL, REGEXP_REPLACE that
-//! replaces every match) come first in the search path. What it cannot stand in for (RLS
+//! replaces every match, CURRENT_SETTING whose second argument is error_if_undefined) come
+//! first in the search path. What it cannot stand in for (RLS
 //! policies, Redshift's planner, its catalog) only a real cluster shows.
 
 use super::error::ClusterError;
@@ -23,6 +24,9 @@ CREATE OR REPLACE FUNCTION redshift_compat.strtol(text, integer) RETURNS bigint
     AS $$ SELECT CASE WHEN $2 = 16 THEN CAST(CAST('x' || lpad($1, 16, '0') AS bit(64)) AS bigint) END $$;
 CREATE OR REPLACE FUNCTION redshift_compat.regexp_replace(text, text, text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT pg_catalog.regexp_replace($1, $2, $3, 'g') $$;
+-- Redshift's second argument is error_if_undefined, PostgreSQL's missing_ok.
+CREATE OR REPLACE FUNCTION redshift_compat.current_setting(text, boolean) RETURNS text
+    LANGUAGE sql STABLE STRICT AS $$ SELECT pg_catalog.current_setting($1, NOT $2) $$;
 CREATE OR REPLACE FUNCTION redshift_compat.version() RETURNS text
     LANGUAGE sql STABLE
     AS $$ SELECT pg_catalog.version() || ', Redshift-like test cluster (redveil), Redshift 1.0' $$;

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 mod session;
 mod spelling;
+mod sync;
 
 /// `backend.dialect`: which engine the cluster is, or `auto` to ask it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -50,16 +50,21 @@ impl Dialect {
     /// A setting's value, or NULL where it was never set. The second argument of
     /// `current_setting` is `missing_ok` on PostgreSQL and `error_if_undefined` on Redshift
     /// (r_CURRENT_SETTING.html).
+    /// Unqualified: views resolve it once, when sync creates them.
     pub fn current_setting_or_null(self, name: &str) -> String {
-        let missing = match self {
+        format!(
+            "current_setting({}, {})",
+            self.literal(name),
+            self.missing_ok()
+        )
+    }
+
+    /// `current_setting`'s second argument for "NULL if never set".
+    fn missing_ok(self) -> &'static str {
+        match self {
             Dialect::Postgres => "true",
             Dialect::Redshift => "false",
-        };
-        format!(
-            "{}current_setting({}, {missing})",
-            self.catalog_prefix(),
-            self.literal(name)
-        )
+        }
     }
 
     /// Built-in functions are called qualified on PostgreSQL, where a client's schema earlier
@@ -92,11 +97,12 @@ impl Dialect {
 
     /// Copies the setting `from` into `to` (a staged identity made current).
     pub fn copy_setting(self, to: &str, from: &str) -> String {
+        let prefix = self.catalog_prefix();
         format!(
-            "SELECT {}set_config({}, {}, false)",
-            self.catalog_prefix(),
+            "SELECT {prefix}set_config({}, {prefix}current_setting({}, {}), false)",
             self.literal(to),
-            self.current_setting_or_null(from)
+            self.literal(from),
+            self.missing_ok(),
         )
     }
 

@@ -31,7 +31,7 @@ use super::classes;
 use super::entitle::AccessPlan;
 use super::masks::{self, Column, Context};
 use super::model::{DataSource, MaskMethod, RowFilter};
-use super::sql::{ident, literal, qualified};
+use super::sql::{ident, qualified};
 use super::tokens;
 use crate::dialect::Dialect;
 use std::fmt;
@@ -78,15 +78,18 @@ enum Entitlements<'a> {
 }
 
 /// The entitlement row of the session's user for `ds`, as the subquery `immuta_access`.
-fn access_subquery(ds: &DataSource, flags: Option<&str>) -> String {
+fn access_subquery(dialect: Dialect, ds: &DataSource, flags: Option<&str>) -> String {
     let (select, only_class) = match flags {
         None => ("immuta_row.flags AS immuta_flags, ", String::new()),
-        Some(flags) => ("", format!(" AND immuta_row.flags = {}", literal(flags))),
+        Some(flags) => (
+            "",
+            format!(" AND immuta_row.flags = {}", dialect.literal(flags)),
+        ),
     };
     format!(
         "CROSS JOIN (SELECT {select}immuta_row.attribute_values AS immuta_values, immuta_row.salt AS immuta_salt\n\
          \x20           FROM {}{only_class}) AS immuta_access",
-        tokens::access_join_sql(&literal(&ds.table.key())),
+        tokens::access_join_sql(dialect, &dialect.literal(&ds.table.key())),
     )
 }
 
@@ -109,10 +112,11 @@ pub fn compile(
     let alias = ident(&ds.table.table);
     let view = qualified(view_schema, &ds.view_name());
     let mut sql = format!(
-        "CREATE VIEW {view} WITH (security_barrier) AS\nSELECT {}\nFROM {} AS {alias}\n{}",
+        "CREATE VIEW {view}{} AS\nSELECT {}\nFROM {} AS {alias}\n{}",
+        dialect.view_options(),
         body.select.join(",\n       "),
         qualified(&ds.table.schema, &ds.table.table),
-        access_subquery(ds, None),
+        access_subquery(dialect, ds, None),
     );
     push_filters(&mut sql, &body.filters);
     Ok(CompiledView {
@@ -150,10 +154,11 @@ pub fn compile_class(
         &classes::class_view_name(ds, flags),
     );
     let mut sql = format!(
-        "CREATE VIEW {view} WITH (security_barrier) AS\nSELECT {}\nFROM {} AS {alias}\n{}",
+        "CREATE VIEW {view}{} AS\nSELECT {}\nFROM {} AS {alias}\n{}",
+        dialect.view_options(),
         body.select.join(",\n       "),
         qualified(&ds.table.schema, &ds.table.table),
-        access_subquery(ds, Some(flags)),
+        access_subquery(dialect, ds, Some(flags)),
     );
     push_filters(&mut sql, &body.filters);
     Ok(CompiledView {
@@ -279,9 +284,10 @@ fn body(
             RowFilter::AttributeMatch { column, attribute } => {
                 let column = find(&rule.origin, column)?;
                 format!(
-                    "strpos({attributes}, chr(31) || {} || chr(30) || CAST({} AS text) || chr(31)) > 0",
-                    literal(attribute),
-                    raw(&column.name)
+                    "strpos({attributes}, chr(31) || {} || chr(30) || CAST({} AS {}) || chr(31)) > 0",
+                    dialect.literal(attribute),
+                    raw(&column.name),
+                    dialect.text_type()
                 )
             }
             RowFilter::Predicate(predicate) => format!("({predicate})"),

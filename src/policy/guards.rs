@@ -17,7 +17,7 @@ impl Run<'_> {
     ) -> Result<(), SyncError> {
         let exists = self
             .flag(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)",
+                self.dialect.role_exists_sql(),
                 &[&self.role],
                 "looking up the query role",
             )
@@ -28,16 +28,17 @@ impl Run<'_> {
         // Every client's statements run as the query role, and a role's sessions see each
         // other's statement text (literals included) unless activity tracking is off for it;
         // only a superuser can turn it off or back on.
-        let hidden = self
-            .flag(
-                "SELECT current_setting('track_activities') = 'off' OR EXISTS (\
-                 SELECT 1 FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_roles r ON r.oid = s.setrole \
-                 WHERE r.rolname = $1 AND 'track_activities=off' = ANY (s.setconfig) AND s.setdatabase IN \
-                 (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())))",
-                &[&self.role],
-                "checking the query role's activity tracking",
-            )
-            .await?;
+        let hidden = match self.dialect.statements_hidden_sql() {
+            Some(check) => {
+                self.flag(
+                    check,
+                    &[&self.role],
+                    "checking the query role's activity tracking",
+                )
+                .await?
+            }
+            None => true,
+        };
         if !hidden {
             return Err(SyncError::StatementsVisible(self.role.to_string()));
         }
@@ -60,7 +61,7 @@ impl Run<'_> {
             }
             let can_read = self
                 .flag(
-                    "SELECT has_any_column_privilege($1, $2, 'SELECT')",
+                    self.dialect.can_select_sql(),
                     &[&self.role, &table],
                     "checking the query role's privileges",
                 )
@@ -85,7 +86,7 @@ impl Run<'_> {
             let name = qualified(SYSTEM_SCHEMA, table);
             if self
                 .flag(
-                    "SELECT has_any_column_privilege($1, $2, 'SELECT')",
+                    self.dialect.can_select_sql(),
                     &[&self.role, &name],
                     "checking the query role's privileges",
                 )

@@ -11,50 +11,51 @@
 
 use super::{FUNCTIONS_SCHEMA, PROCEDURES_SCHEMA, SYSTEM_SCHEMA};
 
-/// Tables sync creates when missing: (name, columns).
+/// Tables sync creates when missing: (name, columns, `{text}` for the text type, see
+/// `Dialect::columns`).
 pub const TABLES: [(&str, &str); 8] = [
     (
         "profile_users",
-        "user_name text PRIMARY KEY, can_impersonate boolean NOT NULL",
+        "user_name {text} PRIMARY KEY, can_impersonate boolean NOT NULL",
     ),
     (
         "profile_groups",
-        "user_name text NOT NULL, group_name text NOT NULL, PRIMARY KEY (user_name, group_name)",
+        "user_name {text} NOT NULL, group_name {text} NOT NULL, PRIMARY KEY (user_name, group_name)",
     ),
     (
         "profile_attributes",
-        "user_name text NOT NULL, attribute text NOT NULL, value text NOT NULL, \
+        "user_name {text} NOT NULL, attribute {text} NOT NULL, value {text} NOT NULL, \
          PRIMARY KEY (user_name, attribute, value)",
     ),
     (
         "profile_access",
-        "user_name text NOT NULL, data_source text NOT NULL, flags text NOT NULL, \
-         attribute_values text NOT NULL, salt text NOT NULL, PRIMARY KEY (user_name, data_source)",
+        "user_name {text} NOT NULL, data_source {text} NOT NULL, flags {text} NOT NULL, \
+         attribute_values {text} NOT NULL, salt {text} NOT NULL, PRIMARY KEY (user_name, data_source)",
     ),
     // The identity tokens the proxy pins (see tokens.rs): the views' only way to a user.
     (
         super::tokens::TOKENS_TABLE,
-        "token text PRIMARY KEY, user_name text NOT NULL, issuer text NOT NULL, \
+        "token {text} PRIMARY KEY, user_name {text} NOT NULL, issuer {text} NOT NULL, \
          impersonation boolean NOT NULL DEFAULT false",
     ),
     // One row per synced data source: how sync finds views to drop, keeps salts stable and
     // tells whether a view's definition changed.
     (
         "data_sources",
-        "data_source text PRIMARY KEY, view_schema text NOT NULL, view_name text NOT NULL, \
-         salt text NOT NULL, definition_sha256 text NOT NULL",
+        "data_source {text} PRIMARY KEY, view_schema {text} NOT NULL, view_name {text} NOT NULL, \
+         salt {text} NOT NULL, definition_sha256 {text} NOT NULL",
     ),
     // One row per class view (see classes.rs), so sync replaces only what changed and drops
     // classes nobody falls in any more.
     (
         "class_views",
-        "view_name text PRIMARY KEY, data_source text NOT NULL, definition_sha256 text NOT NULL",
+        "view_name {text} PRIMARY KEY, data_source {text} NOT NULL, definition_sha256 {text} NOT NULL",
     ),
     // Fingerprints of the secure views and the procedure, so they are replaced only when
     // this code changes them.
     (
         "managed_objects",
-        "object text PRIMARY KEY, definition_sha256 text NOT NULL",
+        "object {text} PRIMARY KEY, definition_sha256 {text} NOT NULL",
     ),
 ];
 
@@ -87,25 +88,26 @@ pub struct Managed {
     pub kind: ManagedKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManagedKind {
     /// The query role gets SELECT.
     View,
-    /// The query role gets EXECUTE; `signature` is for `has_function_privilege`.
-    Procedure { signature: &'static str },
+    /// The query role gets EXECUTE; `signature` is for `has_function_privilege` and GRANT.
+    Procedure { signature: String },
 }
 
-/// The secure views and the impersonation stub.
-pub fn managed_objects() -> Vec<Managed> {
+/// The secure views and the impersonation stub, in `dialect`'s SQL.
+pub fn managed_objects(dialect: crate::dialect::Dialect) -> Vec<Managed> {
     let mut objects: Vec<Managed> = SECURE_VIEWS
         .iter()
         .map(|(name, columns, table)| Managed {
             name: format!("{SYSTEM_SCHEMA}.{name}"),
             ddl: format!(
-                "CREATE OR REPLACE VIEW {SYSTEM_SCHEMA}.{name} WITH (security_barrier) AS \
+                "CREATE OR REPLACE VIEW {SYSTEM_SCHEMA}.{name}{} AS \
                  SELECT {columns} FROM {SYSTEM_SCHEMA}.{table} \
                  WHERE user_name = {}",
-                super::tokens::session_user_sql()
+                dialect.view_options(),
+                super::tokens::session_user_sql(dialect)
             ),
             kind: ManagedKind::View,
         })
@@ -115,13 +117,18 @@ pub fn managed_objects() -> Vec<Managed> {
     objects.push(Managed {
         name: format!("{PROCEDURES_SCHEMA}.impersonate_user"),
         ddl: format!(
-            "CREATE OR REPLACE PROCEDURE {PROCEDURES_SCHEMA}.impersonate_user(user_name text) \
-             LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION \
-             'immuta_procedures.impersonate_user works only through the redveil proxy; connect through it to impersonate a user' \
-             USING ERRCODE = '0A000'; END $$"
+            "CREATE OR REPLACE PROCEDURE {PROCEDURES_SCHEMA}.impersonate_user(user_name {}) \
+             LANGUAGE plpgsql AS $$ BEGIN {} END $$",
+            dialect.text_type(),
+            dialect.raise_sql(
+                "immuta_procedures.impersonate_user works only through the redveil proxy; connect through it to impersonate a user"
+            )
         ),
         kind: ManagedKind::Procedure {
-            signature: "immuta_procedures.impersonate_user(text)",
+            signature: format!(
+                "{PROCEDURES_SCHEMA}.impersonate_user({})",
+                dialect.text_type()
+            ),
         },
     });
     objects

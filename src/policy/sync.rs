@@ -134,8 +134,9 @@ pub async fn table_columns(
 
 /// A privilege the query role must hold.
 pub(super) struct Grant<'a> {
-    /// `SELECT has_…_privilege($1, $2, '…')`.
-    pub(super) check: &'a str,
+    /// `SELECT has_…_privilege($1, $2, '…')`; `None` where the engine cannot tell, so the
+    /// grant (idempotent) is given every time.
+    pub(super) check: Option<&'a str>,
     /// `$2` of the check.
     pub(super) object: &'a str,
     /// The object as reports name it.
@@ -259,13 +260,13 @@ impl Run<'_> {
         grant: Grant<'_>,
         just_created: bool,
     ) -> Result<(), SyncError> {
-        let has = self
-            .flag(
-                grant.check,
-                &[&self.role, &grant.object],
-                "checking a grant",
-            )
-            .await?;
+        let has = match grant.check {
+            Some(check) => {
+                self.flag(check, &[&self.role, &grant.object], "checking a grant")
+                    .await?
+            }
+            None => false,
+        };
         if !has {
             let sql = format!("GRANT {} TO {}", grant.what, ident(self.role));
             self.exec(
@@ -273,7 +274,7 @@ impl Run<'_> {
                 &format!("granting {} on {}", grant.privilege, grant.display),
             )
             .await?;
-            if !just_created {
+            if !just_created && grant.check.is_some() {
                 self.changes.push(Change::Granted {
                     privilege: grant.privilege.into(),
                     object: grant.display.into(),
@@ -307,7 +308,7 @@ impl Run<'_> {
             if !self.relation_exists(SYSTEM_SCHEMA, table).await? {
                 let name = qualified(SYSTEM_SCHEMA, table);
                 self.exec(
-                    &format!("CREATE TABLE {name} ({columns})"),
+                    &format!("CREATE TABLE {name} ({})", self.dialect.columns(columns)),
                     "creating a profile table",
                 )
                 .await?;
@@ -326,10 +327,10 @@ impl Run<'_> {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-        for object in schema::managed_objects() {
+        for object in schema::managed_objects(self.dialect) {
             let digest = sha256_hex(&object.ddl);
             let (obj_schema, obj_name) = object.name.split_once('.').unwrap_or_default();
-            let present = match object.kind {
+            let present = match &object.kind {
                 ManagedKind::View => self.relation_exists(obj_schema, obj_name).await?,
                 ManagedKind::Procedure { .. } => {
                     self.flag(
@@ -355,16 +356,16 @@ impl Run<'_> {
                 self.changes
                     .push(Change::InstalledObject(object.name.clone()));
             }
-            let grant = match object.kind {
+            let grant = match &object.kind {
                 ManagedKind::View => Grant {
-                    check: "SELECT has_table_privilege($1, $2, 'SELECT')",
+                    check: Some("SELECT has_table_privilege($1, $2, 'SELECT')"),
                     object: &object.name,
                     display: &object.name,
                     privilege: "SELECT",
                     what: format!("SELECT ON {}", object.name),
                 },
                 ManagedKind::Procedure { signature } => Grant {
-                    check: "SELECT has_function_privilege($1, $2, 'EXECUTE')",
+                    check: self.dialect.can_execute_sql(),
                     object: signature,
                     display: &object.name,
                     privilege: "EXECUTE",
@@ -375,7 +376,7 @@ impl Run<'_> {
         }
         for name in schema::SCHEMAS.iter().copied().chain([view_schema]) {
             let grant = Grant {
-                check: "SELECT has_schema_privilege($1, $2, 'USAGE')",
+                check: Some("SELECT has_schema_privilege($1, $2, 'USAGE')"),
                 object: name,
                 display: name,
                 privilege: "USAGE",
@@ -508,7 +509,7 @@ impl Run<'_> {
             return Ok(());
         }
         let grant = Grant {
-            check: "SELECT has_table_privilege($1, $2, 'SELECT')",
+            check: Some("SELECT has_table_privilege($1, $2, 'SELECT')"),
             object: &view.view,
             display,
             privilege: "SELECT",

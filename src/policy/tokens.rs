@@ -144,21 +144,23 @@ pub async fn retire_impersonation_tokens(
 
 /// `user_name` of the session's pinned token, as a SQL subquery (NULL when no valid token
 /// is pinned, so every comparison with it fails).
-pub fn session_user_sql() -> String {
+pub fn session_user_sql(dialect: crate::dialect::Dialect) -> String {
     format!(
-        "(SELECT user_name FROM {} WHERE token = current_setting('{TOKEN_SETTING}', true))",
-        qualified(SYSTEM_SCHEMA, TOKENS_TABLE)
+        "(SELECT user_name FROM {} WHERE token = {})",
+        qualified(SYSTEM_SCHEMA, TOKENS_TABLE),
+        dialect.current_setting_or_null(TOKEN_SETTING),
     )
 }
 
 /// FROM-clause items and condition that join the pinned token to `profile_access`, with the
 /// token table as `immuta_token` and the entitlement row as `immuta_row`.
-pub fn access_join_sql(data_source_literal: &str) -> String {
+pub fn access_join_sql(dialect: crate::dialect::Dialect, data_source_literal: &str) -> String {
     format!(
         "{} AS immuta_token JOIN {} AS immuta_row ON immuta_row.user_name = immuta_token.user_name\n\
-         \x20           WHERE immuta_token.token = current_setting('{TOKEN_SETTING}', true) AND immuta_row.data_source = {data_source_literal}",
+         \x20           WHERE immuta_token.token = {} AND immuta_row.data_source = {data_source_literal}",
         qualified(SYSTEM_SCHEMA, TOKENS_TABLE),
         qualified(SYSTEM_SCHEMA, "profile_access"),
+        dialect.current_setting_or_null(TOKEN_SETTING),
     )
 }
 

@@ -92,7 +92,7 @@ pub async fn try_sync(config: &Config) -> Result<SyncReport, policy::SyncError> 
             database: config.backend.database.clone(),
             default_database: config.backend.database.clone(),
             query_role: config.backend.user.clone(),
-            dialect: redveil::dialect::Dialect::Postgres,
+            dialect: super::dialect(),
             // As the proxy does: sessions pinned under the last tokens keep working.
             tokens: TokenSync {
                 current: tokens.clone(),
