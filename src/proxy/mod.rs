@@ -4,6 +4,7 @@
 //! replies those cause (see `session::Pipeline`).
 
 pub mod budget;
+mod checkout;
 mod intercepted;
 mod pins;
 mod refusals;
@@ -12,14 +13,14 @@ mod responses;
 mod statement_names;
 mod statements;
 
+pub use checkout::checkout_serving;
 pub use statement_names::backend_statement_name;
 
-use crate::backend::{Affinity, BackendConn, BackendError, BackendPool, Checkout};
+use crate::backend::{BackendConn, BackendError, BackendPool, Checkout};
 use crate::config::PoolMode;
 use crate::frontend::cancel::CancelSlot;
 use crate::net::Stream;
 use crate::protocol::backend::{self as msg, Severity};
-use crate::protocol::encoding::TextEncoding;
 use crate::protocol::scan::{Direction, Scanner};
 use crate::protocol::ProtocolError;
 use crate::rewrite::{RewriteCache, SessionCommand};
@@ -444,52 +445,6 @@ impl ClientConnection {
         }
     }
 
-    /// Takes a backend connection for the next statement if none is held. One that holds
-    /// another identity is reset completely first, and the reset confirmed, so nothing a
-    /// client of another user left there (objects, settings, prepared statements, locks, a
-    /// pin) reaches this one, whatever its statements said; one another client of the same
-    /// identity used last is cleaned ahead of the statement (see `replay_session_state`).
-    async fn ensure_backend(&mut self) -> Result<(), BackendError> {
-        // A connection the engine cannot clean (`Dialect::clean_sql`) is closed and another
-        // taken, until one is fresh.
-        let attempts = match self.settings.dialect.clean_sql() {
-            Some(_) => 1,
-            None => self.pool.size() + 1,
-        };
-        for _ in 0..attempts {
-            if self.backend.is_none() {
-                let backend = self.checkout_for_client().await?;
-                self.cancel.set(backend.peer, backend.key).await;
-                self.backend = Some(backend);
-            }
-            if self.replay_session_state() {
-                self.pin_identity().await;
-                return Ok(());
-            }
-            if let Some(mut backend) = self.backend.take() {
-                backend.broken = true;
-                self.cancel.clear().await;
-            }
-        }
-        Err(BackendError::ResetFailed)
-    }
-
-    async fn checkout_for_client(&mut self) -> Result<Checkout, BackendError> {
-        checkout_serving(
-            &self.pool,
-            self.id,
-            self.session.effective_user(),
-            self.settings.dialect,
-        )
-        .await
-    }
-
-    /// The backend connection taken for this client at login (session mode); its cancel
-    /// slot is already set.
-    pub fn adopt_backend(&mut self, backend: Checkout) {
-        self.backend = Some(backend);
-    }
-
     /// Relays the replies the proxy answered itself that are now next in line.
     fn emit_synthetic(&mut self) {
         let settled = self
@@ -499,107 +454,4 @@ impl ClientConnection {
             self.session.impersonation.settle(outside_transaction);
         }
     }
-
-    /// Before a client's first statement on a connection another client used last, cleans it
-    /// of what that client left (always: no cleanup rests on the words of its statements),
-    /// and whenever the connection's settings differ from the client's, replays the client's
-    /// settings and SQL-prepared statements, pipelined ahead of the statement; its replies
-    /// are dropped. If the clean fails the connection is closed afterwards. False when the
-    /// engine cannot bring this connection to the client's state: it must be replaced.
-    fn replay_session_state(&mut self) -> bool {
-        if !self.pipeline.is_empty() || self.session.tx_status != crate::session::IDLE {
-            return true;
-        }
-        let fingerprint = self.session.state.fingerprint();
-        let dialect = self.settings.dialect;
-        let Some(backend) = self.backend.as_mut() else {
-            return true;
-        };
-        let ready = backend.engine_ready || dialect.session_setup().is_none();
-        let other_client = backend.last_client.is_some_and(|last| last != self.id);
-        let fresh = backend.last_client.is_none() && fingerprint == 0 && backend.settings == 0;
-        let unchanged = backend.last_client == Some(self.id) && backend.settings == fingerprint;
-        if ready && (fresh || unchanged) {
-            backend.last_client = Some(self.id);
-            return true;
-        }
-        let Some(replay) = crate::backend::replay_sql(
-            &self.session.state,
-            backend.has_sql_prepared,
-            other_client,
-            dialect,
-        ) else {
-            return false;
-        };
-        backend.last_client = Some(self.id);
-        backend.engine_ready = true;
-        // RESET ALL clears the pinned identity too.
-        backend.pinned = None;
-        if backend.has_sql_prepared {
-            backend.prepared.clear();
-        }
-        backend.settings = fingerprint;
-        backend.has_sql_prepared = self.session.state.prepared().next().is_some();
-        let encoding = self.session.text_encoding;
-        let messages = match encoding == TextEncoding::Utf8 || replay.session.is_ascii() {
-            true => vec![replay.joined()],
-            false => vec![replay.reset, replay.session],
-        };
-        for sql in messages {
-            crate::protocol::frontend::query_in(&mut self.to_backend, &sql, encoding);
-            self.pipeline.push(crate::session::Expect::Query {
-                forward: false,
-                commands: Default::default(),
-                substitutions: Default::default(),
-            });
-        }
-        true
-    }
-
-    /// Gives the backend connection back at a transaction boundary (transaction mode).
-    async fn release_if_done(&mut self) {
-        if self.settings.mode == PoolMode::Transaction
-            && self.pipeline.is_empty()
-            && self.session.tx_status == crate::session::IDLE
-            && !self.client_scan.mid_message()
-            // Between a client's Parse/Bind/Execute and its Sync the backend holds the batch's
-            // implicit transaction and unnamed statement: still this client's.
-            && !self.in_batch
-            && !self.discard_until_sync
-            && self.backend.is_some()
-        {
-            // Clear the cancel target first: a cancel in flight for this client finishes
-            // before the connection can serve anyone else.
-            self.cancel.clear().await;
-            self.backend = None;
-        }
-    }
-}
-
-/// A connection for client `client` acting as `user`: one that holds another identity is
-/// reset completely first, and the reset confirmed. A reset that fails closes that connection;
-/// another is tried, a few times at most.
-pub async fn checkout_serving(
-    pool: &BackendPool,
-    client: u64,
-    user: &str,
-    dialect: crate::dialect::Dialect,
-) -> Result<Checkout, BackendError> {
-    // Where a reset is a close (`Dialect::discard_all`), every idle connection may need one.
-    let attempts = match dialect.discard_all() {
-        Some(_) => 3,
-        None => pool.size() + 1,
-    };
-    for _ in 0..attempts {
-        let mut backend = pool.checkout(Affinity { client, user }).await?;
-        if backend.serves_only(user) {
-            return Ok(backend);
-        }
-        metrics::counter!("redveil_backend_resets_total").increment(1);
-        crate::backend::reset_session(&mut backend, dialect).await;
-        if !backend.broken {
-            return Ok(backend);
-        }
-    }
-    Err(BackendError::ResetFailed)
 }
