@@ -2,25 +2,15 @@
 //! the demo data (issue 15 item 6). The Redshift spelling runs on the test cluster the way a
 //! Redshift would read it: plain literals take backslash escapes
 //! (`standard_conforming_strings = off`), and PostgreSQL versions of the Redshift functions it
-//! uses (SHA2, STRTOL, REGEXP_REPLACE replacing every match) come first in the search path.
-//! They are installed by this test only, never by sync.
+//! uses (SHA2, STRTOL, REGEXP_REPLACE replacing every match) come first in the search path:
+//! the Redshift-like cluster's (`cluster::redshift_like`), installed by this test on either
+//! cluster, never by sync.
 
 mod common;
 
 use redveil::dialect::Dialect;
 use redveil::policy::masks::{masked_expression, Column, ColumnKind, Context};
 use redveil::policy::model::{MaskMethod, TruncateUnit};
-
-/// PostgreSQL versions of the Redshift functions the Redshift spellings use.
-const REDSHIFT_FUNCTIONS: &str = "
-CREATE SCHEMA IF NOT EXISTS redshift_compat;
-CREATE OR REPLACE FUNCTION redshift_compat.sha2(text, integer) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex') $$;
-CREATE OR REPLACE FUNCTION redshift_compat.strtol(text, integer) RETURNS bigint
-    LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT CAST(CAST('x' || lpad($1, 16, '0') AS bit(64)) AS bigint) $$;
-CREATE OR REPLACE FUNCTION redshift_compat.regexp_replace(text, text, text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT pg_catalog.regexp_replace($1, $2, $3, 'g') $$;
-";
 
 fn column(name: &str, sql_type: &str, kind: ColumnKind) -> Column {
     Column {
@@ -47,7 +37,10 @@ async fn values(client: &tokio_postgres::Client, expr: &str) -> Vec<Option<Strin
 async fn every_mask_gives_the_same_values_in_both_dialects() {
     let cluster = common::cluster();
     let postgres = cluster.connect_superuser("demo").await.unwrap();
-    postgres.batch_execute(REDSHIFT_FUNCTIONS).await.unwrap();
+    postgres
+        .batch_execute(redveil::cluster::REDSHIFT_FUNCTIONS_SQL)
+        .await
+        .unwrap();
     // As PostgreSQL reads by default, whichever cluster the suite runs against.
     postgres
         .batch_execute("SET standard_conforming_strings = on; SET search_path = public")

@@ -20,6 +20,7 @@ use tempfile::TempDir;
 
 use binaries::{PgBinaries, Runner};
 pub use error::ClusterError;
+pub use redshift_like::FUNCTIONS_SQL as REDSHIFT_FUNCTIONS_SQL;
 use watchdog::Watchdog;
 
 /// The only address the cluster listens on.

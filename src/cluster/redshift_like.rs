@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 const MODULE_SOURCE: &str = include_str!("redshift_compat.c");
 
 /// Installed in template1 before any database is created, so every database has them.
-pub(crate) const FUNCTIONS_SQL: &str = r#"
+pub const FUNCTIONS_SQL: &str = r#"
 CREATE SCHEMA IF NOT EXISTS redshift_compat;
 GRANT USAGE ON SCHEMA redshift_compat TO PUBLIC;
 CREATE OR REPLACE FUNCTION redshift_compat.sha2(text, integer) RETURNS text

@@ -17,11 +17,19 @@ const POSTGRES_CLEAN: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET 
 /// where no table is registered a client may set them (the proxy replays them as settings).
 const POSTGRES_RESET: &str = "SET SESSION AUTHORIZATION DEFAULT;RESET ALL;RESET ROLE;";
 
+/// Redshift's result cache off for the session (see `Dialect::owns_setting`); a macro so
+/// `REDSHIFT_RESET` can include it at compile time.
+macro_rules! redshift_cache_off {
+    () => {
+        "SET enable_result_cache_for_session TO off"
+    };
+}
+
 /// RESET ALL also clears session context variables and turns the result cache back on
 /// (r_RESET.html), so the cache is turned off again at once. Redshift's SET SESSION
 /// AUTHORIZATION needs a superuser (r_SET_SESSION_AUTHORIZATION.html); no client can have
 /// used it through the pool's login.
-const REDSHIFT_RESET: &str = "RESET ALL;SET enable_result_cache_for_session TO off;";
+const REDSHIFT_RESET: &str = concat!("RESET ALL;", redshift_cache_off!(), ";");
 
 impl Dialect {
     /// What opens sync's transaction. PostgreSQL: standard-conforming strings for the
@@ -111,7 +119,7 @@ impl Dialect {
     pub fn session_setup(self) -> Option<&'static str> {
         match self {
             Dialect::Postgres => None,
-            Dialect::Redshift => Some("SET enable_result_cache_for_session TO off"),
+            Dialect::Redshift => Some(redshift_cache_off!()),
         }
     }
 
