@@ -24,7 +24,7 @@ cargo test --all-targets --locked
 # PostgreSQL's (bypass_pooled_state, policy_views, the clients).
 REDVEIL_TEST_DIALECT=redshift cargo test --locked --test enforcement --test impersonation \
     --test fidelity --test relay --test dialect_masks --test bypass_last_line \
-    --test bypass_backslash
+    --test bypass_backslash --test dialect_start
 # psycopg2's encoding tests, asyncpg's prepared-statement and type-cache tests and the
 # regression files that differed: direct, and through redveil in both pool modes. Fails on a
 # test that passes directly and fails through redveil unless expected.toml names it.
