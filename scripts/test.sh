@@ -22,7 +22,7 @@ cargo test --all-targets --locked
 # 15): bypass.rs (row rules need Redshift RLS policies: without a security barrier a client's
 # predicate reaches hidden rows, e.g. through a division by zero), the suites whose own SQL is
 # PostgreSQL's (bypass_pooled_state, policy_views, the clients).
-REDVEIL_TEST_DIALECT=redshift cargo test --locked --test enforcement --test impersonation \
+REDVEIL_TEST_DIALECT=redshift cargo test --locked --test enforcement --test policy_sync --test impersonation \
     --test fidelity --test relay --test dialect_masks --test bypass_last_line \
     --test bypass_backslash --test dialect_start
 # psycopg2's encoding tests, asyncpg's prepared-statement and type-cache tests and the

@@ -366,15 +366,12 @@ async fn explain_policy_prints_the_rules_and_the_view() {
     let catalog =
         redveil::policy::Catalog::from_config(&pol::config(&pol::demo_catalog())).unwrap();
     let ds = &catalog.data_sources[0];
-    let columns = redveil::policy::table_columns(&pol::system().await, ds)
+    let columns = redveil::policy::table_columns(&pol::system().await, common::dialect(), ds)
         .await
         .unwrap();
-    let view =
-        redveil::policy::compile(redveil::dialect::Dialect::Postgres, ds, "immuta", &columns)
-            .unwrap();
-    let class =
-        redveil::policy::compile_class(redveil::dialect::Dialect::Postgres, ds, "0", &columns)
-            .unwrap();
+    // The SQL of the cluster's engine, which explain-policy asks for.
+    let view = redveil::policy::compile(common::dialect(), ds, "immuta", &columns).unwrap();
+    let class = redveil::policy::compile_class(common::dialect(), ds, "0", &columns).unwrap();
     assert_eq!(
         sql,
         format!(

@@ -93,8 +93,12 @@ async fn main() -> Result<(), Error> {
         )
         .await?;
         let ds = &catalog.data_sources[0];
-        let columns =
-            policy::table_columns(&cluster_connect(&cluster, &backend).await?, ds).await?;
+        let columns = policy::table_columns(
+            &cluster_connect(&cluster, &backend).await?,
+            redveil::dialect::Dialect::Postgres,
+            ds,
+        )
+        .await?;
         let mut class_sql = std::collections::BTreeMap::new();
         for user in ["analyst", "admin"] {
             let row = catalog

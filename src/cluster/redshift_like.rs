@@ -3,8 +3,8 @@
 //! (`standard_conforming_strings = off`), `version()` names Redshift, Redshift's session
 //! setting `enable_result_cache_for_session` exists (a small module, built here), and SQL
 //! versions of the Redshift functions the dialect writes (SHA2, STRTOL, REGEXP_REPLACE that
-//! replaces every match, CURRENT_SETTING whose second argument is error_if_undefined) come
-//! first in the search path. What it cannot stand in for (RLS
+//! replaces every match, CURRENT_SETTING whose second argument is error_if_undefined) and
+//! the SVV_COLUMNS catalog view come first in the search path. What it cannot stand in for (RLS
 //! policies, Redshift's planner, its catalog) only a real cluster shows.
 
 use super::error::ClusterError;
@@ -27,6 +27,12 @@ CREATE OR REPLACE FUNCTION redshift_compat.regexp_replace(text, text, text) RETU
 -- Redshift's second argument is error_if_undefined, PostgreSQL's missing_ok.
 CREATE OR REPLACE FUNCTION redshift_compat.current_setting(text, boolean) RETURNS text
     LANGUAGE sql STABLE STRICT AS $$ SELECT pg_catalog.current_setting($1, NOT $2) $$;
+-- Redshift's documented column catalog (r_SVV_COLUMNS.html), the columns sync reads.
+CREATE OR REPLACE VIEW redshift_compat.svv_columns AS
+    SELECT table_catalog, table_schema, table_name, column_name, ordinal_position, data_type,
+           character_maximum_length, numeric_precision, numeric_scale
+    FROM information_schema.columns;
+GRANT SELECT ON redshift_compat.svv_columns TO PUBLIC;
 CREATE OR REPLACE FUNCTION redshift_compat.version() RETURNS text
     LANGUAGE sql STABLE
     AS $$ SELECT pg_catalog.version() || ', Redshift-like test cluster (redveil), Redshift 1.0' $$;

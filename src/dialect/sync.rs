@@ -51,6 +51,36 @@ impl Dialect {
         }
     }
 
+    /// A table's columns in order, as (name, type family, exact type with its modifiers), for
+    /// schema `$1` and table `$2`. PostgreSQL's `format_type` is not documented on Redshift,
+    /// where `SVV_COLUMNS` is (r_SVV_COLUMNS.html): its type comes apart (name, length,
+    /// precision, scale) and is put back together here as `format_type` would write it.
+    pub fn table_columns_sql(self) -> &'static str {
+        match self {
+            Dialect::Postgres => {
+                // information_schema gives the order and the type family; format_type the
+                // exact type, which information_schema spreads over columns.
+                "SELECT c.column_name::text, c.data_type::text, format_type(a.atttypid, a.atttypmod) \
+                 FROM information_schema.columns c \
+                 JOIN pg_catalog.pg_namespace n ON n.nspname = c.table_schema \
+                 JOIN pg_catalog.pg_class r ON r.relnamespace = n.oid AND r.relname = c.table_name \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attname = c.column_name \
+                 WHERE c.table_schema = $1 AND c.table_name = $2 ORDER BY c.ordinal_position"
+            }
+            Dialect::Redshift => {
+                "SELECT CAST(column_name AS VARCHAR(128)), CAST(data_type AS VARCHAR(128)), \
+                 CASE WHEN character_maximum_length IS NOT NULL \
+                 THEN data_type || '(' || CAST(character_maximum_length AS VARCHAR(10)) || ')' \
+                 WHEN data_type IN ('numeric', 'decimal') AND numeric_precision IS NOT NULL \
+                 THEN 'numeric(' || CAST(numeric_precision AS VARCHAR(10)) || ',' || \
+                 CAST(numeric_scale AS VARCHAR(10)) || ')' \
+                 ELSE CAST(data_type AS VARCHAR(128)) END \
+                 FROM svv_columns WHERE table_schema = $1 AND table_name = $2 \
+                 ORDER BY ordinal_position"
+            }
+        }
+    }
+
     /// What follows a policy view's name in CREATE VIEW. Redshift views take no options
     /// (r_CREATE_VIEW.html).
     pub fn view_options(self) -> &'static str {

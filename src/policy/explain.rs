@@ -212,7 +212,6 @@ pub async fn explain_configured(
         .get()
         .await
         .map_err(|e| ExplainError::Checkout(e.to_string()))?;
-    let columns = super::sync::table_columns(&*conn, ds).await?;
     // The SQL of the engine behind the proxy, as sync would write it there.
     let version: String = conn
         .query_one("SELECT version()", &[])
@@ -220,5 +219,6 @@ pub async fn explain_configured(
         .map_err(|e| ExplainError::Version(e.to_string()))?
         .get(0);
     let dialect = Dialect::resolve(config.backend.dialect, &version)?;
+    let columns = super::sync::table_columns(&*conn, dialect, ds).await?;
     Ok(explain(dialect, &catalog, user, ds, &columns)?)
 }

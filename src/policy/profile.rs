@@ -6,10 +6,15 @@
 use super::entitle::AccessPlan;
 use super::model::{Catalog, DataSource};
 use super::report::{Change, SyncError};
-use super::sql::qualified;
+use super::sql::{parameter_list, qualified};
 use super::sync::Run;
 use super::SYSTEM_SCHEMA;
 use std::collections::{BTreeMap, BTreeSet};
+use tokio_postgres::types::ToSql;
+
+/// Bound values per statement: far below every engine's limit (PostgreSQL takes 65 535), and
+/// enough that a large catalog needs few statements.
+const VALUES_PER_STATEMENT: usize = 900;
 
 impl Run<'_> {
     pub(super) async fn sync_profile(
@@ -87,29 +92,62 @@ impl Run<'_> {
             }
         }
         let context = format!("storing identity tokens in {table}");
+        let issuer = tokens.current.issuer();
+        let stored: BTreeSet<String> = self
+            .tx
+            .query(
+                &format!("SELECT token FROM {table} WHERE issuer = $1 AND NOT impersonation"),
+                &[&issuer],
+            )
+            .await
+            .map_err(SyncError::db(context.clone()))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
         // Bound, not spliced: the tokens must never appear in statement text.
-        self.tx
-            .execute(
-                &format!("DELETE FROM {table} WHERE issuer = $2 AND NOT impersonation AND NOT (token = ANY($1))"),
-                &[&keep, &tokens.current.issuer()],
-            )
-            .await
-            .map_err(SyncError::db(context.clone()))?;
-        self.tx
-            .execute(
-                &format!(
-                    "INSERT INTO {table} (token, user_name, issuer) \
-                     SELECT t, u, $3 FROM unnest($1::text[], $2::text[]) AS n(t, u) \
-                     WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE token = n.t)"
-                ),
-                &[&keep, &users, &tokens.current.issuer()],
-            )
-            .await
-            .map_err(SyncError::db(context))?;
+        let stale: Vec<&String> = stored.iter().filter(|t| !keep.contains(*t)).collect();
+        for chunk in stale.chunks(VALUES_PER_STATEMENT) {
+            let delete = format!(
+                "DELETE FROM {table} WHERE issuer = $1 AND NOT impersonation AND token IN {}",
+                parameter_list(2, chunk.len())
+            );
+            let mut values: Vec<&(dyn ToSql + Sync)> = vec![&issuer];
+            values.extend(chunk.iter().map(|t| *t as &(dyn ToSql + Sync)));
+            self.tx
+                .execute(&delete, &values)
+                .await
+                .map_err(SyncError::db(context.clone()))?;
+        }
+        let fresh: Vec<(&String, &String)> = keep
+            .iter()
+            .zip(&users)
+            .filter(|(token, _)| !stored.contains(*token))
+            .collect();
+        for chunk in fresh.chunks(VALUES_PER_STATEMENT / 2) {
+            // The issuer is $1 in every row.
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, $1)", 2 * i + 2, 2 * i + 3))
+                .collect();
+            let insert = format!(
+                "INSERT INTO {table} (token, user_name, issuer) VALUES {}",
+                rows.join(", ")
+            );
+            let mut values: Vec<&(dyn ToSql + Sync)> = vec![&issuer];
+            for (token, user) in chunk {
+                values.push(*token);
+                values.push(*user);
+            }
+            self.tx
+                .execute(&insert, &values)
+                .await
+                .map_err(SyncError::db(context.clone()))?;
+        }
         Ok(())
     }
 
-    /// Makes a profile table hold exactly `wanted` (all columns compared as text).
+    /// Makes a profile table hold exactly `wanted`, rows compared as text. Rows are written
+    /// many to a statement with bound values: one statement per row would cost a round trip
+    /// each, and on Redshift a commit-sized write each.
     async fn sync_rows(
         &mut self,
         table: &str,
@@ -117,11 +155,10 @@ impl Run<'_> {
         wanted: BTreeSet<Vec<String>>,
     ) -> Result<(), SyncError> {
         let name = qualified(SYSTEM_SCHEMA, table);
-        let list = columns.join(", ");
-        let text_list: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
+        let read: Vec<String> = columns.iter().map(|c| read_as_text(c)).collect();
         let current: BTreeSet<Vec<String>> = self
             .tx
-            .query(&format!("SELECT {} FROM {name}", text_list.join(", ")), &[])
+            .query(&format!("SELECT {} FROM {name}", read.join(", ")), &[])
             .await
             .map_err(SyncError::db(format!("reading {name}")))?
             .iter()
@@ -129,39 +166,37 @@ impl Run<'_> {
             .collect();
         let removed: Vec<&Vec<String>> = current.difference(&wanted).collect();
         let added: Vec<&Vec<String>> = wanted.difference(&current).collect();
-        if !removed.is_empty() {
-            let matches: Vec<String> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c}::text = ${}", i + 1))
+        let rows_per_statement = VALUES_PER_STATEMENT / columns.len();
+        for chunk in removed.chunks(rows_per_statement) {
+            let matches: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let cells: Vec<String> = columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("{c} = ${}", row * columns.len() + i + 1))
+                        .collect();
+                    format!("({})", cells.join(" AND "))
+                })
                 .collect();
-            let delete = format!("DELETE FROM {name} WHERE {}", matches.join(" AND "));
-            for row in &removed {
-                self.tx
-                    .execute(&delete, &params(row))
-                    .await
-                    .map_err(SyncError::db(format!("deleting from {name}")))?;
-            }
-        }
-        if !added.is_empty() {
-            // Parameters are text; each is cast to its column's type (boolean for one).
-            let values: Vec<String> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("CAST(CAST(${} AS text) AS {})", i + 1, column_type(c)))
-                .collect();
-            let insert = format!("INSERT INTO {name} ({list}) VALUES ({})", values.join(", "));
-            let statement = self
-                .tx
-                .prepare(&insert)
+            let delete = format!("DELETE FROM {name} WHERE {}", matches.join(" OR "));
+            self.tx
+                .execute(&delete, &refs(&bound(columns, chunk)))
                 .await
-                .map_err(SyncError::db(format!("preparing inserts into {name}")))?;
-            for row in &added {
-                self.tx
-                    .execute(&statement, &params(row))
-                    .await
-                    .map_err(SyncError::db(format!("inserting into {name}")))?;
-            }
+                .map_err(SyncError::db(format!("deleting from {name}")))?;
+        }
+        for chunk in added.chunks(rows_per_statement) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| parameter_list(row * columns.len() + 1, columns.len()))
+                .collect();
+            let insert = format!(
+                "INSERT INTO {name} ({}) VALUES {}",
+                columns.join(", "),
+                rows.join(", ")
+            );
+            self.tx
+                .execute(&insert, &refs(&bound(columns, chunk)))
+                .await
+                .map_err(SyncError::db(format!("inserting into {name}")))?;
         }
         if !added.is_empty() || !removed.is_empty() {
             // Fresh statistics let the planner pick the primary-key lookup the views rely on
@@ -189,16 +224,35 @@ impl PushRow for BTreeSet<Vec<String>> {
 }
 
 /// The profile tables' only non-text column.
-fn column_type(column: &str) -> &'static str {
-    if column == "can_impersonate" {
-        "boolean"
+const FLAG_COLUMN: &str = "can_impersonate";
+
+/// A column read as the text `sync_rows` compares. Redshift cannot cast a boolean to a
+/// character type (r_Boolean_type.html), so the flag is spelled out.
+fn read_as_text(column: &str) -> String {
+    if column == FLAG_COLUMN {
+        format!("CASE WHEN {column} THEN 'true' ELSE 'false' END")
     } else {
-        "text"
+        column.to_string()
     }
 }
 
-fn params(row: &[String]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
-    row.iter()
-        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+/// The rows' values, bound as their columns' types.
+fn bound(columns: &[&str], rows: &[&Vec<String>]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    rows.iter()
+        .flat_map(|row| columns.iter().zip(row.iter()))
+        .map(|(column, value)| -> Box<dyn ToSql + Sync + Send> {
+            if *column == FLAG_COLUMN {
+                Box::new(value == "true")
+            } else {
+                Box::new(value.clone())
+            }
+        })
+        .collect()
+}
+
+fn refs(values: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
         .collect()
 }

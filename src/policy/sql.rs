@@ -1,13 +1,12 @@
-//! SQL text helpers for the compiler and sync: identifier and literal quoting, parsing of
-//! `[database.]schema.table`, and the check that a row rule's predicate is one expression.
+//! SQL text helpers for the compiler and sync: identifier quoting, parameter lists, parsing
+//! of `[database.]schema.table`, and the check that a row rule's predicate is one expression.
 //!
 //! Identifiers are always double-quoted in generated SQL, so case and reserved words never
-//! change their meaning. Literals use standard-conforming strings (sync sets
-//! `standard_conforming_strings = on` for its transaction), so a backslash is an ordinary
-//! character, as in a regex replacement's `\1`.
+//! change their meaning. Literals differ between the engines (a backslash escapes on
+//! Redshift): the `dialect` room writes them.
 
 use super::model::TableName;
-use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::dialect::{Dialect, PostgreSqlDialect, RedshiftSqlDialect};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
@@ -21,9 +20,11 @@ pub fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", ident(schema), ident(name))
 }
 
-/// `'text'`, with embedded quotes doubled.
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+/// `($first, $first+1, …)`: `count` bound parameters. Lists of values are bound one by one
+/// rather than as an array, which Redshift lacks (c_unsupported-postgresql-datatypes.html).
+pub fn parameter_list(first: usize, count: usize) -> String {
+    let items: Vec<String> = (first..first + count).map(|n| format!("${n}")).collect();
+    format!("({})", items.join(", "))
 }
 
 /// Parses `[database.]schema.table`: unquoted parts fold to lower case, `"Quoted"` parts
@@ -86,10 +87,19 @@ pub fn parse_table_name(text: &str) -> Result<TableName, String> {
 }
 
 /// Accepts exactly one SQL expression: the predicate is pasted into the view's WHERE, so
-/// anything else (a second statement, an unbalanced parenthesis) must be refused here.
+/// anything else (a second statement, an unbalanced parenthesis) must be refused here. It
+/// must be one expression however the cluster reads its literals (a backslash escapes on
+/// Redshift and where `standard_conforming_strings` is off), and the cluster is not known
+/// when the catalog is read, so both readings are checked.
 pub fn check_predicate(predicate: &str) -> Result<(), String> {
-    let dialect = PostgreSqlDialect {};
-    let mut parser = Parser::new(&dialect)
+    check_predicate_in(&PostgreSqlDialect {}, predicate)?;
+    check_predicate_in(&RedshiftSqlDialect {}, predicate).map_err(|e| {
+        format!("{e} (where a backslash in a string escapes the next character, as on Redshift)")
+    })
+}
+
+fn check_predicate_in(dialect: &dyn Dialect, predicate: &str) -> Result<(), String> {
+    let mut parser = Parser::new(dialect)
         .try_with_sql(predicate)
         .map_err(|e| format!("not a SQL expression: {e}"))?;
     parser
@@ -134,7 +144,7 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(qualified("hr", "we\"ird"), "\"hr\".\"we\"\"ird\"");
-        assert_eq!(literal("it's \\1"), "'it''s \\1'");
+        assert_eq!(parameter_list(2, 3), "($2, $3, $4)");
     }
 
     #[test]
@@ -146,5 +156,8 @@ mod tests {
         assert!(check_predicate("(a = 1")
             .unwrap_err()
             .starts_with("not a SQL expression"));
+        // One expression to PostgreSQL, an unterminated string to Redshift.
+        let error = check_predicate(r"name <> 'x\' OR name = ''").unwrap_err();
+        assert!(error.contains("as on Redshift"), "{error}");
     }
 }

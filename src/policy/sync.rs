@@ -97,18 +97,12 @@ pub async fn sync(
 /// The table's columns in order, as the compiler needs them.
 pub async fn table_columns(
     client: &impl tokio_postgres::GenericClient,
+    dialect: crate::dialect::Dialect,
     ds: &DataSource,
 ) -> Result<Vec<Column>, SyncError> {
-    // information_schema gives the order and the type family; format_type the exact type
-    // with its modifiers (numeric(12,2)), which information_schema spreads over columns.
     let rows = client
         .query(
-            "SELECT c.column_name::text, c.data_type::text, format_type(a.atttypid, a.atttypmod) \
-             FROM information_schema.columns c \
-             JOIN pg_catalog.pg_namespace n ON n.nspname = c.table_schema \
-             JOIN pg_catalog.pg_class r ON r.relnamespace = n.oid AND r.relname = c.table_name \
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attname = c.column_name \
-             WHERE c.table_schema = $1 AND c.table_name = $2 ORDER BY c.ordinal_position",
+            dialect.table_columns_sql(),
             &[&ds.table.schema, &ds.table.table],
         )
         .await
@@ -425,7 +419,7 @@ impl Run<'_> {
         let mut all_columns = BTreeMap::new();
         for ds in sources {
             let key = ds.table.key();
-            let columns = table_columns(self.tx, ds).await?;
+            let columns = table_columns(self.tx, self.dialect, ds).await?;
             let view = compile(self.dialect, ds, view_schema, &columns)?;
             let digest = sha256_hex(&view.sql);
             let previous = registry.remove(&key);

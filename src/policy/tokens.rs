@@ -126,14 +126,22 @@ pub async fn retire_impersonation_tokens(
     pool: &super::control::ControlPool,
     tokens: &[String],
 ) -> Result<(), String> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
     within_deadline(async {
         let conn = pool.get().await.map_err(|e| e.to_string())?;
+        let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = tokens
+            .iter()
+            .map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
         conn.execute(
             &format!(
-                "DELETE FROM {} WHERE impersonation AND token = ANY($1)",
-                qualified(SYSTEM_SCHEMA, TOKENS_TABLE)
+                "DELETE FROM {} WHERE impersonation AND token IN {}",
+                qualified(SYSTEM_SCHEMA, TOKENS_TABLE),
+                super::sql::parameter_list(1, tokens.len())
             ),
-            &[&tokens],
+            &values,
         )
         .await
         .map_err(|e| e.to_string())
