@@ -5,111 +5,12 @@
 //! not know fails the test. No cluster: the SQL is what the dialect room, the masks and the
 //! session replay write in Redshift mode.
 
+mod common;
+
+use common::conformance::{unknown_constructs, Known};
 use redveil::dialect::Dialect;
 use redveil::policy::masks::{masked_expression, Column, ColumnKind, Context};
 use redveil::policy::model::{MaskMethod, TruncateUnit};
-use serde::Deserialize;
-use sqlparser::dialect::RedshiftSqlDialect;
-use sqlparser::tokenizer::{Token, Tokenizer};
-use std::collections::BTreeMap;
-
-#[derive(Deserialize)]
-struct Known {
-    statements: BTreeMap<String, String>,
-    functions: BTreeMap<String, String>,
-    types: BTreeMap<String, String>,
-    settings: BTreeMap<String, String>,
-    unsupported: BTreeMap<String, String>,
-}
-
-impl Known {
-    fn load() -> Known {
-        toml::from_str(include_str!("../src/dialect/redshift.toml")).expect("redshift.toml")
-    }
-
-    fn knows_setting(&self, name: &str) -> bool {
-        let name = name.to_ascii_lowercase();
-        self.settings
-            .keys()
-            .any(|known| match known.strip_suffix('*') {
-                Some(prefix) => name.starts_with(prefix),
-                None => *known == name,
-            })
-    }
-}
-
-/// What in `sql` the file does not allow.
-fn unknown_constructs(sql: &str, known: &Known) -> Vec<String> {
-    let tokens: Vec<Token> = Tokenizer::new(&RedshiftSqlDialect {}, sql)
-        .tokenize()
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
-    let word = |i: usize| match tokens.get(i) {
-        Some(Token::Word(w)) => Some(w.value.to_ascii_lowercase()),
-        _ => None,
-    };
-    let mut problems = Vec::new();
-    let mut statement_start = true;
-    for (i, token) in tokens.iter().enumerate() {
-        if matches!(token, Token::SemiColon) {
-            statement_start = true;
-            continue;
-        }
-        if let Token::SingleQuotedString(name) = token {
-            // set_config('name', ...): the setting it names.
-            let named = i >= 2
-                && matches!(tokens[i - 1], Token::LParen)
-                && word(i - 2).as_deref() == Some("set_config");
-            if named && !known.knows_setting(name) {
-                problems.push(format!("setting {name:?} is not in redshift.toml"));
-            }
-        }
-        let Some(value) = word(i) else {
-            statement_start = false;
-            continue;
-        };
-        if let Some(page) = known.unsupported.get(&value) {
-            problems.push(format!("{value}: unsupported on Redshift ({page})"));
-        }
-        let called = matches!(tokens.get(i + 1), Some(Token::LParen));
-        let after_as = i > 0 && word(i - 1).as_deref() == Some("as");
-        if statement_start {
-            if !known.statements.contains_key(&value) {
-                problems.push(format!("statement {value} is not in redshift.toml"));
-            }
-            if value == "set" {
-                let mut name = word(i + 1).unwrap_or_default();
-                if matches!(tokens.get(i + 2), Some(Token::Period)) {
-                    name = format!("{name}.{}", word(i + 3).unwrap_or_default());
-                }
-                if !known.knows_setting(&name) {
-                    problems.push(format!("setting {name} is not in redshift.toml"));
-                }
-            }
-        } else if after_as {
-            if !known.types.contains_key(&value) {
-                problems.push(format!("type {value} is not in redshift.toml"));
-            } else if matches!(value.as_str(), "numeric" | "decimal") && !called {
-                problems.push(format!(
-                    "a bare {value} has scale 0 on Redshift (r_Numeric_types201.html)"
-                ));
-            }
-        } else if matches!(value.as_str(), "varying" | "precision")
-            && word(i - 1).is_some_and(|w| known.types.contains_key(&w))
-        {
-            // The second word of `character varying(n)` or `double precision`.
-        } else if called
-            && !known.functions.contains_key(&value)
-            && !known.types.contains_key(&value)
-        {
-            problems.push(format!("function {value} is not in redshift.toml"));
-        }
-        statement_start = false;
-    }
-    problems
-}
 
 /// The SQL redveil writes in Redshift mode for masks and sessions.
 fn redshift_texts() -> Vec<String> {

@@ -44,6 +44,7 @@ impl SettingsProbe {
         pool: &BackendPool,
         database: &str,
         settings: &[(String, String)],
+        dialect: crate::dialect::Dialect,
     ) -> Result<Vec<(String, String)>, ProbeError> {
         let key = |(name, value): &(String, String)| {
             (database.to_string(), name.to_lowercase(), value.clone())
@@ -53,7 +54,7 @@ impl SettingsProbe {
             .filter(|s| !self.shown.contains_key(&key(s)))
             .collect();
         if !unknown.is_empty() {
-            let answers = probe(pool, &unknown).await?;
+            let answers = probe(pool, &unknown, dialect).await?;
             for (setting, answer) in unknown.iter().zip(answers) {
                 if self.shown.len() < KEPT {
                     self.shown.insert(key(setting), answer);
@@ -65,7 +66,7 @@ impl SettingsProbe {
         for setting in settings {
             let value = match self.shown.get(&key(setting)) {
                 Some(shown) => shown.clone(),
-                None => probe(pool, &[setting]).await?.remove(0),
+                None => probe(pool, &[setting], dialect).await?.remove(0),
             };
             out.push((setting.0.clone(), value));
         }
@@ -79,16 +80,11 @@ impl SettingsProbe {
 async fn probe(
     pool: &BackendPool,
     settings: &[&(String, String)],
+    dialect: crate::dialect::Dialect,
 ) -> Result<Vec<String>, ProbeError> {
     let queries: Vec<String> = settings
         .iter()
-        .map(|(name, value)| {
-            format!(
-                "SELECT pg_catalog.set_config({name}, {value}, false)",
-                name = crate::session::quote_literal(name),
-                value = crate::session::quote_literal(value),
-            )
-        })
+        .map(|(name, value)| dialect.set_config_sql(name, value))
         .collect();
     answers(pool.target(), &queries, "probing startup settings").await
 }

@@ -4,7 +4,7 @@
 use super::BackendConn;
 use crate::dialect::Dialect;
 use crate::protocol::{frontend, tag};
-use crate::session::{quote_literal, SessionState};
+use crate::session::SessionState;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
@@ -51,11 +51,8 @@ pub fn replay_sql(
         // `hr,public` is two schemas); a value from SET is SQL.
         match state.unchanged_startup_value(name) {
             Some(raw) => {
-                sql.push_str("SELECT pg_catalog.set_config(");
-                sql.push_str(&quote_literal(name));
-                sql.push_str(", ");
-                sql.push_str(&quote_literal(raw));
-                sql.push_str(", false);");
+                sql.push_str(&dialect.set_config_sql(name, raw));
+                sql.push(';');
             }
             None => {
                 sql.push_str("SET ");

@@ -161,6 +161,11 @@ impl EphemeralCluster {
         &self.data_dir
     }
 
+    /// Whether it reads and answers like Redshift (see `redshift_like`).
+    pub fn is_redshift_like(&self) -> bool {
+        !self.extra_settings.is_empty()
+    }
+
     /// The server's log file (appended to across restarts).
     pub fn log_file(&self) -> PathBuf {
         self.data_dir.join(setup::LOG_FILE)

@@ -81,7 +81,13 @@ pub async fn load(cluster: &EphemeralCluster) -> Result<DemoBackend, ClusterErro
     drop(admin);
 
     let demo = cluster.connect_superuser(DEMO_DATABASE).await?;
-    exec(&demo, SCHEMA_SQL).await?;
+    // Redshift has no unbounded text column: TEXT becomes VARCHAR(256) there
+    // (r_Character_types.html), and the Redshift-like cluster's table says so too.
+    let schema_sql = match cluster.is_redshift_like() {
+        true => SCHEMA_SQL.replace(" text ", " VARCHAR(256) "),
+        false => SCHEMA_SQL.to_string(),
+    };
+    exec(&demo, &schema_sql).await?;
     exec(&demo, EMPLOYEES_SQL).await?;
     exec(&demo, &grants_sql()).await?;
     Ok(DemoBackend {

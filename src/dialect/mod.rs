@@ -8,6 +8,8 @@ mod session;
 mod spelling;
 mod sync;
 
+pub use spelling::quote_literal;
+
 /// `backend.dialect`: which engine the cluster is, or `auto` to ask it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -157,6 +157,46 @@ impl Dialect {
         }
     }
 
+    /// Sets `name` to `value` as the server takes a startup parameter, raw (`hr,public` is a
+    /// list of two schemas, where `SET search_path = 'hr,public'` names one). Redshift
+    /// documents `SET_CONFIG` unqualified (r_SET_CONFIG.html) and reads its literals with
+    /// backslash escapes.
+    pub fn set_config_sql(self, name: &str, value: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "SELECT pg_catalog.set_config({}, {}, false)",
+                super::quote_literal(name),
+                super::quote_literal(value)
+            ),
+            Dialect::Redshift => format!(
+                "SELECT set_config({}, {}, false)",
+                self.literal(name),
+                self.literal(value)
+            ),
+        }
+    }
+
+    /// Whether a client's startup setting is given to the engine: `Ok(false)` when the
+    /// engine already has it. Redshift speaks UTF-8 only and documents no `client_encoding`
+    /// setting (cm_chap_ConfigurationRef.html): a client asking for UTF-8 needs nothing sent,
+    /// and one asking for another encoding cannot be served.
+    pub fn takes_startup_setting(self, name: &str, value: &str) -> Result<bool, String> {
+        if self == Dialect::Postgres || !name.eq_ignore_ascii_case("client_encoding") {
+            return Ok(true);
+        }
+        let normalized: String = value
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match normalized.as_str() {
+            "utf8" | "unicode" => Ok(false),
+            _ => Err(format!(
+                "client_encoding {value:?} is not available: Amazon Redshift speaks UTF8 only"
+            )),
+        }
+    }
+
     /// A setting's name as SET takes it, or `None` if this engine cannot take it. PostgreSQL:
     /// each dotted part quoted. Redshift refuses delimited identifiers in session variable
     /// names and allows one dot (r_SET.html), so the parts must be plain identifiers.
@@ -196,6 +236,34 @@ mod tests {
         assert!(Dialect::Postgres
             .clean_sql()
             .is_some_and(|sql| sql.contains("DISCARD TEMP")));
+    }
+
+    #[test]
+    fn startup_settings_each_engine_takes() {
+        assert_eq!(
+            Dialect::Postgres.set_config_sql("search_path", r"a\b"),
+            r"SELECT pg_catalog.set_config('search_path', E'a\\b', false)"
+        );
+        assert_eq!(
+            Dialect::Redshift.set_config_sql("search_path", r"a\b"),
+            r"SELECT set_config('search_path', 'a\\b', false)"
+        );
+        assert_eq!(
+            Dialect::Postgres.takes_startup_setting("client_encoding", "LATIN1"),
+            Ok(true)
+        );
+        assert_eq!(
+            Dialect::Redshift.takes_startup_setting("Client_Encoding", "utf-8"),
+            Ok(false)
+        );
+        assert_eq!(
+            Dialect::Redshift.takes_startup_setting("TimeZone", "UTC"),
+            Ok(true)
+        );
+        assert!(Dialect::Redshift
+            .takes_startup_setting("client_encoding", "LATIN1")
+            .unwrap_err()
+            .contains("UTF8 only"));
     }
 
     #[test]

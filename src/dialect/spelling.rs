@@ -4,6 +4,16 @@
 
 use super::Dialect;
 
+/// A string literal every PostgreSQL reads as `value`, whatever its
+/// `standard_conforming_strings`: with a backslash it takes the `E'...'` form.
+pub fn quote_literal(value: &str) -> String {
+    if value.contains('\\') {
+        format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", value.replace('\'', "''"))
+    }
+}
+
 impl Dialect {
     /// A string literal the cluster reads back as `value`. PostgreSQL: quotes doubled (sync
     /// runs with standard-conforming strings). Redshift: backslashes doubled too, since its
@@ -80,6 +90,12 @@ impl Dialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_literal_reads_alike_in_either_reading() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal(r"a\b"), r"E'a\\b'");
+    }
 
     #[test]
     fn literals_read_back_as_written() {

@@ -324,11 +324,24 @@ async fn login(
     if !params.unsupported_protocol_options.is_empty() || startup.minor > 0 {
         msg::negotiate_protocol_version(&mut wire.out, params.unsupported_protocol_options.clone());
     }
+    let mut taken = Vec::with_capacity(settings.len());
+    for (name, value) in settings {
+        if dialect
+            .takes_startup_setting(&name, &value)
+            .map_err(|message| LoginError::Cluster {
+                code: "22023".into(),
+                message,
+            })?
+        {
+            taken.push((name, value));
+        }
+    }
+    let settings = taken;
     let shown = match settings.is_empty() {
         true => Vec::new(),
         false => shared
             .settings_probe
-            .shown(&pool, &database, &settings)
+            .shown(&pool, &database, &settings, dialect)
             .await
             .map_err(probe_refused)?,
     };

@@ -234,7 +234,7 @@ impl Run<'_> {
         Ok(self
             .tx
             .query(
-                "SELECT c.relname::text, has_table_privilege($1, c.oid, 'SELECT') \
+                "SELECT CAST(c.relname AS VARCHAR(128)), has_table_privilege($1, c.oid, 'SELECT') \
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = $2",
                 &[&self.role, &schema],

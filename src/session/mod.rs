@@ -8,10 +8,11 @@ mod savepoints;
 mod shape;
 mod state;
 
+pub use crate::dialect::quote_literal;
 pub use impersonation::Impersonation;
 pub use pipeline::{Expect, Pipeline, Skipped, Substitution};
 pub use shape::{Shape, ShapeCell, CHANGED_MESSAGE, CHANGED_SQLSTATE};
-pub use state::{quote_literal, RewrittenFor, SessionState, Statement, SETTINGS_UNKNOWN};
+pub use state::{RewrittenFor, SessionState, Statement, SETTINGS_UNKNOWN};
 
 use crate::rewrite::{SessionCommand, TransactionCommand};
 use savepoints::Savepoints;

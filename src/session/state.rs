@@ -1,5 +1,6 @@
 //! The replayable part of a session: settings and SQL-level prepared statements.
 
+use crate::dialect::quote_literal;
 use crate::rewrite::SessionCommand;
 use bytes::Bytes;
 use std::collections::hash_map::DefaultHasher;
@@ -154,15 +155,6 @@ impl SessionState {
     }
 }
 
-/// A SQL string literal.
-pub fn quote_literal(value: &str) -> String {
-    if value.contains('\\') {
-        format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
-    } else {
-        format!("'{}'", value.replace('\'', "''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,11 +188,5 @@ mod tests {
         s.apply(SessionCommand::ResetAll);
         assert_eq!(s.search_path("q"), ["hr", "public"]);
         assert_eq!(SessionState::default().search_path("q"), ["q", "public"]);
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote_literal("it's"), "'it''s'");
-        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
     }
 }

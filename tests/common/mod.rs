@@ -104,6 +104,7 @@ pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client, tokio_pos
     Ok(client)
 }
 pub mod bypass;
+pub mod conformance;
 pub mod demo_views;
 pub mod policy;
 pub mod proxy;

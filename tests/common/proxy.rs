@@ -73,6 +73,20 @@ pub async fn start(extra: &str) -> TestProxy {
 }
 
 impl TestProxy {
+    /// Redshift speaks UTF8 only: a login asking for another client encoding is refused
+    /// (22023) rather than relayed.
+    pub async fn assert_refuses_client_encoding(&self, encoding: &str) {
+        let error = self
+            .connect_with(&format!(
+                "{} options='-c client_encoding={encoding}'",
+                self.conn_string("analyst")
+            ))
+            .await
+            .expect_err("a client encoding other than UTF8 on Redshift");
+        assert_eq!(error.code().map(|c| c.code()), Some("22023"), "{error:?}");
+        assert!(format!("{error:?}").contains("UTF8 only"), "{error:?}");
+    }
+
     /// Puts the catalog of a config made with `extra` in force, as SIGHUP does.
     pub async fn reload(&self, extra: &str) {
         let (toml, _) = config_text(self.dir.path(), extra);
