@@ -14,7 +14,8 @@
 # tests/, unittest), node (npm `pg`: skipped while the npm tarball ships no tests), regress
 # (PostgreSQL 15's regression .sql files as libpg_query ships them in the pglast sdist, each
 # run with psql and compared with the direct output).
-# Targets (--target, repeatable): direct, redveil-session, redveil-transaction, pgbouncer
+# Targets (--target, repeatable): direct, redveil-session, redveil-session-fresh (session mode
+# with pool.reuse = "never": a backend per client), redveil-transaction, pgbouncer
 # (PgBouncer 1.18 from Debian, transaction mode). Each target gets a fresh ephemeral cluster
 # (examples/bench_cluster.rs), and every client logs in as the cluster's superuser
 # `postgres`: directly, through PgBouncer (its SCRAM verifier in the auth file) and through
@@ -39,7 +40,7 @@ PG_NODE_VERSION=8.23.1
 POOL_SIZE=${POOL_SIZE:-60}
 
 all_suites=(psycopg2 asyncpg node regress)
-all_targets=(direct redveil-session redveil-transaction pgbouncer)
+all_targets=(direct redveil-session redveil-session-fresh redveil-transaction pgbouncer)
 
 usage() {
     sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -224,6 +225,11 @@ start_target() {
             client_env=(PGHOST="$pg_host" PGPORT="$pg_port") ;;
         redveil-*)
             port=$(free_port)
+            local mode=${target#redveil-} reuse=affinity
+            if [ "$mode" = session-fresh ]; then
+                mode=session
+                reuse=never
+            fi
             local verifier
             verifier=$(printf '%s\n' "$su_pw" | "$redveil_bin" passwd)
             cat >"$t/redveil.toml" <<EOF
@@ -243,7 +249,8 @@ user = "$su"
 password = "$su_pw"
 
 [pool]
-mode = "${target#redveil-}"
+mode = "$mode"
+reuse = "$reuse"
 size = $POOL_SIZE
 
 [log]

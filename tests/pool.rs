@@ -284,3 +284,31 @@ async fn drop_database_is_not_stopped_by_the_pools_idle_connections() {
         .await
         .expect("no session is left in the database");
 }
+
+/// `pool.reuse = "never"`: in session mode each client starts on a backend nobody used, and
+/// the one it leaves is closed; by default the next client gets the same backend, reset (one
+/// connection, so the second client waits for the first one's).
+#[tokio::test]
+async fn with_reuse_never_a_session_backend_serves_one_client() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let su = superuser().await;
+    for (reuse, shared) in [("affinity", true), ("never", false)] {
+        let p = proxy::start(&format!(
+            "[pool]\nmode = \"session\"\nsize = 1\nreuse = \"{reuse}\"\n"
+        ))
+        .await;
+        let first = p.connect("analyst").await.unwrap();
+        let first_pid = pid(&first).await;
+        drop(first);
+        if !shared {
+            eventually("the first client's backend is closed", || {
+                let su = &su;
+                async move { !exists(su, first_pid).await }
+            })
+            .await;
+        }
+        let second = p.connect("analyst").await.unwrap();
+        assert_eq!(pid(&second).await == first_pid, shared, "reuse = {reuse}");
+        p.stopper.immediate();
+    }
+}

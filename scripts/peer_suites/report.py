@@ -5,8 +5,8 @@ Table cells: failing tests (regress: files whose output differs from the direct 
 in brackets those of them that pass directly, when the direct run is in the results.
 
 expected.toml (see the file for its format) lists, per suite, failures allowed on every target
-(`all`) and on one target (`redveil-session`, `redveil-transaction`), as test ids or
-fnmatch patterns. --check fails (exit 1) when a redveil target has a failing test that is
+(`all`) and on one target (`redveil-session`, `redveil-session-fresh`,
+`redveil-transaction`), as test ids or fnmatch patterns. --check fails (exit 1) when a redveil target has a failing test that is
 neither allowed there nor failing in the direct run of the same results directory, and
 notes (without failing) allowed entries that no longer fail.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 LABELS = {
     "direct": "direct",
     "redveil-session": "redveil session",
+    "redveil-session-fresh": "redveil session, reuse never",
     "redveil-transaction": "redveil transaction",
     "pgbouncer": "PgBouncer transaction",
 }
@@ -95,7 +96,7 @@ def main():
     bad = 0
     for suite in suites:
         direct = set(fails(res / "direct" / f"{suite}.txt"))
-        for t in ("redveil-session", "redveil-transaction"):
+        for t in ("redveil-session", "redveil-session-fresh", "redveil-transaction"):
             if t not in targets:
                 continue
             allowed = expected.get(suite, {}).get("all", []) + expected.get(suite, {}).get(t, [])

@@ -164,6 +164,14 @@ impl Config {
                 format!("exceeds pool.size ({})", self.pool.size),
             );
         }
+        if self.pool.reuse == PoolReuse::Never && self.pool.mode != PoolMode::Session {
+            bad(
+                "pool.reuse",
+                "\"never\" needs pool.mode = \"session\" (a connection per transaction would \
+                 mean a login per transaction)"
+                    .into(),
+            );
+        }
         if self.pool.checkout_timeout_ms == 0 {
             bad("pool.checkout_timeout_ms", "must be positive".into());
         }

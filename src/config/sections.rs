@@ -177,6 +177,10 @@ pub enum PoolReuse {
     /// so a client's prepared statements are re-prepared on each (what tests of
     /// re-preparation need).
     Rotate,
+    /// Session mode only: a connection serves one client and is closed when it leaves, so
+    /// every client starts on a backend no one used before, as a direct connection would
+    /// (its session counted, no library loaded, no temporary schema yet).
+    Never,
 }
 
 /// `[pool]`: backend connections.

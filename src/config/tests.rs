@@ -106,3 +106,21 @@ fn metrics_listen_is_optional_and_checked() {
     let err = parse("[tls]\nmode = \"disable\"\n[metrics]\nport = 9187\n").unwrap_err();
     assert!(err.problems()[0].message.contains("port"), "{err}");
 }
+
+#[test]
+fn reuse_never_is_for_session_mode_only() {
+    let err = parse("[tls]\nmode = \"disable\"\n[pool]\nreuse = \"never\"\n").unwrap_err();
+    let problem = &err.problems()[0];
+    assert_eq!(
+        (problem.key.as_str(), problem.line),
+        ("pool.reuse", Some(4))
+    );
+    assert!(
+        problem.message.contains("pool.mode = \"session\""),
+        "{problem}"
+    );
+    let config =
+        parse("[tls]\nmode = \"disable\"\n[pool]\nmode = \"session\"\nreuse = \"never\"\n")
+            .unwrap();
+    assert_eq!(config.pool.reuse, PoolReuse::Never);
+}

@@ -105,6 +105,7 @@ pub async fn serve_client(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let settings = RelaySettings {
         mode: shared.config.pool.mode,
+        one_client_per_connection: shared.config.pool.reuse == crate::config::PoolReuse::Never,
         cache_rewritten_plans: shared.config.pool.cache_rewritten_plans,
         audit: shared.audit.clone(),
         policy: shared.policy.clone(),

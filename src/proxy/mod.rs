@@ -50,6 +50,8 @@ pub enum RelayError {
 #[derive(Clone)]
 pub struct RelaySettings {
     pub mode: PoolMode,
+    /// `pool.reuse = "never"`: the connection is closed when the client leaves.
+    pub one_client_per_connection: bool,
     pub audit: crate::audit::AuditLog,
     /// See `pool.cache_rewritten_plans`.
     pub cache_rewritten_plans: bool,
@@ -433,7 +435,9 @@ impl ClientConnection {
                 && !backend.broken
                 && !self.in_batch
                 && !self.discard_until_sync;
-            if clean && self.settings.mode == PoolMode::Session {
+            if clean && self.settings.one_client_per_connection {
+                backend.broken = true;
+            } else if clean && self.settings.mode == PoolMode::Session {
                 crate::backend::reset_session(&mut backend, self.settings.dialect).await;
             } else if clean && self.session.tx_status != crate::session::IDLE {
                 crate::backend::rollback(&mut backend).await;
