@@ -16,7 +16,9 @@ use common::bypass::*;
 const PG_TEMP_FIRST: &str = "-c search_path=pg_temp";
 /// Objects of this connection's temporary schema, functions included (`warm` aside).
 const LEFT_BEHIND: &str = "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relname <> 'warm') + (SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema())";
-const LOOT: &str = "SELECT coalesce(current_setting('x.loot', true), '')";
+fn loot() -> &'static str {
+    setting_or_empty("x.loot")
+}
 /// A backend creates its temporary schema on first use; before that, pg_temp in search_path
 /// makes nothing temporary.
 const WARM: &str = "CREATE TEMP TABLE IF NOT EXISTS warm (x int)";
@@ -46,7 +48,7 @@ fn victim(who: Who) -> [Step; 5] {
         s(who, LEFT_BEHIND, Is("0")),
         s(who, "SELECT x FROM trap", Fails),
         s(who, "SELECT x FROM bait", Fails),
-        s(who, LOOT, Is("")),
+        s(who, loot(), Is("")),
     ]
 }
 
@@ -64,7 +66,7 @@ async fn objects_left_without_trigger_words() {
             fresh_with(Analyst, PG_TEMP_FIRST, TROJAN, Is("5")),
         ];
         list.extend(victim(next));
-        list.push(fresh_with(Analyst, PG_TEMP_FIRST, LOOT, Is("")));
+        list.push(fresh_with(Analyst, PG_TEMP_FIRST, loot(), Is("")));
         list.push(fresh_with(Analyst, PG_TEMP_FIRST, LEFT_BEHIND, Is("0")));
         attempts.push(steps(text(format!("a trojan in pg_temp, {name}")), list));
     }
@@ -74,14 +76,14 @@ async fn objects_left_without_trigger_words() {
             fresh_with(Analyst, PG_TEMP_FIRST, TROJAN, Is("5")),
             fresh_with(Analyst, PG_TEMP_FIRST, "SELECT count(*) FROM pg_namespace WHERE nspname = 'hr'", Is("1")),
             fresh_with(Analyst, PG_TEMP_FIRST, "SELECT x FROM trap", Fails),
-            fresh_with(Analyst, PG_TEMP_FIRST, LOOT, Is("")),
+            fresh_with(Analyst, PG_TEMP_FIRST, loot(), Is("")),
         ]),
         steps("the extended protocol after the trojan", vec![
             fresh(Analyst, WARM, Works),
             fresh_with(Analyst, PG_TEMP_FIRST, TROJAN, Is("5")),
             x(Analyst, "SELECT count(*) FROM pg_namespace WHERE nspname = 'hr'", &[], Is("1")),
             x(Analyst, LEFT_BEHIND, &[], Is("0")),
-            x(Analyst, LOOT, &[], Is("")),
+            x(Analyst, loot(), &[], Is("")),
         ]),
         steps("a table named like one the next user reads unqualified", vec![
             fresh(Analyst, WARM, Works),
@@ -110,7 +112,8 @@ async fn objects_left_without_trigger_words() {
 
 /// Session state changed behind the proxy's back, by an analyst client that then leaves:
 /// (name, what it runs, what the next client checks, what that shows on a clean connection).
-const UNTRACKED: [(&str, &str, &str, Expect); 12] = [
+fn untracked() -> [(&'static str, &'static str, &'static str, Expect); 12] {
+    [
     (
         "SET SESSION CHARACTERISTICS … SERIALIZABLE",
         "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
@@ -150,7 +153,7 @@ const UNTRACKED: [(&str, &str, &str, Expect); 12] = [
     (
         "set_config of a custom setting",
         "SELECT length(set_config('x.y', 'planted-by-' || 'another-client', false))",
-        "SELECT coalesce(current_setting('x.y', true), '')",
+        setting_or_empty("x.y"),
         Is(""),
     ),
     (
@@ -185,13 +188,14 @@ const UNTRACKED: [(&str, &str, &str, Expect); 12] = [
         "SELECT random()",
         Any,
     ),
-];
+    ]
+}
 
 #[tokio::test]
 async fn untracked_session_state() {
     let mut h = Harness::new().await;
     let mut attempts = Vec::new();
-    for (name, set, check, expect) in UNTRACKED {
+    for (name, set, check, expect) in untracked() {
         for (then, order) in [
             ("the same user next", [Analyst, Admin]),
             ("another user next", [Bi, Analyst]),
@@ -206,7 +210,7 @@ async fn untracked_session_state() {
         fresh(Analyst, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE; SELECT set_config('TimeZone', 'Asia/Tokyo', false); SELECT length(set_config('x.y', 'planted-by-' || 'another-client', false)); SELECT pg_advisory_lock(4244)", Works),
         x(Analyst, "SELECT current_setting('default_transaction_isolation')", &[], Is("read committed")),
         x(Analyst, "SELECT current_setting('TimeZone') <> 'Asia/Tokyo'", &[], Is("true")),
-        x(Analyst, "SELECT coalesce(current_setting('x.y', true), '')", &[], Is("")),
+        x(Analyst, setting_or_empty("x.y"), &[], Is("")),
         x(Analyst, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()", &[], Is("0")),
     ]));
     h.run(attempts).await;
@@ -234,7 +238,7 @@ async fn replay_never_skipped() {
     h.run(vec![
         steps("A's setting and PREPARE never reach B", vec![
             fresh(Analyst, "SET x.a = 'planted-by-another-client'; PREPARE a_q AS SELECT 'planted-by-' || 'another-client' AS x", Works),
-            s(Analyst, "SELECT coalesce(current_setting('x.a', true), '')", Is("")),
+            s(Analyst, setting_or_empty("x.a"), Is("")),
             s(Analyst, "EXECUTE a_q", Code("26000")),
             x(Analyst, "EXECUTE a_q", &[], Code("26000")),
             s(Analyst, "PREPARE a_q AS SELECT 1", Works),
@@ -243,13 +247,13 @@ async fn replay_never_skipped() {
         ]),
         steps("A's untracked setting, B with the same tracked state", vec![
             fresh(Analyst, "SELECT length(set_config('x.c', 'planted-by-' || 'another-client', false)); PREPARE c_q AS SELECT 1", Works),
-            s(Analyst, "SELECT coalesce(current_setting('x.c', true), '')", Is("")),
+            s(Analyst, setting_or_empty("x.c"), Is("")),
             s(Analyst, "EXECUTE c_q", Code("26000")),
             fresh(Analyst, "EXECUTE c_q", Code("26000")),
         ]),
         steps("A leaves inside a transaction", vec![
             fresh(Analyst, "BEGIN; SET x.d = 'planted-by-another-client'", Works),
-            s(Analyst, "SELECT coalesce(current_setting('x.d', true), '')", Is("")),
+            s(Analyst, setting_or_empty("x.d"), Is("")),
         ]),
         steps("A's search_path and PREPARE over the table", vec![
             fresh(Analyst, "SET search_path = hr; PREPARE e_q AS SELECT count(*) FROM employees", Works),
@@ -271,7 +275,7 @@ async fn replay_never_skipped() {
             s(Analyst, "SELECT current_setting('x.b')", Is("b")),
             s(Analyst, "COMMIT", Works),
             fresh(Analyst, "EXECUTE b_q", Code("26000")),
-            fresh(Analyst, "SELECT coalesce(current_setting('x.b', true), '')", Is("")),
+            fresh(Analyst, setting_or_empty("x.b"), Is("")),
             s(Analyst, "EXECUTE b_q", Own),
             s(Analyst, "SELECT current_setting('x.b')", Is("b")),
             s(Admin, "EXECUTE b_q", Code("26000")),
@@ -311,7 +315,7 @@ async fn leak_replay_cut_short_by_a_statement_timeout() {
         ),
         steps(
             "the next client reads a setting the last one left",
-            vec![fresh(Analyst, setup, Works), fresh(Analyst, LOOT, Is(""))],
+            vec![fresh(Analyst, setup, Works), fresh(Analyst, loot(), Is(""))],
         ),
     ])
     .await;

@@ -39,7 +39,7 @@ async fn demo_table_has_all_rows_regions_and_depts() {
     let bounds = client
         .query_one(
             "SELECT min(salary)::float8, max(salary)::float8, min(hired)::text, max(hired)::text, \
-                    count(DISTINCT email), bool_and(ssn ~ '^\\d{3}-\\d{2}-\\d{4}$') \
+                    count(DISTINCT email), bool_and(ssn ~ '^[0-9]{3}-[0-9]{2}-[0-9]{4}$') \
              FROM hr.employees",
             &[],
         )

@@ -46,11 +46,12 @@ impl Dialect {
 
     /// Lower-case hex of SHA-256 over a text expression's UTF-8 bytes. Redshift has no
     /// `encode`/`convert_to` (c_unsupported-postgresql-functions.html); `SHA2(x, 256)` returns
-    /// the hex text itself (SHA2.html).
+    /// the hex text itself (SHA2.html), cast to the text type so that a view's column has the
+    /// same type whether the mask applies or not (a client sees one row description).
     pub fn sha256_hex(self, expr: &str) -> String {
         match self {
             Dialect::Postgres => format!("encode(sha256(convert_to({expr}, 'UTF8')), 'hex')"),
-            Dialect::Redshift => format!("sha2({expr}, 256)"),
+            Dialect::Redshift => format!("CAST(sha2({expr}, 256) AS {})", self.text_type()),
         }
     }
 
@@ -106,10 +107,10 @@ mod tests {
     #[test]
     fn redshift_spellings_avoid_what_it_lacks() {
         let r = Dialect::Redshift;
-        assert_eq!(r.sha256_hex("x"), "sha2(x, 256)");
+        assert_eq!(r.sha256_hex("x"), "CAST(sha2(x, 256) AS VARCHAR(65535))");
         assert_eq!(
             r.first_32_bits(&r.sha256_hex("x")),
-            "strtol(substring(sha2(x, 256), 1, 8), 16)"
+            "strtol(substring(CAST(sha2(x, 256) AS VARCHAR(65535)), 1, 8), 16)"
         );
         assert_eq!(
             r.replace_every_match("t.name", "'a'", "'b'"),

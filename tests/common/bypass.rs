@@ -174,6 +174,15 @@ impl From<Step> for Attempt {
 }
 
 /// Text built at run time, for steps (the corpus is `'static`; a test leaks a few kilobytes).
+/// `SELECT` of setting `name`, or `''` when it is not set, as the cluster's engine spells it
+/// (the second argument of `current_setting` is inverted on Redshift).
+pub fn setting_or_empty(name: &str) -> &'static str {
+    text(format!(
+        "SELECT coalesce({}, '')",
+        super::dialect().current_setting_or_null(name)
+    ))
+}
+
 pub fn text(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
