@@ -551,8 +551,9 @@ async fn identity_reads_roles_and_resets() {
         both("SHOW", "SHOW immuta.user", Denied),
         both("SHOW quoted", r#"SHOW "immuta"."user""#, Denied),
         both("SHOW ALL", "SHOW ALL", Hidden),
-        both("pg_settings", "SELECT * FROM pg_settings WHERE name LIKE 'immuta%'", Denied),
-        both("pg_settings qualified and quoted", r#"SELECT name, setting FROM "pg_catalog"."pg_settings""#, Denied),
+        // PostgreSQL: sync's filtered views answer (policy::schema::SESSION_VIEWS); Redshift: refused.
+        both("pg_settings", "SELECT * FROM pg_settings WHERE name LIKE 'immuta%'", Hidden),
+        both("pg_settings qualified and quoted", r#"SELECT name, setting FROM "pg_catalog"."pg_settings""#, Hidden),
         both("pg_show_all_settings", "SELECT * FROM pg_show_all_settings()", Denied),
         both("pg_file_settings", "SELECT * FROM pg_file_settings", Denied),
         both("pg_db_role_setting", "SELECT setconfig::text FROM pg_db_role_setting", Hidden),
@@ -808,6 +809,12 @@ async fn smuggling_comments_and_escapes() {
 #[tokio::test]
 async fn leaks_through_predicates_errors_statistics_and_catalogs() {
     let mut h = Harness::new().await;
+    // PostgreSQL: sync's view of pg_stat_activity shows the client's own backend only
+    // (policy::schema::SESSION_VIEWS); Redshift: refused.
+    let other_backends = match common::dialect() {
+        redveil::dialect::Dialect::Postgres => Is("0"),
+        redveil::dialect::Dialect::Redshift => Denied,
+    };
     h.run(vec![
         steps("a leaky plpgsql function in WHERE", vec![
             s(Analyst, "CREATE FUNCTION pg_temp.peek(text) RETURNS bool LANGUAGE plpgsql COST 0.0000001 AS $$ BEGIN RAISE NOTICE 'peek %', $1; RETURN true; END $$", Works),
@@ -860,12 +867,17 @@ async fn leaks_through_predicates_errors_statistics_and_catalogs() {
         both("immuta_procedures", "SELECT * FROM immuta_procedures.impersonate_user('admin')", Denied),
         both("a temp view over immuta_system", "CREATE TEMP VIEW pa AS SELECT * FROM immuta_system.profile_access", Denied),
         both("catalog row count", "SELECT reltuples::bigint FROM pg_class WHERE oid = 'hr.employees'::regclass", Safe),
-        both("pg_stat_activity of other sessions (their statements, the pins with salts)", "SELECT query FROM pg_stat_activity", Denied),
-        both("pg_stat_activity, qualified and quoted", "SELECT query FROM pg_catalog.\"pg_stat_activity\"", Denied),
+        both("pg_stat_activity of other sessions (their statements, the pins with salts)", "SELECT query FROM pg_stat_activity", Hidden),
+        both("pg_stat_activity, qualified and quoted", "SELECT query FROM pg_catalog.\"pg_stat_activity\"", Hidden),
         both("pg_stat_get_activity", "SELECT query FROM pg_stat_get_activity(NULL)", Denied),
         both("statements other clients prepared on a pooled backend", "SELECT statement FROM pg_prepared_statements", Denied),
         both("pg_prepared_statement()", "SELECT statement FROM pg_prepared_statement()", Denied),
-        both("pg_stat_activity in a view body", "CREATE TEMP VIEW act AS SELECT query FROM pg_stat_activity", Denied),
+        both("pg_stat_activity shows no other backend", "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()", other_backends),
+        steps("pg_stat_activity in a view body", vec![
+            s(Analyst, "CREATE TEMP VIEW act AS SELECT pid, query FROM pg_stat_activity", Hidden),
+            s(Analyst, "SELECT query FROM act WHERE pid <> pg_backend_pid()", Hidden),
+            s(Analyst, "DROP VIEW IF EXISTS act", Any),
+        ]),
         both("pg_stat_activity in a function body", "CREATE FUNCTION pg_temp.act() RETURNS SETOF text LANGUAGE sql AS 'SELECT query FROM pg_stat_activity'", Denied),
         steps("LISTEN, then another user's NOTIFY", vec![
             s(Analyst, "LISTEN redveil_bypass", Works),

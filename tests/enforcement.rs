@@ -100,7 +100,6 @@ async fn the_identity_setting_cannot_be_forged_or_read() {
         "SELECT set_config('immu' || 'ta.user', 'admin', false)",
         "SELECT current_setting('immuta.user')",
         "SHOW immuta.user",
-        "SELECT * FROM pg_settings WHERE name LIKE 'immuta%'",
         "SET ROLE postgres",
         "SELECT 1; SET immuta.user = 'admin'",
     ] {
@@ -332,4 +331,40 @@ async fn a_registered_table_is_rewritten_in_any_client_encoding_and_its_text_kep
     .await;
     let replies = sjis.until_ready().await;
     assert_eq!(common::raw::error_codes(&replies), ["0A000"]);
+}
+
+/// Tools read `pg_settings` (DBeaver's server info, pgAdmin, Grafana) and `pg_stat_activity`
+/// (session managers): on PostgreSQL they get sync's filtered views, without redveil's own
+/// settings and with the client's own backend only, while another client is busy; Redshift
+/// keeps refusing them.
+#[tokio::test]
+async fn settings_and_activity_show_only_the_clients_own() {
+    let p = start("").await;
+    let analyst = p.connect("analyst").await.unwrap();
+    let admin = p.connect("admin").await.unwrap();
+    admin.batch_execute("BEGIN").await.unwrap();
+    count(&admin, "SELECT count(*) FROM hr.employees").await;
+    let settings = "SELECT count(*) FROM pg_settings WHERE name LIKE 'immuta%'";
+    let all_settings = "SELECT count(*) FROM pg_catalog.pg_settings";
+    let activity = "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()";
+    let own = "SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+    match common::dialect() {
+        redveil::dialect::Dialect::Postgres => {
+            assert_eq!(count(&analyst, settings).await, 0);
+            assert!(count(&analyst, all_settings).await > 100);
+            assert_eq!(count(&analyst, activity).await, 0);
+            assert_eq!(count(&analyst, own).await, 1);
+        }
+        redveil::dialect::Dialect::Redshift => {
+            for sql in [settings, activity] {
+                let refused = analyst.simple_query(sql).await.unwrap_err();
+                assert_eq!(sqlstate(&refused), "42501", "{sql}");
+            }
+        }
+    }
+    admin.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        count(&analyst, "SELECT count(*) FROM hr.employees").await,
+        eu_rows().await
+    );
 }

@@ -146,6 +146,13 @@ impl Dialect {
         self == Dialect::Redshift
     }
 
+    /// Whether clients read `pg_settings` and `pg_stat_activity` through filtered views of
+    /// sync's (`policy::schema::SESSION_VIEWS`). Redshift keeps its settings and sessions
+    /// elsewhere (and its query logs are refused, see `logs_other_sessions`).
+    pub fn has_session_views(self) -> bool {
+        self == Dialect::Postgres
+    }
+
     /// A setting the proxy keeps at its own value on this engine.
     pub fn owns_setting(self, name: &str) -> bool {
         self == Dialect::Redshift && name.trim().eq_ignore_ascii_case(RESULT_CACHE_SETTING)

@@ -80,6 +80,23 @@ const SECURE_VIEWS: [(&str, &str, &str); 4] = [
     ("user_access", "data_source", "profile_access"),
 ];
 
+/// The catalog views a client reads in place of PostgreSQL's while tables are registered
+/// (the rewriter maps them, see `rewrite::tables`): (PostgreSQL's view, ours in
+/// `immuta_system`, what ours keeps). Its settings without redveil's own; of the activity,
+/// only the client's own backend, since every other one is another client's (one login).
+pub const SESSION_VIEWS: [(&str, &str, &str); 2] = [
+    (
+        "pg_settings",
+        "own_settings",
+        "SELECT * FROM pg_catalog.pg_settings WHERE name NOT LIKE 'immuta.%'",
+    ),
+    (
+        "pg_stat_activity",
+        "own_activity",
+        "SELECT * FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()",
+    ),
+];
+
 /// A fixed object: its qualified name, the DDL that (re)creates it, and the privilege the
 /// query role gets on it.
 pub struct Managed {
@@ -112,6 +129,13 @@ pub fn managed_objects(dialect: crate::dialect::Dialect) -> Vec<Managed> {
             kind: ManagedKind::View,
         })
         .collect();
+    if dialect.has_session_views() {
+        objects.extend(SESSION_VIEWS.iter().map(|(_, name, select)| Managed {
+            name: format!("{SYSTEM_SCHEMA}.{name}"),
+            ddl: format!("CREATE OR REPLACE VIEW {SYSTEM_SCHEMA}.{name} AS {select}"),
+            kind: ManagedKind::View,
+        }));
+    }
     // Direct connections reach the cluster without the proxy, which is what answers this
     // call; say so instead of failing with "procedure does not exist".
     objects.push(Managed {

@@ -111,6 +111,10 @@ impl Pass<'_> {
         if self.is_cte(name) {
             return Ok(None);
         }
+        if let Some(view) = session_view(name, self.scope) {
+            self.out.changed = true;
+            return Ok(Some(view));
+        }
         check_reserved(name, self.scope)?;
         let Some(registered) = self.scope.resolve(name) else {
             return Ok(None);
@@ -332,6 +336,25 @@ impl VisitorMut for Pass<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Sync's filtered stand-in for a read of PostgreSQL's `pg_settings` or `pg_stat_activity`
+/// while registered data can be reached (see `policy::schema::SESSION_VIEWS`).
+fn session_view(name: &ObjectName, scope: Scope<'_>) -> Option<ObjectName> {
+    if !scope.guarded() || !scope.dialect.has_session_views() {
+        return None;
+    }
+    if !Scope::schema_of(name).is_none_or(|s| s.eq_ignore_ascii_case("pg_catalog")) {
+        return None;
+    }
+    let last = name.0.last().and_then(|p| p.as_ident()).map(fold)?;
+    let (_, ours, _) = crate::policy::schema::SESSION_VIEWS
+        .iter()
+        .find(|(theirs, _, _)| *theirs == last)?;
+    Some(ObjectName::from(vec![
+        Ident::new(crate::policy::SYSTEM_SCHEMA),
+        Ident::new(*ours),
+    ]))
 }
 
 /// Refuses any name inside the proxy's own schemas, whatever the quoting, and, while registered

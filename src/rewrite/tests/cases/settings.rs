@@ -38,13 +38,28 @@ pub const CASES: &[Case] = &[
         Deny(r#"reserved for redveil"#),
     ),
     case(r#"SELECT current_setting('application_name')"#, Same),
+    // Sync's filtered views stand in for the catalog's (policy::schema::SESSION_VIEWS).
     case(
         r#"SELECT * FROM pg_settings WHERE name LIKE 'immuta%'"#,
+        To(r#"SELECT * FROM immuta_system.own_settings AS pg_settings WHERE name LIKE 'immuta%'"#),
+    ),
+    case(
+        r#"SELECT name, setting FROM pg_catalog.pg_settings s"#,
+        To(r#"SELECT name, setting FROM immuta_system.own_settings s"#),
+    ),
+    case(
+        r#"SELECT pid, query FROM pg_stat_activity WHERE state = 'active'"#,
+        To(
+            r#"SELECT pid, query FROM immuta_system.own_activity AS pg_stat_activity WHERE state = 'active'"#,
+        ),
+    ),
+    case(
+        r#"UPDATE pg_settings SET setting = 'x' WHERE name = 'immuta.token'"#,
         Deny(r#"pg_settings"#),
     ),
     case(
-        r#"SELECT * FROM pg_catalog.pg_settings"#,
-        Deny(r#"pg_settings"#),
+        r#"SELECT * FROM pg_stat_get_activity(NULL)"#,
+        Deny(r#"pg_stat_get_activity"#),
     ),
     case(
         r#"SELECT * FROM pg_show_all_settings()"#,
