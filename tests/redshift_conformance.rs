@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::conformance::{unknown_constructs, Known};
+use common::conformance::{problems_in, unknown_constructs, Known};
 use redveil::dialect::Dialect;
 use redveil::policy::masks::{masked_expression, Column, ColumnKind, Context};
 use redveil::policy::model::{MaskMethod, TruncateUnit};
@@ -97,15 +97,7 @@ fn redshift_texts() -> Vec<String> {
 
 #[test]
 fn everything_written_for_redshift_is_documented_by_aws() {
-    let known = Known::load();
-    let problems: Vec<String> = redshift_texts()
-        .iter()
-        .flat_map(|sql| {
-            unknown_constructs(sql, &known)
-                .into_iter()
-                .map(move |p| format!("{p}\n    in: {sql}"))
-        })
-        .collect();
+    let problems = problems_in(&redshift_texts());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 

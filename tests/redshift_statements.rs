@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::conformance::{unknown_constructs, Known};
+use common::conformance::problems_in;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_statement_redveil_sends_to_redshift_is_documented_by_aws() {
@@ -81,17 +81,7 @@ async fn every_statement_redveil_sends_to_redshift_is_documented_by_aws() {
         "the cluster logged only {} statements: {statements:#?}",
         statements.len()
     );
-    let known = Known::load();
-    let mut problems: Vec<String> = statements
-        .iter()
-        .flat_map(|sql| {
-            unknown_constructs(sql, &known)
-                .into_iter()
-                .map(move |p| format!("{p}\n    in: {sql}"))
-        })
-        .collect();
-    problems.sort();
-    problems.dedup();
+    let problems = problems_in(&statements);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 

@@ -33,6 +33,23 @@ impl Known {
     }
 }
 
+/// What in each of `texts` the file does not allow, each finding with its text, sorted and
+/// without repeats; empty when everything is documented.
+pub fn problems_in(texts: &[String]) -> Vec<String> {
+    let known = Known::load();
+    let mut problems: Vec<String> = texts
+        .iter()
+        .flat_map(|sql| {
+            unknown_constructs(sql, &known)
+                .into_iter()
+                .map(move |p| format!("{p}\n    in: {sql}"))
+        })
+        .collect();
+    problems.sort();
+    problems.dedup();
+    problems
+}
+
 /// Words that a `(` may follow without being a function call.
 const NOT_CALLS: &[&str] = &[
     "all", "and", "any", "as", "exists", "from", "in", "join", "key", "not", "on", "or", "select",
