@@ -558,3 +558,42 @@ async fn reset_goes_back_to_the_startup_value_as_on_a_direct_connection() {
         }
     }
 }
+
+/// pg_dump starts with `SELECT pg_catalog.set_config('search_path', '', false)`: with tables
+/// registered, the call is tracked like SET, its value read raw as the server reads it, and
+/// replayed on every backend connection the client gets later (transaction mode, two
+/// connections taking turns).
+#[tokio::test]
+async fn set_config_of_search_path_follows_the_client_like_set() {
+    let p = common::demo_views::start("[pool]\nsize = 2\nreuse = \"rotate\"\n").await;
+    let analyst = p.connect("analyst").await.unwrap();
+    let eu = common::demo_views::eu_rows().await;
+    analyst
+        .batch_execute("SELECT pg_catalog.set_config('search_path', 'hr, public', false)")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let shown: String = analyst
+            .query_one("SHOW search_path", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(shown, "hr, public");
+        assert_eq!(
+            common::demo_views::count(&analyst, "SELECT count(*) FROM employees").await,
+            eu,
+            "the view, through the tracked search_path"
+        );
+    }
+    analyst
+        .batch_execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let error = analyst
+            .query_one("SELECT count(*) FROM employees", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(common::demo_views::sqlstate(&error), "42P01", "{error}");
+    }
+}

@@ -47,9 +47,9 @@ pub fn replay_sql(
             true => &mut reset,
             false => &mut session,
         };
-        // A startup value is raw, as the server takes it at connect time (a `search_path` of
-        // `hr,public` is two schemas); a value from SET is SQL.
-        match state.unchanged_startup_value(name) {
+        // A startup value or one set by set_config is raw, as the server takes it there (a
+        // `search_path` of `hr,public` is two schemas); a value from SET is SQL.
+        match state.raw_value(name) {
             Some(raw) => {
                 sql.push_str(&dialect.set_config_sql(name, raw));
                 sql.push(';');

@@ -71,6 +71,15 @@ fn rewrite_text(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
             search_path: search_path_override.as_deref().unwrap_or(scope.search_path),
             ..scope
         };
+        if let Some(value) = tracked_set_config(statement, scope) {
+            // Tracked and replayed like SET (see `SessionCommand::SetRaw`), so it may name
+            // search_path, which the function check below refuses elsewhere.
+            if let Some(path) = value {
+                search_path_override = Some(parse_search_path_list(&path, scope.backend_role));
+            }
+            texts.push(None);
+            continue;
+        }
         let lowercase = statement.to_lowercase();
         if deny::check_head(statement, &lowercase, scope.guarded())? == deny::Head::ResetsSession {
             out.resets_session = true;
@@ -107,6 +116,21 @@ fn rewrite_text(sql: &str, scope: Scope<'_>) -> Result<Rewritten, Denial> {
         out.sql = Some(join_statements(&joined));
     }
     Ok(out)
+}
+
+/// For a `set_config` the session tracks (`SessionCommand::SetRaw`) of a setting a client
+/// may change: `Some(Some(raw search_path))`, or `Some(None)` for another setting.
+fn tracked_set_config(statement: &str, scope: Scope<'_>) -> Option<Option<String>> {
+    let Some(SessionCommand::SetRaw { name, value }) = classify(statement) else {
+        return None;
+    };
+    if is_refused_setting(&name, &value, scope.guarded())
+        || name == "standard_conforming_strings"
+        || scope.dialect.owns_setting(&name)
+    {
+        return None;
+    }
+    Some((name == "search_path").then_some(value))
 }
 
 /// Parses and rewrites one statement; `Ok(None)` when it needs no change.

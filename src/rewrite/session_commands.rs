@@ -16,6 +16,13 @@ pub enum SessionCommand {
     Reset {
         name: String,
     },
+    /// `SELECT [pg_catalog.]set_config('name', 'value', false)` and nothing else (pg_dump's
+    /// first statement): `value` is raw, as the server takes it there (`''` is an empty
+    /// search_path, where `SET search_path = ''` names one schema called "").
+    SetRaw {
+        name: String,
+        value: String,
+    },
     /// `SET name TO DEFAULT` (or `= DEFAULT`): a reset, answered with the tag SET.
     SetDefault {
         name: String,
@@ -65,6 +72,7 @@ impl SessionCommand {
             | SessionCommand::SetDefault { .. }
             | SessionCommand::Characteristics(_) => "SET",
             SessionCommand::Reset { .. } | SessionCommand::ResetAll => "RESET",
+            SessionCommand::SetRaw { .. } => "SELECT 1",
             SessionCommand::Prepare { .. } => "PREPARE",
             SessionCommand::Deallocate { .. } => "DEALLOCATE",
             SessionCommand::DeallocateAll => "DEALLOCATE ALL",
@@ -95,6 +103,7 @@ pub fn classify(statement: &str) -> Option<SessionCommand> {
     let mut rest = tokens(statement);
     let first = rest.next()?;
     match &first {
+        Token::Word(w) if w.eq_ignore_ascii_case("select") => return classify_set_config(rest),
         Token::Word(w)
             if [
                 "set",
@@ -380,6 +389,40 @@ fn normalise_name(first: &str, rest: &[Token<'_>]) -> String {
     name
 }
 
+/// What follows `SELECT` in `SELECT [pg_catalog.]set_config('name', 'value', false)`, the
+/// whole statement, with plain literals (no backslash, so read alike under either
+/// `standard_conforming_strings`). Any other SELECT is `None` after a token or two.
+fn classify_set_config<'a>(mut rest: impl Iterator<Item = Token<'a>>) -> Option<SessionCommand> {
+    let next_word = |rest: &mut dyn Iterator<Item = Token<'a>>| word(rest.next().as_ref());
+    let mut function = next_word(&mut rest)?;
+    if function == "pg_catalog" {
+        if rest.next() != Some(Token::Symbol('.')) {
+            return None;
+        }
+        function = next_word(&mut rest)?;
+    }
+    if function != "set_config" || rest.next() != Some(Token::Symbol('(')) {
+        return None;
+    }
+    let plain = |token: Option<Token<'_>>| match token {
+        Some(Token::Literal(l)) if l.starts_with('\'') && !l.contains('\\') => {
+            Some(l[1..l.len() - 1].replace("''", "'"))
+        }
+        _ => None,
+    };
+    let name = plain(rest.next())?.trim().to_ascii_lowercase();
+    if rest.next() != Some(Token::Symbol(',')) {
+        return None;
+    }
+    let value = plain(rest.next())?;
+    let session_wide = rest.next() == Some(Token::Symbol(','))
+        && next_word(&mut rest).as_deref() == Some("false")
+        && rest.next() == Some(Token::Symbol(')'));
+    let rest: Vec<Token<'_>> = rest.collect();
+    (session_wide && matches!(rest.as_slice(), [] | [Token::Symbol(';')]))
+        .then_some(SessionCommand::SetRaw { name, value })
+}
+
 fn word(token: Option<&Token<'_>>) -> Option<String> {
     match token {
         Some(Token::Word(w)) => Some(w.to_ascii_lowercase()),
@@ -515,6 +558,35 @@ mod tests {
             "answered as SET, like SET x TO DEFAULT"
         );
         assert!(SetDefault { name: "x".into() }.completes_with("SET"));
+    }
+
+    #[test]
+    fn a_whole_statement_of_set_config_is_tracked_raw() {
+        let raw = |name: &str, value: &str| {
+            Some(SessionCommand::SetRaw {
+                name: name.into(),
+                value: value.into(),
+            })
+        };
+        assert_eq!(
+            classify("SELECT pg_catalog.set_config('search_path', '', false);"),
+            raw("search_path", "")
+        );
+        assert_eq!(
+            classify("select SET_CONFIG('Work_Mem', 'it''s', FALSE)"),
+            raw("work_mem", "it's")
+        );
+        for other in [
+            "SELECT set_config('search_path', 'hr', true)",
+            "SELECT set_config('search_path', 'hr', false), 1",
+            "SELECT set_config('search_path', 'a\\b', false)",
+            "SELECT set_config('search_path', $1, false)",
+            "SELECT other.set_config('search_path', 'hr', false)",
+            "SELECT set_config('search_path', 'hr', false) FROM t",
+            "SELECT 1",
+        ] {
+            assert_eq!(classify(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct SessionState {
     startup_raw: BTreeMap<String, String>,
     /// Setting name → SQL value text.
     settings: BTreeMap<String, String>,
+    /// Settings last set by `set_config` (`SessionCommand::SetRaw`): name → raw value.
+    set_raw: BTreeMap<String, String>,
     /// Prepared statement name → its PREPARE statement.
     prepared: BTreeMap<String, String>,
 }
@@ -65,6 +67,7 @@ impl SessionState {
             settings: startup.clone(),
             startup,
             startup_raw,
+            set_raw: BTreeMap::new(),
             prepared: BTreeMap::new(),
         }
     }
@@ -72,11 +75,11 @@ impl SessionState {
     /// The schemas of the session's `search_path`, `$user` meaning `backend_role`.
     pub fn search_path(&self, backend_role: &str) -> Vec<String> {
         use crate::rewrite::{parse_search_path_list, parse_search_path_sql, DEFAULT_SEARCH_PATH};
+        if let Some(raw) = self.raw_value("search_path") {
+            return parse_search_path_list(raw, backend_role);
+        }
         match self.settings.get("search_path") {
             None => parse_search_path_list(DEFAULT_SEARCH_PATH, backend_role),
-            Some(v) if self.startup.get("search_path") == Some(v) => {
-                parse_search_path_list(&self.startup_raw["search_path"], backend_role)
-            }
             Some(v) => parse_search_path_sql(v, backend_role),
         }
     }
@@ -105,8 +108,12 @@ impl SessionState {
         h.finish().clamp(1, SETTINGS_UNKNOWN - 1)
     }
 
-    /// The raw startup value of `name` while the session has not changed it since.
-    pub fn unchanged_startup_value(&self, name: &str) -> Option<&str> {
+    /// The value of `name` as the server took it raw, where it came that way: set by
+    /// `set_config`, or given at startup and not changed since.
+    pub fn raw_value(&self, name: &str) -> Option<&str> {
+        if let Some(raw) = self.set_raw.get(name) {
+            return Some(raw);
+        }
         let startup = self.startup.get(name)?;
         (self.settings.get(name) == Some(startup))
             .then(|| self.startup_raw.get(name).map(String::as_str))
@@ -124,10 +131,21 @@ impl SessionState {
     pub fn apply(&mut self, command: SessionCommand) {
         match command {
             SessionCommand::Set { name, value } => {
+                self.set_raw.remove(&name);
                 self.settings.insert(name, value);
             }
-            SessionCommand::Characteristics(settings) => self.settings.extend(settings),
+            SessionCommand::SetRaw { name, value } => {
+                self.settings.insert(name.clone(), quote_literal(&value));
+                self.set_raw.insert(name, value);
+            }
+            SessionCommand::Characteristics(settings) => {
+                for (name, _) in &settings {
+                    self.set_raw.remove(name);
+                }
+                self.settings.extend(settings)
+            }
             SessionCommand::Reset { name } | SessionCommand::SetDefault { name } => {
+                self.set_raw.remove(&name);
                 match self.startup.get(&name) {
                     Some(v) => {
                         self.settings.insert(name, v.clone());
@@ -137,7 +155,10 @@ impl SessionState {
                     }
                 }
             }
-            SessionCommand::ResetAll => self.settings = self.startup.clone(),
+            SessionCommand::ResetAll => {
+                self.settings = self.startup.clone();
+                self.set_raw.clear();
+            }
             SessionCommand::Prepare { name, sql } => {
                 self.prepared.insert(name, sql);
             }
@@ -147,6 +168,7 @@ impl SessionState {
             SessionCommand::DeallocateAll => self.prepared.clear(),
             SessionCommand::DiscardAll => {
                 self.settings = self.startup.clone();
+                self.set_raw.clear();
                 self.prepared.clear();
             }
             // Transaction commands act on which changes are applied, not on the state.
@@ -188,5 +210,26 @@ mod tests {
         s.apply(SessionCommand::ResetAll);
         assert_eq!(s.search_path("q"), ["hr", "public"]);
         assert_eq!(SessionState::default().search_path("q"), ["q", "public"]);
+    }
+
+    #[test]
+    fn set_config_values_stay_raw_until_set_again() {
+        let mut s = SessionState::default();
+        s.apply(SessionCommand::SetRaw {
+            name: "search_path".into(),
+            value: "hr, public".into(),
+        });
+        assert_eq!(s.search_path("q"), ["hr", "public"]);
+        assert_eq!(s.raw_value("search_path"), Some("hr, public"));
+        s.apply(SessionCommand::SetRaw {
+            name: "search_path".into(),
+            value: String::new(),
+        });
+        assert!(s.search_path("q").is_empty());
+        s.apply(SessionCommand::Set {
+            name: "search_path".into(),
+            value: "''".into(),
+        });
+        assert_eq!(s.raw_value("search_path"), None);
     }
 }

@@ -25,8 +25,9 @@ pub const CASES: &[Case] = &[
         Deny(r#"set_config"#),
     ),
     case(r#"SELECT set_config('application_name', 'x', false)"#, Same),
+    case(r#"SELECT set_config('search_path', 'hr', false)"#, Same),
     case(
-        r#"SELECT set_config('search_path', 'hr', false)"#,
+        r#"SELECT set_config('search_path', 'hr', false), current_setting('search_path')"#,
         Deny(r#"set_config"#),
     ),
     case(
@@ -116,5 +117,24 @@ pub const CASES: &[Case] = &[
     case(
         r#"SELECT set_config('statement_timeout', '5s', false)"#,
         Same,
+    ),
+    // pg_dump's first statement: tracked like SET, its raw value read as the server reads it.
+    case(
+        r#"SELECT pg_catalog.set_config('search_path', '', false)"#,
+        Same,
+    ),
+    case(
+        r#"SELECT pg_catalog.set_config('search_path', 'hr', false); SELECT * FROM employees"#,
+        To(
+            "SELECT pg_catalog.set_config('search_path', 'hr', false);\nSELECT * FROM immuta.hr_employees AS employees",
+        ),
+    ),
+    case(
+        r#"SELECT set_config('search_path', 'hr', true)"#,
+        Deny("set_config('search_path'"),
+    ),
+    case(
+        r#"SELECT set_config('immuta.token', 'forged', false)"#,
+        Deny("immuta"),
     ),
 ];
