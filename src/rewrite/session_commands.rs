@@ -393,8 +393,18 @@ fn normalise_name(first: &str, rest: &[Token<'_>]) -> String {
 /// whole statement, with plain literals (no backslash, so read alike under either
 /// `standard_conforming_strings`). Any other SELECT is `None` after a token or two.
 fn classify_set_config<'a>(mut rest: impl Iterator<Item = Token<'a>>) -> Option<SessionCommand> {
+    // Every SELECT comes here: the common case ends at the first word, without allocating.
+    let first = rest.next()?;
+    let Token::Word(first_word) = first else {
+        return None;
+    };
+    if !first_word.eq_ignore_ascii_case("set_config")
+        && !first_word.eq_ignore_ascii_case("pg_catalog")
+    {
+        return None;
+    }
     let next_word = |rest: &mut dyn Iterator<Item = Token<'a>>| word(rest.next().as_ref());
-    let mut function = next_word(&mut rest)?;
+    let mut function = first_word.to_ascii_lowercase();
     if function == "pg_catalog" {
         if rest.next() != Some(Token::Symbol('.')) {
             return None;
