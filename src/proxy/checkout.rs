@@ -5,7 +5,6 @@
 use super::ClientConnection;
 use crate::backend::{Affinity, BackendError, BackendPool, Checkout};
 use crate::config::PoolMode;
-use crate::protocol::encoding::TextEncoding;
 
 impl ClientConnection {
     /// Takes a backend connection for the next statement if none is held. One that holds
@@ -94,12 +93,14 @@ impl ClientConnection {
         }
         backend.settings = fingerprint;
         backend.has_sql_prepared = self.session.state.prepared().next().is_some();
+        // Two messages, each its own implicit transaction, so that the clean commits on its
+        // own: a replayed PREPARE of the client's that fails (its table dropped since) would
+        // otherwise roll back the clean's RESET ALL with it.
         let encoding = self.session.text_encoding;
-        let messages = match encoding == TextEncoding::Utf8 || replay.session.is_ascii() {
-            true => vec![replay.joined()],
-            false => vec![replay.reset, replay.session],
-        };
-        for sql in messages {
+        for sql in [replay.reset, replay.session] {
+            if sql.is_empty() {
+                continue;
+            }
             crate::protocol::frontend::query_in(&mut self.to_backend, &sql, encoding);
             self.pipeline.push(crate::session::Expect::Query {
                 forward: false,
