@@ -99,7 +99,16 @@ async fn search_path_changes() {
             x(Analyst, "SELECT ssn, name, email FROM employees", &[], Safe),
             x(Analyst, "RESET search_path", &[], Works),
         ]),
-        both("set_config('search_path')", "SELECT set_config('search_path', 'hr', false)", Denied),
+        // A whole-statement set_config is tracked like SET: the rewriter resolves with it.
+        steps("set_config('search_path'), then an unqualified name", vec![
+            s(Analyst, "SELECT set_config('search_path', 'hr', false)", Works),
+            s(Analyst, "SELECT count(*) FROM employees", Own),
+            x(Analyst, "SELECT count(*) FROM employees", &[], Own),
+            s(Analyst, "SELECT pg_catalog.set_config('search_path', 'public, hr', false)", Works),
+            x(Analyst, "SELECT count(*) FROM employees", &[], Own),
+            s(Analyst, "RESET search_path", Works),
+        ]),
+        both("set_config('search_path') with more in the statement", "SELECT set_config('search_path', 'hr', false), current_setting('search_path')", Denied),
         both("set_config('SEARCH_PATH') local", "SELECT set_config('SEARCH_PATH', 'hr', true)", Denied),
         steps("search_path from a DO block", vec![
             s(Analyst, "DO $$ BEGIN SET search_path = hr; END $$", Any),
