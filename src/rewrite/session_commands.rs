@@ -414,8 +414,11 @@ fn classify_set_config<'a>(mut rest: impl Iterator<Item = Token<'a>>) -> Option<
     if function != "set_config" || rest.next() != Some(Token::Symbol('(')) {
         return None;
     }
+    // A literal the lexer ended at the end of the text has no closing quote.
     let plain = |token: Option<Token<'_>>| match token {
-        Some(Token::Literal(l)) if l.starts_with('\'') && !l.contains('\\') => {
+        Some(Token::Literal(l))
+            if l.len() >= 2 && l.starts_with('\'') && l.ends_with('\'') && !l.contains('\\') =>
+        {
             Some(l[1..l.len() - 1].replace("''", "'"))
         }
         _ => None,
@@ -593,6 +596,8 @@ mod tests {
             "SELECT set_config('search_path', $1, false)",
             "SELECT other.set_config('search_path', 'hr', false)",
             "SELECT set_config('search_path', 'hr', false) FROM t",
+            "SELECT set_config('",
+            "SELECT set_config('x', 'é",
             "SELECT 1",
         ] {
             assert_eq!(classify(other), None, "{other}");
